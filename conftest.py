@@ -1,0 +1,32 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "test"))
+
+# Two cores: keep torch from oversubscribing them when tests run beside other work.
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture
+def ros():
+    """A real rclpy context with a spinning executor (see rclpy_harness.py)."""
+    from rclpy_harness import RosHarness
+
+    harness = RosHarness()
+    yield harness
+    harness.close()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """../shared/data (or $DDR_DATA_DIR); tests that need it skip with a message when it is absent."""
+    path = Path(os.environ.get("DDR_DATA_DIR", REPO.parent / "shared" / "data"))
+    if not path.is_dir():
+        pytest.skip(f"real data folder {path} not found (set DDR_DATA_DIR)")
+    return path

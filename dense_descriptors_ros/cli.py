@@ -1,0 +1,55 @@
+"""`dense-descriptors`: the library from the command line, without ROS.
+
+Each subcommand lives in the module that does the work (``add_*_arguments`` + ``run_*``); this file only
+wires them together, so `dense-descriptors <cmd> --help` documents every option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from importlib import import_module
+
+# subcommand -> (module, help); each module provides add_<name>_arguments(parser) and run_<name>(args) -> int.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("dense_descriptors_ros.demo", "run the main job on a generated sequence and write the results"),
+    "describe": ("dense_descriptors_ros.model.describe", "compute descriptor images and their colouring for frames"),
+    "export": ("dense_descriptors_ros.model.export_command", "export a checkpoint to ONNX and check it"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dense-descriptors",
+        description="Self-supervised dense visual descriptors: train, evaluate, track, SLAM, export.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = import_module(module_name)
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        getattr(module, f"add_{name}_arguments")(command)
+        command.set_defaults(run=getattr(module, f"run_{name}"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except (ValueError, FileNotFoundError) as exc:
+        # Bad input is reported in one line, not as a traceback.
+        logging.getLogger("dense-descriptors").error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Write image topics to rosbag2 (mcap or sqlite3) with the ``rosbags`` library: no ROS install needed.
+
+``ImageBagWriter`` writes one image topic incrementally (the recorder node and the tests use it);
+``write_image_bag`` writes a whole sequence of frames in one call. Messages are stored as CDR with the ROS 2
+Jazzy type definitions, so ``ros2 bag info/play`` and our frame sources read them back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+from dense_descriptors_ros.io.image_conversion import numpy_to_compressed, numpy_to_image
+
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
+STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+BAG_VERSION = 9  # rosbag2 metadata version written by Jazzy
+
+
+def jazzy_typestore() -> Any:
+    """The rosbags type store with the ROS 2 Jazzy message definitions (shared by readers and writers)."""
+    return get_typestore(Stores.ROS2_JAZZY)
+
+
+def _stamp_to_ns(stamp: float) -> int:
+    if not np.isfinite(stamp) or stamp < 0:
+        raise ValueError(f"stamp must be a finite, non-negative number of seconds, got {stamp!r}")
+    return round(stamp * 1e9)
+
+
+class ImageBagWriter:
+    """Incremental writer of one image topic to a new rosbag2 folder.
+
+    ``write(stamp, item)`` takes an RGB uint8 (H, W, 3) or grey (H, W) array (encoded as Image ``encoding`` or,
+    with ``compressed=True``, as CompressedImage in ``compressed_format``), a rosbags message of the topic type,
+    or already CDR-serialised bytes (e.g. from ``rclpy.serialization.serialize_message``).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        topic: str = "/camera/image_raw",
+        storage: str = "mcap",
+        compressed: bool = False,
+        encoding: str = "rgb8",
+        compressed_format: str = "jpeg",
+        frame_id: str = "camera",
+    ) -> None:
+        if storage not in STORAGES:
+            raise ValueError(f"storage must be one of {list(STORAGES)}, got {storage!r}")
+        if not topic.startswith("/"):
+            raise ValueError(f"topic must be an absolute name starting with '/', got {topic!r}")
+        self.path = Path(path)
+        self.topic = topic
+        self.storage = storage
+        self.compressed = compressed
+        self.encoding = encoding
+        self.compressed_format = compressed_format
+        self.frame_id = frame_id
+        self.msgtype = COMPRESSED_TYPE if compressed else IMAGE_TYPE
+        self.count = 0
+        self._typestore = jazzy_typestore()
+        self._writer: Writer | None = None
+        self._connection: Any = None
+
+    def open(self) -> ImageBagWriter:
+        """Create the bag folder (it must not exist yet) and register the topic."""
+        if self._writer is not None:
+            return self
+        if self.path.exists():
+            raise FileExistsError(f"bag folder already exists: {self.path}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = Writer(self.path, version=BAG_VERSION, storage_plugin=STORAGES[self.storage])
+        self._writer.open()
+        self._connection = self._writer.add_connection(self.topic, self.msgtype, typestore=self._typestore)
+        return self
+
+    def message(self, stamp: float, array: np.ndarray) -> Any:
+        """A rosbags Image/CompressedImage message of ``array`` with header stamp ``stamp`` (seconds)."""
+        types = self._typestore.types
+        ns = _stamp_to_ns(stamp)
+        header = types["std_msgs/msg/Header"](
+            stamp=types["builtin_interfaces/msg/Time"](sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000),
+            frame_id=self.frame_id,
+        )
+        fields = SimpleNamespace(data=np.zeros(0, np.uint8))
+        if self.compressed:
+            numpy_to_compressed(array, self.compressed_format, msg=fields)
+            return types[COMPRESSED_TYPE](header=header, format=fields.format, data=fields.data)
+        numpy_to_image(array, self.encoding, msg=fields)
+        return types[IMAGE_TYPE](
+            header=header,
+            height=fields.height,
+            width=fields.width,
+            encoding=fields.encoding,
+            is_bigendian=fields.is_bigendian,
+            step=fields.step,
+            data=fields.data,
+        )
+
+    def write(self, stamp: float, item: np.ndarray | bytes | Any) -> None:
+        """Append one message at receive time ``stamp`` (seconds since the epoch)."""
+        if self._writer is None:
+            raise RuntimeError(f"ImageBagWriter for {self.path} is not open; call open() or use it as a context")
+        if isinstance(item, np.ndarray):
+            item = self.message(stamp, item)
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            data = bytes(item)
+        else:
+            if getattr(item, "__msgtype__", None) != self.msgtype:
+                raise ValueError(f"topic {self.topic} takes {self.msgtype}, got {type(item).__name__}")
+            data = self._typestore.serialize_cdr(item, self.msgtype)
+        self._writer.write(self._connection, _stamp_to_ns(stamp), data)
+        self.count += 1
+
+    def close(self) -> None:
+        """Finish the bag (writes metadata.yaml). Safe to call twice."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self) -> ImageBagWriter:
+        return self.open()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def write_image_bag(
+    path: str | Path,
+    frames: Iterable[tuple[float, np.ndarray]],
+    topic: str = "/camera/image_raw",
+    storage: str = "mcap",
+    compressed: bool = False,
+    **writer_options: Any,
+) -> Path:
+    """Write ``(stamp_seconds, image)`` pairs to a new bag folder at ``path``; returns the folder."""
+    with ImageBagWriter(path, topic=topic, storage=storage, compressed=compressed, **writer_options) as writer:
+        for stamp, image in frames:
+            writer.write(stamp, image)
+    return Path(path)

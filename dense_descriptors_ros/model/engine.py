@@ -1,0 +1,123 @@
+"""DescriptorEngine: runs a DescriptorNet on images, on the GPU when there is one and the CPU otherwise.
+
+It owns the device choice, fp16 + channels_last on CUDA, ``torch.inference_mode``, a warm-up pass, the resize
+policy (shrink so the longer side is at most ``max_side``, keeping the aspect ratio; the network pads to its
+stride itself) and returns descriptors at the input resolution, as torch tensors or numpy arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dense_descriptors_ros.model.checkpoint import load_checkpoint
+from dense_descriptors_ros.model.network import DescriptorNet, normalize_descriptors
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' -> cuda when available else cpu; 'cuda' without a GPU is an error that says so."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available on this machine; use 'cpu' or 'auto'")
+    return dev
+
+
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 RGB (H, W, 3) or mono (H, W) / (H, W, 1) -> float (3, H, W) in [0, 1]."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[-1] not in (1, 3):
+        raise ValueError(f"expected an RGB (H, W, 3) or mono (H, W) image, got shape {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"image is empty: {image.shape[0]}x{image.shape[1]}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {image.dtype}")
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    return tensor.expand(3, -1, -1) if tensor.shape[0] == 1 else tensor
+
+
+class DescriptorEngine:
+    """Inference wrapper around a DescriptorNet. Thread-compatible: one engine per worker thread."""
+
+    def __init__(
+        self,
+        net: DescriptorNet,
+        device: str = "auto",
+        max_side: int = 0,
+        half: bool | None = None,
+        warmup: bool = True,
+    ) -> None:
+        if max_side < 0:
+            raise ValueError(f"max_side must be >= 0 (0 = no resizing), got {max_side}")
+        self.device = resolve_device(device)
+        self.half = self.device.type == "cuda" if half is None else half
+        if self.half and self.device.type != "cuda":
+            raise ValueError("half precision is only supported on CUDA devices")
+        self.max_side = max_side
+        self.net = net.to(self.device).eval()
+        if self.device.type == "cuda":
+            self.net = self.net.to(memory_format=torch.channels_last)
+            if self.half:
+                self.net = self.net.half()
+        if warmup:
+            self.compute_tensor(torch.zeros(1, 3, 64, 64))
+
+    @classmethod
+    def from_checkpoint(cls, folder: str | Path, device: str = "auto", **kwargs: object) -> DescriptorEngine:
+        """Load a checkpoint folder (see model/checkpoint.py) and wrap it."""
+        return cls(load_checkpoint(folder, device="cpu"), device=device, **kwargs)
+
+    @property
+    def descriptor_dim(self) -> int:
+        return self.net.descriptor_dim
+
+    def inference_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (height, width) the network runs at for an input of this size."""
+        longest = max(height, width)
+        if not self.max_side or longest <= self.max_side:
+            return height, width
+        scale = self.max_side / longest
+        return max(1, round(height * scale)), max(1, round(width * scale))
+
+    @torch.inference_mode()
+    def compute_tensor(self, images: torch.Tensor) -> torch.Tensor:
+        """Float (N, 3, H, W) in [0, 1] -> (N, D, H, W) float32 unit-norm descriptors on the engine's device."""
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected (N, 3, H, W), got {tuple(images.shape)}")
+        h, w = images.shape[-2:]
+        x = images.to(self.device, non_blocking=True)
+        x = x.half() if self.half else x.float()
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        run_h, run_w = self.inference_size(h, w)
+        if (run_h, run_w) != (h, w):
+            x = F.interpolate(x, size=(run_h, run_w), mode="bilinear", align_corners=False, antialias=True)
+        desc = self.net(x).float()
+        if (run_h, run_w) != (h, w):
+            desc = F.interpolate(desc, size=(h, w), mode="bilinear", align_corners=False)
+            desc = normalize_descriptors(desc, self.net.config.channel_groups)
+        return desc
+
+    def compute(self, image: np.ndarray) -> np.ndarray:
+        """One uint8 RGB (H, W, 3) or mono (H, W) image -> float32 (H, W, D) unit-norm descriptors."""
+        return self.compute_batch([image])[0]
+
+    def compute_batch(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Equal-size uint8 images -> float32 (N, H, W, D)."""
+        if len(images) == 0:
+            raise ValueError("compute_batch needs at least one image")
+        shapes = {np.asarray(im).shape[:2] for im in images}
+        if len(shapes) != 1:
+            raise ValueError(f"all images in a batch must have the same size, got {sorted(shapes)}")
+        tensor = torch.stack([image_to_tensor(im) for im in images])
+        return self.compute_tensor(tensor).permute(0, 2, 3, 1).cpu().numpy()

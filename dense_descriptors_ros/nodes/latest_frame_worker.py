@@ -1,0 +1,96 @@
+"""Keep only the newest frame: callbacks store, one worker thread processes, stale frames are dropped and counted.
+
+Inference is slower than most cameras; queueing frames would only add latency and memory. The subscription
+callback calls ``put`` (cheap, never blocks), the worker thread runs ``process`` on the newest item only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class FrameCounts:
+    received: int = 0
+    processed: int = 0
+    dropped: int = 0  # replaced by a newer frame before the worker got to it
+    failed: int = 0  # ``process`` raised
+
+
+class LatestFrameWorker:
+    """One slot, one worker thread. ``process(item)`` exceptions go to ``on_error`` and the worker carries on."""
+
+    def __init__(
+        self,
+        process: Callable[[Any], None],
+        on_error: Callable[[BaseException], None],
+        name: str = "frame-worker",
+    ) -> None:
+        self._process = process
+        self._on_error = on_error
+        self._name = name
+        self._cond = threading.Condition()
+        self._item: Any = None
+        self._has_item = False
+        self._busy = False
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self.counts = FrameCounts()
+
+    def start(self) -> None:
+        with self._cond:
+            if self._running:
+                return
+            self._running = True
+        self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the worker after the item it is processing; a pending item is dropped."""
+        with self._cond:
+            self._running = False
+            if self._has_item:
+                self.counts.dropped += 1
+            self._item, self._has_item = None, False
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def put(self, item: Any) -> None:
+        with self._cond:
+            self.counts.received += 1
+            if self._has_item:
+                self.counts.dropped += 1
+            self._item, self._has_item = item, True
+            self._cond.notify()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until nothing is pending or processing (tests and shutdown); False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._has_item and not self._busy, timeout)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._has_item or not self._running)
+                if not self._running:
+                    return
+                item, self._item, self._has_item = self._item, None, False
+                self._busy = True
+            try:
+                self._process(item)
+                failed = False
+            except Exception as exc:  # the node logs it; one bad frame must not kill the worker
+                failed = True
+                self._on_error(exc)
+            with self._cond:
+                self._busy = False
+                if failed:
+                    self.counts.failed += 1
+                else:
+                    self.counts.processed += 1
+                self._cond.notify_all()

@@ -1,0 +1,76 @@
+"""Declare a config dataclass (dense_descriptors_ros.config) as ROS parameters and read it back.
+
+Every field becomes a parameter with its help text as description and its range as an IntegerRange or
+FloatingPointRange, so ``ros2 param describe`` documents it and out-of-range values set at run time are refused by
+rclpy itself. Reading goes through the same ``from_mapping`` checks as the CLI and YAML recipes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from dense_descriptors_ros.config import field_specs, from_mapping
+
+T = TypeVar("T")
+
+_SCALAR_TYPES = {
+    bool: ParameterType.PARAMETER_BOOL,
+    int: ParameterType.PARAMETER_INTEGER,
+    float: ParameterType.PARAMETER_DOUBLE,
+    str: ParameterType.PARAMETER_STRING,
+}
+_ARRAY_TYPES = {
+    bool: Parameter.Type.BOOL_ARRAY,
+    int: Parameter.Type.INTEGER_ARRAY,
+    float: Parameter.Type.DOUBLE_ARRAY,
+    str: Parameter.Type.STRING_ARRAY,
+}
+
+
+def _descriptor(spec: Any) -> ParameterDescriptor:
+    text = spec.help
+    if spec.choices:
+        text += f" (one of: {', '.join(map(str, spec.choices))})"
+    descriptor = ParameterDescriptor(description=text)
+    if spec.range is not None and spec.type in (int, float):
+        lo, hi = spec.range
+        if spec.type is int:
+            descriptor.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=0)]
+        else:
+            descriptor.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+    return descriptor
+
+
+def declare_config_parameters(node: Node, cls: type, overrides: dict[str, Any] | None = None) -> None:
+    """Declare every field of config dataclass ``cls`` on ``node`` (defaults from the dataclass or ``overrides``)."""
+    overrides = overrides or {}
+    for spec in field_specs(cls):
+        default = overrides.get(spec.name, spec.default)
+        descriptor = _descriptor(spec)
+        if spec.type in (list, tuple):
+            values = list(default or [])
+            element = type(values[0]) if values else spec.element_type
+            if not values:
+                # An empty list has no ROS type of its own: declare the array type without a value.
+                node.declare_parameter(spec.name, _ARRAY_TYPES[element], descriptor)
+                continue
+            node.declare_parameter(spec.name, values, descriptor)
+        else:
+            node.declare_parameter(spec.name, default, descriptor)
+
+
+def read_config_parameters(node: Node, cls: type[T]) -> T:
+    """The node's current parameter values as config ``cls``; ConfigError names an invalid parameter."""
+    values = {}
+    for spec in field_specs(cls):
+        try:
+            value = node.get_parameter(spec.name).value
+        except ParameterUninitializedException:
+            value = []
+        values[spec.name] = list(value) if spec.type in (list, tuple) and value is not None else value
+    return from_mapping(cls, values, where=f"{node.get_name()}: parameter ")

@@ -1,0 +1,138 @@
+"""descriptor_node with real rclpy: images in, 32FC<D> descriptors and bgr8 viz out; lifecycle; bad input."""
+
+import numpy as np
+import pytest
+from builtin_interfaces.msg import Time
+from lifecycle_msgs.msg import State
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy_harness import wait_for
+from sensor_msgs.msg import Image
+from std_srvs.srv import SetBool
+
+from dense_descriptors_ros.io.image_conversion import image_to_numpy, numpy_to_image
+from dense_descriptors_ros.model.checkpoint import save_checkpoint
+from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
+from dense_descriptors_ros.nodes.descriptor_node import DescriptorNode
+
+pytestmark = pytest.mark.ros
+
+
+def _image(stamp_sec: int, h: int = 48, w: int = 64, encoding: str = "rgb8") -> Image:
+    rng = np.random.default_rng(stamp_sec)
+    msg = numpy_to_image(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), encoding)
+    msg.header.stamp = Time(sec=stamp_sec, nanosec=123)
+    msg.header.frame_id = "camera_optical"
+    return msg
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    net = DescriptorNet(ModelConfig(backbone="mobilenet_v2", descriptor_dim=8, pretrained=False))
+    return save_checkpoint(tmp_path / "model", net, {"test": True})
+
+
+def _start(ros, model_dir, **params):
+    overrides = [Parameter("model_dir", value=str(model_dir)), Parameter("image_qos", value="reliable")]
+    overrides += [Parameter(k, value=v) for k, v in params.items()]
+    node = ros.add(DescriptorNode(context=ros.context, parameter_overrides=overrides))
+    return node
+
+
+def _publisher(ros):
+    pub_node = ros.node("camera")
+    return pub_node.create_publisher(Image, "image", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+
+
+def test_descriptors_and_viz_match_input(ros, model_dir):
+    node = _start(ros, model_dir)
+    assert node.trigger_configure() is not None
+    node.trigger_activate()
+    assert node._state_machine.current_state[1] == "active"
+    desc = ros.collector(Image, "descriptors")
+    viz = ros.collector(Image, "descriptors/viz")
+    pub = _publisher(ros)
+    assert wait_for(lambda: pub.get_subscription_count() > 0 and node._desc_pub.get_subscription_count() > 0)
+    sent = _image(7)
+    assert wait_for(lambda: (pub.publish(sent) or True) and desc and viz, timeout=30, period=0.5)
+    out = desc[-1]
+    assert out.encoding == "32FC8"
+    assert (out.height, out.width) == (48, 64)
+    assert out.header.stamp.sec == 7 and out.header.stamp.nanosec == 123
+    assert out.header.frame_id == "camera_optical"
+    values = image_to_numpy(out)
+    assert values.shape == (48, 64, 8)
+    np.testing.assert_allclose(np.linalg.norm(values, axis=-1), 1.0, atol=1e-4)
+    assert viz[-1].encoding == "bgr8" and viz[-1].header.stamp.sec == 7
+
+
+def test_bad_images_are_counted_and_node_keeps_running(ros, model_dir):
+    node = _start(ros, model_dir)
+    node.trigger_configure()
+    node.trigger_activate()
+    desc = ros.collector(Image, "descriptors")
+    pub = _publisher(ros)
+    assert wait_for(lambda: pub.get_subscription_count() > 0 and node._desc_pub.get_subscription_count() > 0)
+    bad_encoding = _image(1)
+    bad_encoding.encoding = "yuv422_weird"
+    empty = Image(encoding="rgb8", height=0, width=0, step=0)
+    truncated = _image(2)
+    truncated.data = bytes(truncated.data)[:100]
+    for msg in (bad_encoding, empty, truncated):
+        pub.publish(msg)
+        node.worker.wait_idle(5)
+        wait_for(lambda: node.worker.counts.received >= 1, timeout=2)
+    assert wait_for(lambda: node.problems.total >= 3, timeout=10), node.problems.counts
+    good = _image(3)
+    assert wait_for(lambda: (pub.publish(good) or True) and desc, timeout=30, period=0.5)
+    assert desc[-1].header.stamp.sec == 3
+    assert node.worker.counts.failed == 0
+
+
+def test_lifecycle_transitions_release_model(ros, model_dir):
+    node = _start(ros, model_dir)
+    node.trigger_configure()
+    assert node.engine is None  # loaded on activate, not before
+    node.trigger_activate()
+    assert node.engine is not None and not node.engine.net.training
+    node.trigger_deactivate()
+    assert node.engine is None and node._sub is None
+    assert node._state_machine.current_state[0] == State.PRIMARY_STATE_INACTIVE
+    node.trigger_activate()
+    assert node.engine is not None
+    node.trigger_deactivate()
+    node.trigger_cleanup()
+    assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
+
+
+def test_missing_checkpoint_fails_configure_with_clear_message(ros, tmp_path):
+    node = _start(ros, tmp_path / "nope")
+    node.trigger_configure()
+    assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
+
+
+def test_enable_service_gates_processing(ros, model_dir):
+    node = _start(ros, model_dir)
+    node.trigger_configure()
+    node.trigger_activate()
+    desc = ros.collector(Image, "descriptors")
+    client_node = ros.node("client")
+    client = client_node.create_client(SetBool, "/descriptor_node/enable")
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(SetBool.Request(data=False))
+    assert wait_for(future.done, timeout=10)
+    assert future.result().success and not node.enabled
+    pub = _publisher(ros)
+    assert wait_for(lambda: pub.get_subscription_count() > 0 and node._desc_pub.get_subscription_count() > 0)
+    pub.publish(_image(5))
+    assert wait_for(lambda: node.worker.counts.received >= 1, timeout=10)
+    node.worker.wait_idle(5)
+    assert desc == []
+    future = client.call_async(SetBool.Request(data=True))
+    assert wait_for(future.done, timeout=10)
+    assert wait_for(lambda: (pub.publish(_image(6)) or True) and desc, timeout=30, period=0.5)
+
+
+def test_invalid_parameter_is_rejected(ros, model_dir):
+    with pytest.raises(Exception, match="max_side"):
+        _start(ros, model_dir, max_side=-3)
