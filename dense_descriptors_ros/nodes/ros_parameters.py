@@ -7,6 +7,7 @@ rclpy itself. Reading goes through the same ``from_mapping`` checks as the CLI a
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, TypeVar
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
@@ -46,31 +47,47 @@ def _descriptor(spec: Any) -> ParameterDescriptor:
     return descriptor
 
 
-def declare_config_parameters(node: Node, cls: type, overrides: dict[str, Any] | None = None) -> None:
-    """Declare every field of config dataclass ``cls`` on ``node`` (defaults from the dataclass or ``overrides``)."""
+def declare_config_parameters(node: Node, cls: type, overrides: dict[str, Any] | None = None, prefix: str = "") -> None:
+    """Declare every field of config dataclass ``cls`` on ``node`` (defaults from the dataclass or ``overrides``).
+
+    Nested config dataclasses become dotted names (``tracking.search_radius_px``), which is how ROS nests
+    parameters in YAML files.
+    """
     overrides = overrides or {}
     for spec in field_specs(cls):
-        default = overrides.get(spec.name, spec.default)
+        name = prefix + spec.name
+        if dataclasses.is_dataclass(spec.type):
+            declare_config_parameters(node, spec.type, overrides, prefix=f"{name}.")
+            continue
+        default = overrides.get(name, spec.default)
         descriptor = _descriptor(spec)
         if spec.type in (list, tuple):
             values = list(default or [])
             element = type(values[0]) if values else spec.element_type
             if not values:
                 # An empty list has no ROS type of its own: declare the array type without a value.
-                node.declare_parameter(spec.name, _ARRAY_TYPES[element], descriptor)
+                node.declare_parameter(name, _ARRAY_TYPES[element], descriptor)
                 continue
-            node.declare_parameter(spec.name, values, descriptor)
+            node.declare_parameter(name, values, descriptor)
         else:
-            node.declare_parameter(spec.name, default, descriptor)
+            node.declare_parameter(name, default, descriptor)
 
 
 def read_config_parameters(node: Node, cls: type[T]) -> T:
     """The node's current parameter values as config ``cls``; ConfigError names an invalid parameter."""
-    values = {}
+    return from_mapping(cls, _values(node, cls, ""), where=f"{node.get_name()}: parameter ")
+
+
+def _values(node: Node, cls: type, prefix: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
     for spec in field_specs(cls):
+        name = prefix + spec.name
+        if dataclasses.is_dataclass(spec.type):
+            values[spec.name] = _values(node, spec.type, f"{name}.")
+            continue
         try:
-            value = node.get_parameter(spec.name).value
+            value = node.get_parameter(name).value
         except ParameterUninitializedException:
             value = []
         values[spec.name] = list(value) if spec.type in (list, tuple) and value is not None else value
-    return from_mapping(cls, values, where=f"{node.get_name()}: parameter ")
+    return values

@@ -1,0 +1,191 @@
+"""recorder_node: record a camera as rosbag2 (mcap or sqlite3) for self-supervised training.
+
+The messages are written exactly as received (raw CDR from the subscription); only the frame selection decodes
+them (see io/recording_policy.py: max rate, near-duplicate and blur skips, each counted and logged at stop).
+Bags are ``<output_dir>/<prefix>_<YYYYmmdd-HHMMSS>_<NNN>``, NNN counting splits by size, duration or ``~/split``;
+each is a valid ``dense-descriptors train --data`` input. Everything is flushed every ``flush_period`` seconds, so
+a recorder killed with SIGKILL leaves a bag that reads back with all but the last ``flush_period`` of frames.
+
+Lifecycle: parameters are read on configure, subscriptions made on activate (recording starts there when
+``record_on_start``), the bag closed on deactivate. By default the node drives itself to active (``autostart``).
+Topics (relative, remap them): in ``image`` (sensor_msgs/Image, or CompressedImage with ``compressed``) and
+``camera_info``. Services ``~/start``, ``~/stop``, ``~/split`` (std_srvs/Trigger). Publishes nothing.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_srvs.srv import Trigger
+
+from dense_descriptors_ros.config import ConfigError
+from dense_descriptors_ros.io.bag_recorder import BagRecorder
+from dense_descriptors_ros.io.recording_policy import RecordingConfig
+from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, qos_by_name
+from dense_descriptors_ros.nodes.ros_parameters import declare_config_parameters, read_config_parameters
+
+
+@dataclass
+class RecorderNodeConfig(RecordingConfig):
+    record_on_start: bool = field(default=True, metadata={"help": "start recording as soon as the node is active"})
+    image_qos: str = field(
+        default="sensor_data", metadata={"help": "QoS of the image and camera_info subscriptions", "choices": QOS_NAMES}
+    )
+    queue_depth: int = field(
+        default=10, metadata={"help": "subscription queue depth (frames waiting to be recorded)", "range": (1, 1000)}
+    )
+    autostart: bool = field(default=True, metadata={"help": "configure and activate the lifecycle node at start-up"})
+
+
+class RecorderNode(LifecycleNode):
+    def __init__(self, node_name: str = "recorder_node", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        declare_config_parameters(self, RecorderNodeConfig)
+        self.config: RecorderNodeConfig | None = None
+        self.recorder: BagRecorder | None = None
+        self._subs: list[Any] = []
+        self._flush_timer = None
+        self.create_service(Trigger, "~/start", self._on_start)
+        self.create_service(Trigger, "~/stop", self._on_stop)
+        self.create_service(Trigger, "~/split", self._on_split)
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.config = read_config_parameters(self, RecorderNodeConfig)
+        except ConfigError as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        config = self.config
+        qos = qos_by_name(config.image_qos, depth=config.queue_depth)
+        image_sub = self.create_subscription(
+            CompressedImage if config.compressed else Image,
+            "image",
+            self._on_image,
+            qos,
+            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+            raw=True,
+        )
+        self._subs = [image_sub]
+        info_topic = None
+        if config.record_camera_info:
+            info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos, raw=True)
+            self._subs.append(info_sub)
+            info_topic = info_sub.topic_name
+        self.recorder = BagRecorder(config, image_sub.topic_name, info_topic)
+        self._flush_timer = self.create_timer(config.flush_period, self.recorder.flush)
+        if config.record_on_start:
+            try:
+                self._start_recording()
+            except (OSError, ValueError) as exc:
+                self.get_logger().error(f"activate failed: cannot start recording: {exc}")
+                self._release()
+                return TransitionCallbackReturn.FAILURE
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        """Close the bag and drop the subscriptions and the flush timer."""
+        self._stop_recording()
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        if self._flush_timer is not None:
+            self.destroy_timer(self._flush_timer)
+            self._flush_timer = None
+
+    # --- recording -------------------------------------------------------------------------------------------
+    def _start_recording(self) -> str:
+        path = self.recorder.start()
+        self.get_logger().info(f"recording {self.recorder.image_topic} to {path}")
+        return str(path)
+
+    def _stop_recording(self) -> str | None:
+        if self.recorder is None or not self.recorder.recording:
+            return None
+        self.recorder.stop()
+        summary = self.recorder.summary()
+        self.get_logger().info(f"stopped recording: {summary}")
+        return summary
+
+    def _on_image(self, raw: bytes) -> None:
+        if self.recorder is not None:
+            self.recorder.offer_image(raw, self.get_clock().now().nanoseconds)
+
+    def _on_camera_info(self, raw: bytes) -> None:
+        if self.recorder is not None:
+            self.recorder.offer_camera_info(raw, self.get_clock().now().nanoseconds)
+
+    # --- services --------------------------------------------------------------------------------------------
+    def _on_start(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if self.recorder is None or not self._subs:
+            response.success, response.message = False, "the node is not active; activate it first"
+        elif self.recorder.recording:
+            response.success, response.message = False, f"already recording to {self.recorder.current_bag}"
+        else:
+            try:
+                response.success, response.message = True, self._start_recording()
+            except (OSError, ValueError) as exc:
+                response.success, response.message = False, f"cannot start recording: {exc}"
+        return response
+
+    def _on_stop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        summary = self._stop_recording()
+        response.success = summary is not None
+        response.message = summary if summary is not None else "not recording"
+        return response
+
+    def _on_split(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if self.recorder is None or not self.recorder.recording:
+            response.success, response.message = False, "not recording"
+        else:
+            response.success, response.message = True, str(self.recorder.split())
+        return response
+
+
+def main(args: list[str] | None = None) -> None:
+    # SIGINT and SIGTERM (ros2 launch, docker stop) raise KeyboardInterrupt here instead of shutting the context
+    # down from rclpy's handler, so the bag is closed and the counts are logged while ROS is still up. The spin
+    # wakes at least every flush_period for the flush timer, which bounds the reaction time.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    node = RecorderNode()
+    try:
+        if node.get_parameter("autostart").value:
+            node.trigger_configure()
+            node.trigger_activate()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node._release()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""tracker_node: points found again in every frame by nearest neighbour in descriptor space (papers/000 Fig. 1).
+
+By default it subscribes ``image`` and runs the descriptor network in-process (no 32FC<D> round trip); with
+``input`` = ``descriptors`` it subscribes the ``descriptors`` topic of a descriptor_node instead (the annotated
+image is then drawn on the descriptors' fixed-PCA colouring, as no camera image is there).
+
+Topics: in ``image`` or ``descriptors``, ``queries`` (geometry_msgs/PointStamped, pixel x/y: adds a track);
+out ``tracks`` (PointCloud2: x, y, z, id, score, visible), ``tracks/markers`` (MarkerArray, stable ids,
+DELETEALL on reset), ``tracks/image`` (annotated bgr8 with trails). Services ``~/reset``, ``~/enable``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PointStamped
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import Image, PointCloud2
+from std_srvs.srv import SetBool, Trigger
+from visualization_msgs.msg import MarkerArray
+
+from dense_descriptors_ros.config import ConfigError
+from dense_descriptors_ros.io.image_conversion import image_to_numpy, numpy_to_image, to_rgb8
+from dense_descriptors_ros.io.track_messages import delete_all_markers, tracks_to_markers, tracks_to_pointcloud2
+from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
+from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, open_engine
+from dense_descriptors_ros.nodes.input_problems import InputProblems
+from dense_descriptors_ros.nodes.latest_frame_worker import LatestFrameWorker
+from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, RELIABLE_OUT, qos_by_name
+from dense_descriptors_ros.nodes.ros_parameters import declare_config_parameters, read_config_parameters
+from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig
+from dense_descriptors_ros.tracking.track_drawing import TrackDrawer
+
+INPUTS = ("image", "descriptors")
+
+
+@dataclass
+class TrackerNodeConfig(DescriptorSourceConfig, TrackerConfig):
+    input: str = field(
+        default="image",
+        metadata={
+            "help": "image: run the network in this node; descriptors: subscribe a descriptor_node",
+            "choices": INPUTS,
+        },
+    )
+    query_points: list[float] = field(
+        default_factory=list,
+        metadata={"help": "initial queries as a flat list x0, y0, x1, y1, ... in pixels of the first frame"},
+    )
+    image_qos: str = field(
+        default="sensor_data", metadata={"help": "QoS of the input subscription", "choices": QOS_NAMES}
+    )
+    marker_pixel_scale: float = field(
+        default=0.001, metadata={"help": "metres per pixel of the markers in the image's frame", "range": (1e-6, 1.0)}
+    )
+    marker_labels: bool = field(default=True, metadata={"help": "publish a text label per track in tracks/markers"})
+    trail_length: int = field(
+        default=15, metadata={"help": "frames of trail drawn in tracks/image", "range": (0, 1000)}
+    )
+    stats_period: float = field(
+        default=10.0,
+        metadata={"help": "seconds between log lines with processed/dropped counts (0 = off)", "range": (0.0, 3600.0)},
+    )
+    autostart: bool = field(default=True, metadata={"help": "configure and activate the lifecycle node at start-up"})
+
+    def __post_init__(self) -> None:
+        TrackerConfig.__post_init__(self)
+        if len(self.query_points) % 2:
+            raise ConfigError(f"query_points needs x, y pairs; got {len(self.query_points)} numbers")
+
+    def tracker_config(self) -> TrackerConfig:
+        return TrackerConfig(**{f.name: getattr(self, f.name) for f in fields(TrackerConfig)})
+
+
+class TrackerNode(LifecycleNode):
+    def __init__(self, node_name: str = "tracker_node", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        declare_config_parameters(self, TrackerNodeConfig)
+        self.config: TrackerNodeConfig | None = None
+        self.engine = None
+        self.tracker: PointTracker | None = None
+        self.drawer = TrackDrawer()
+        self.colorizer = DescriptorColorizer()
+        self.problems = InputProblems(self.get_logger())
+        self.worker = LatestFrameWorker(self._process, self._on_worker_error, name="tracker-worker")
+        self.enabled = True
+        self._lock = threading.Lock()  # tracker state: worker thread vs. services and the queries topic
+        self._pending_queries: list[tuple[float, float]] = []
+        self._reset_requested = False
+        self._subs: list = []
+        self._pubs: dict[str, Any] = {}
+        self._stats_timer = None
+        self.create_service(SetBool, "~/enable", self._on_enable)
+        self.create_service(Trigger, "~/reset", self._on_reset)
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.config = read_config_parameters(self, TrackerNodeConfig)
+            if self.config.input == "image":
+                self.config.check_model()
+        except (ConfigError, ValueError) as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.tracker = PointTracker(self.config.tracker_config())
+        self.drawer = TrackDrawer(self.config.trail_length, self.config.marker_labels)
+        q = self.config.query_points
+        self._pending_queries = list(zip(q[0::2], q[1::2], strict=True))
+        self._pubs = {
+            "tracks": self.create_publisher(PointCloud2, "tracks", RELIABLE_OUT),
+            "markers": self.create_publisher(MarkerArray, "tracks/markers", RELIABLE_OUT),
+            "image": self.create_publisher(Image, "tracks/image", RELIABLE_OUT),
+        }
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.config.input == "image":
+            try:
+                self.engine = open_engine(self.config, self.get_logger())
+            except (ValueError, RuntimeError) as exc:
+                self.get_logger().error(f"activate failed: {exc}")
+                return TransitionCallbackReturn.FAILURE
+        qos = qos_by_name(self.config.image_qos)
+        overrides = QoSOverridingOptions.with_default_policies()
+        topic = "image" if self.config.input == "image" else "descriptors"
+        self._subs = [
+            self.create_subscription(Image, topic, self.worker.put, qos, qos_overriding_options=overrides),
+            self.create_subscription(PointStamped, "queries", self._on_query, RELIABLE_OUT),
+        ]
+        if self.config.stats_period > 0:
+            self._stats_timer = self.create_timer(self.config.stats_period, self._log_stats)
+        self.worker.start()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        for pub in self._pubs.values():
+            self.destroy_publisher(pub)
+        self._pubs = {}
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        self.worker.stop()
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        if self._stats_timer is not None:
+            self.destroy_timer(self._stats_timer)
+            self._stats_timer = None
+        self.engine = None
+
+    # --- services and queries --------------------------------------------------------------------------------
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        self.enabled = bool(request.data)
+        response.success, response.message = True, "enabled" if self.enabled else "disabled"
+        return response
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self._lock:
+            self._reset_requested = True
+            self._pending_queries = []
+        response.success, response.message = True, "tracks cleared; new queries or auto_points start new tracks"
+        return response
+
+    def _on_query(self, msg: PointStamped) -> None:
+        with self._lock:
+            self._pending_queries.append((float(msg.point.x), float(msg.point.y)))
+
+    def _log_stats(self) -> None:
+        c = self.worker.counts
+        tracks = self.tracker.num_tracks if self.tracker else 0
+        self.get_logger().info(
+            f"frames received {c.received}, processed {c.processed}, dropped {c.dropped}, failed {c.failed}, "
+            f"bad input {self.problems.total}; {tracks} track(s)"
+        )
+
+    def _on_worker_error(self, exc: BaseException) -> None:
+        self.problems.report(type(exc).__name__, str(exc))
+
+    # --- work ------------------------------------------------------------------------------------------------
+    def _descriptors_and_canvas(self, msg: Image) -> tuple[np.ndarray, np.ndarray] | None:
+        try:
+            array = image_to_numpy(msg)
+            if self.config.input == "image":
+                rgb = to_rgb8(array)
+                return self.engine.compute(rgb), rgb
+            if array.ndim != 3 or array.dtype != np.float32:
+                raise ValueError(f"expected a 32FC<D> descriptor image, got encoding {msg.encoding}")
+        except ValueError as exc:
+            self.problems.report(f"bad input ({msg.encoding})", str(exc))
+            return None
+        return array, self.colorizer(array)
+
+    def _process(self, msg: Image) -> None:
+        if not self.enabled:
+            return
+        result = self._descriptors_and_canvas(msg)
+        if result is None:
+            return
+        descriptors, canvas = result
+        if not np.isfinite(descriptors).all():
+            self.problems.report("non-finite descriptors", "descriptor image holds NaN/inf; frame skipped")
+            return
+        h, w = descriptors.shape[:2]
+        with self._lock:
+            if self._reset_requested:
+                self.tracker.reset()
+                self.drawer.reset()
+                self._pubs["markers"].publish(delete_all_markers(msg.header))
+                self._reset_requested = False
+            queries, self._pending_queries = self._pending_queries, []
+        inside = [(x, y) for x, y in queries if 0 <= x <= w - 1 and 0 <= y <= h - 1]
+        if len(inside) < len(queries):
+            self.problems.report("query outside image", f"{len(queries) - len(inside)} query point(s) outside {w}x{h}")
+        # Existing tracks move into this frame first; new queries start here (in this frame's pixels).
+        if self.tracker.num_tracks or not inside:
+            self.tracker.update(descriptors)
+        if inside:
+            self.tracker.add_queries(descriptors, np.array(inside, np.float32))
+        frame = self.tracker.frame()
+        self._pubs["tracks"].publish(tracks_to_pointcloud2(frame, msg.header))
+        if self._pubs["markers"].get_subscription_count():
+            self._pubs["markers"].publish(
+                tracks_to_markers(frame, msg.header, self.config.marker_pixel_scale, self.config.marker_labels)
+            )
+        if self._pubs["image"].get_subscription_count():
+            annotated = numpy_to_image(self.drawer.draw(canvas, frame), "bgr8")
+            annotated.header = msg.header
+            self._pubs["image"].publish(annotated)
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = TrackerNode()
+    try:
+        if node.get_parameter("autostart").value:
+            node.trigger_configure()
+            node.trigger_activate()
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node._release()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

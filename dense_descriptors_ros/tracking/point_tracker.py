@@ -1,0 +1,554 @@
+"""PointTracker: tracks query points through a video by nearest neighbour in descriptor space.
+
+papers/000 Fig. 1: a point (or a 25-pixel square patch) chosen in one frame is found again in later frames as the
+nearest neighbour of its descriptor. Each track keeps the descriptor it was created with for its whole life (it is
+never updated, so re-detection cannot drift with the template). Per frame and for all tracks at once:
+
+1. prediction by a constant-velocity motion model;
+2. local search: similarity of the reference descriptor to every pixel of a window around the prediction, with a
+   sub-pixel refinement of the best match (parabola fit or soft-argmax on the similarity map);
+3. an occlusion decision from the descriptor distance of the best match, the ratio of the best to the second best
+   distance (the second best taken outside a small radius of the best) and forward-backward consistency: the
+   descriptor found in this frame must match back onto the query position in the reference frame;
+4. global re-detection for the tracks that failed 3: nearest neighbour over the whole (strided) image, refined
+   locally and put through the same checks.
+
+Descriptor images are numpy float32 (H, W, D) or torch (D, H, W) / (1, D, H, W), unit L2 norm per pixel. The tracker
+computes on the device of its input, so the same code runs on the CPU and on the GPU. Positions are (x, y) floats
+with pixel centres at integer coordinates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dense_descriptors_ros.config import ConfigError
+
+SUBPIXEL_METHODS = ("parabola", "softargmax", "none")
+
+
+@dataclass
+class TrackerConfig:
+    patch_size: int = field(
+        default=5,
+        metadata={
+            "help": "side of the square patch whose mean descriptor is matched (papers/000: 5 = 25 pixels); 1 = "
+            "single pixels",
+            "range": (1, 15),
+        },
+    )
+    search_radius: int = field(
+        default=12,
+        metadata={"help": "half-size in pixels of the local search window around the prediction", "range": (1, 128)},
+    )
+    subpixel: str = field(
+        default="parabola",
+        metadata={"help": "sub-pixel refinement of the best match on the similarity map", "choices": SUBPIXEL_METHODS},
+    )
+    softargmax_temperature: float = field(
+        default=0.02,
+        metadata={"help": "temperature of the 3x3 soft-argmax (subpixel=softargmax)", "range": (1e-4, 1.0)},
+    )
+    max_descriptor_distance: float = field(
+        default=0.5,
+        metadata={
+            "help": "a match is occluded when the L2 distance of the unit descriptors exceeds this",
+            "range": (0.0, 2.0),
+        },
+    )
+    max_ratio: float = field(
+        default=0.9,
+        metadata={
+            "help": "a match is occluded when best/second-best descriptor distance exceeds this (1 = off)",
+            "range": (0.0, 1.0),
+        },
+    )
+    ratio_exclusion_radius: float = field(
+        default=3.0,
+        metadata={
+            "help": "the second best match is looked for outside this many pixels of the best",
+            "range": (0.0, 64.0),
+        },
+    )
+    consistency_radius: int = field(
+        default=6,
+        metadata={
+            "help": "half-size of the reference-frame window of the forward-backward check (0 = no check)",
+            "range": (0, 64),
+        },
+    )
+    max_consistency_error: float = field(
+        default=2.0,
+        metadata={
+            "help": "a match is occluded when it matches back farther than this many pixels from the query",
+            "range": (0.0, 64.0),
+        },
+    )
+    redetect: bool = field(
+        default=True, metadata={"help": "search the whole image for tracks whose local match is lost"}
+    )
+    redetect_stride: int = field(
+        default=4, metadata={"help": "pixel stride of the global re-detection search", "range": (1, 32)}
+    )
+    velocity_smoothing: float = field(
+        default=0.8,
+        metadata={
+            "help": "weight of the newest displacement in the velocity estimate (0 = no motion model)",
+            "range": (0.0, 1.0),
+        },
+    )
+    lost_velocity_decay: float = field(
+        default=0.5, metadata={"help": "velocity factor per frame while a track is lost", "range": (0.0, 1.0)}
+    )
+    auto_points: int = field(
+        default=0,
+        metadata={
+            "help": "when the tracker has no tracks, select this many distinctive points automatically (0 = off)",
+            "range": (0, 10000),
+        },
+    )
+    distinctiveness_radius: int = field(
+        default=4,
+        metadata={"help": "pixel distance of the neighbours a distinctive point must differ from", "range": (1, 32)},
+    )
+
+    def __post_init__(self) -> None:
+        if self.patch_size % 2 == 0:
+            raise ConfigError(f"patch_size must be odd, got {self.patch_size}")
+        if self.subpixel not in SUBPIXEL_METHODS:
+            raise ConfigError(f"subpixel {self.subpixel!r} is not one of {list(SUBPIXEL_METHODS)}")
+
+
+@dataclass(frozen=True)
+class TrackFrame:
+    """The tracks after one frame, as parallel numpy arrays (one row per track, ordered by id)."""
+
+    frame_index: int
+    ids: np.ndarray  # (N,) int64, stable for the life of a track
+    positions: np.ndarray  # (N, 2) float32 (x, y); the prediction while the track is not visible
+    scores: np.ndarray  # (N,) float32 cosine similarity of the best match to the reference descriptor
+    visible: np.ndarray  # (N,) bool
+    ages: np.ndarray  # (N,) int32 frames since the track was added
+    redetected: np.ndarray  # (N,) bool, found again by global re-detection in this frame
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class _Match:
+    positions: torch.Tensor  # (N, 2) float (x, y)
+    best: torch.Tensor  # (N,) similarity of the best match
+    second: torch.Tensor  # (N,) best similarity outside the exclusion radius
+
+
+def descriptor_distance(similarity: torch.Tensor) -> torch.Tensor:
+    """L2 distance between unit vectors from their cosine similarity."""
+    return torch.sqrt((2.0 - 2.0 * similarity).clamp_min(0.0))
+
+
+def as_descriptor_tensor(descriptors: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Numpy (H, W, D) or torch (D, H, W) / (1, D, H, W) unit-norm descriptors -> float32 torch (D, H, W).
+
+    Numpy float32 input and torch input are not copied (the result may be a strided view). Raises ValueError for
+    other shapes, non-float data and non-finite values.
+    """
+    if isinstance(descriptors, np.ndarray):
+        if descriptors.ndim != 3:
+            raise ValueError(f"expected a numpy descriptor image (H, W, D), got shape {descriptors.shape}")
+        if not np.issubdtype(descriptors.dtype, np.floating):
+            raise ValueError(f"expected float descriptors, got dtype {descriptors.dtype}")
+        chw = torch.from_numpy(np.ascontiguousarray(descriptors, dtype=np.float32)).permute(2, 0, 1)
+    elif isinstance(descriptors, torch.Tensor):
+        if descriptors.dim() == 4 and descriptors.shape[0] == 1:
+            descriptors = descriptors[0]
+        if descriptors.dim() != 3:
+            raise ValueError(f"expected a torch descriptor image (D, H, W), got shape {tuple(descriptors.shape)}")
+        if not descriptors.is_floating_point():
+            raise ValueError(f"expected float descriptors, got dtype {descriptors.dtype}")
+        chw = descriptors.float()
+    else:
+        kind = type(descriptors).__name__
+        raise ValueError(f"expected a numpy array (H, W, D) or torch tensor (D, H, W), got {kind}")
+    if min(chw.shape) == 0:
+        raise ValueError(f"descriptor image is empty: (D, H, W) = {tuple(chw.shape)}")
+    # One sum is far cheaper than isfinite() on a whole image; NaN and inf propagate into it (unit-norm values
+    # cannot overflow float32).
+    if not math.isfinite(float(chw.sum())):
+        raise ValueError("descriptor image contains NaN or infinite values")
+    return chw
+
+
+def smooth_descriptors(chw: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Whole image: mean descriptor of the patch_size square around every pixel, renormalised to unit length."""
+    if patch_size == 1:
+        return chw
+    pooled = F.avg_pool2d(chw[None], patch_size, stride=1, padding=patch_size // 2, count_include_pad=False)[0]
+    return F.normalize(pooled, dim=0)
+
+
+def _window_offsets(radius: int, device: torch.device) -> torch.Tensor:
+    """(K, 2) integer (dx, dy) offsets of a (2r+1)^2 window, row-major (dy outer, dx inner)."""
+    r = torch.arange(-radius, radius + 1, device=device)
+    dy, dx = torch.meshgrid(r, r, indexing="ij")
+    return torch.stack([dx.reshape(-1), dy.reshape(-1)], dim=1)
+
+
+def _box_sums(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Sums over every k x k square of the last two dims ("valid" region: each dim shrinks by k - 1)."""
+    c = F.pad(x, (0, 0, 1, 0)).cumsum(-2)
+    c = c[..., k:, :] - c[..., :-k, :]
+    c = F.pad(c, (1, 0)).cumsum(-1)
+    return c[..., k:] - c[..., :-k]
+
+
+def patch_windows(
+    chw: torch.Tensor, centres: torch.Tensor, radius: int, patch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Patch-mean unit descriptors (N, K, D) at the (2r+1)^2 pixels around integer (x, y) ``centres`` (N, 2).
+
+    Only the windows are read (never the whole image); pixels outside the image are left out of the patch means
+    and flagged False in the returned validity mask (N, K).
+    """
+    d, h, w = chw.shape
+    half = patch_size // 2
+    size = 2 * (radius + half) + 1
+    xy = centres[:, None, :] + _window_offsets(radius + half, chw.device)[None]
+    valid = (xy[..., 0] >= 0) & (xy[..., 0] < w) & (xy[..., 1] >= 0) & (xy[..., 1] < h)
+    values = chw[:, xy[..., 1].clamp(0, h - 1), xy[..., 0].clamp(0, w - 1)]  # (D, N, K')
+    values = values * valid
+    n = len(centres)
+    if half:
+        sums = _box_sums(values.reshape(d, n, size, size), patch_size)
+        counts = _box_sums(valid.reshape(n, size, size).float(), patch_size)
+        values = (sums / counts.clamp_min(1.0)).reshape(d, n, -1).permute(1, 2, 0)
+        valid = valid.reshape(n, size, size)[:, half:-half, half:-half].reshape(n, -1)
+    else:
+        values = values.permute(1, 2, 0)
+    return F.normalize(values, dim=-1), valid
+
+
+def sample_patch_descriptors(chw: torch.Tensor, positions: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Bilinearly interpolated patch-mean unit descriptors (N, D) at float (x, y) ``positions`` (N, 2)."""
+    base = positions.floor()
+    windows, valid = patch_windows(chw, base.long(), 1, patch_size)  # 3x3 windows around floor(position)
+    fx, fy = (positions - base).unbind(1)
+    corners = [4, 5, 7, 8]  # (0, 0), (1, 0), (0, 1), (1, 1) relative to floor(position)
+    weights = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], dim=1) * valid[:, corners]
+    return F.normalize((windows[:, corners] * weights[..., None]).sum(1), dim=1)
+
+
+def distinctiveness_map(chw: torch.Tensor, radius: int) -> torch.Tensor:
+    """(H, W) smallest descriptor distance from each pixel to its 8 neighbours at ``radius`` pixels.
+
+    High on descriptor-space corners (different from the surroundings in every direction), low in flat regions
+    and along edges. Border pixels whose neighbours fall outside the image get 0.
+    """
+    _, h, w = chw.shape
+    padded = F.pad(chw[None], (radius, radius, radius, radius), mode="replicate")[0]
+    result = torch.full((h, w), 4.0, device=chw.device)
+    for dy in (-radius, 0, radius):
+        for dx in (-radius, 0, radius):
+            if dx == 0 and dy == 0:
+                continue
+            shifted = padded[:, radius + dy : radius + dy + h, radius + dx : radius + dx + w]
+            result = torch.minimum(result, descriptor_distance((chw * shifted).sum(0)))
+    result[:radius] = 0.0
+    result[h - radius :] = 0.0
+    result[:, :radius] = 0.0
+    result[:, w - radius :] = 0.0
+    return result
+
+
+def select_query_points(
+    descriptors: np.ndarray | torch.Tensor,
+    count: int,
+    mask: np.ndarray | None = None,
+    patch_size: int = 5,
+    radius: int = 4,
+) -> np.ndarray:
+    """``count`` distinctive points (float32 (N, 2) x, y), at most one per cell of a grid over the image or mask.
+
+    Distinctiveness is :func:`distinctiveness_map` of the patch-smoothed descriptors; the grid has about ``count``
+    cells so the points spread over the image; cells are taken best first. Fewer points come back when the mask
+    is too small.
+    """
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    chw = smooth_descriptors(as_descriptor_tensor(descriptors), patch_size)
+    _, h, w = chw.shape
+    score = distinctiveness_map(chw, radius)
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != (h, w):
+            raise ValueError(f"mask must have the descriptor image's size {(h, w)}, got {mask.shape}")
+        score = score.masked_fill(~torch.from_numpy(mask.astype(bool)).to(score.device), -1.0)
+    cell = max(1, int(math.sqrt(h * w / count)))
+    gh, gw = math.ceil(h / cell), math.ceil(w / cell)
+    padded = F.pad(score[None, None], (0, gw * cell - w, 0, gh * cell - h), value=-1.0)
+    best, index = F.max_pool2d(padded, cell, return_indices=True)
+    best, index = best.reshape(-1), index.reshape(-1)
+    order = torch.argsort(best, descending=True)
+    order = order[best[order] > 0][:count]
+    flat = index[order]
+    padded_w = gw * cell
+    return torch.stack([flat % padded_w, flat // padded_w], dim=1).float().cpu().numpy()
+
+
+class PointTracker:
+    """Tracks query points by descriptor matching; see the module docstring for the per-frame steps.
+
+    Typical use: ``add_queries(desc0, points)`` (or ``auto_points`` in the config), then ``update(desc_t)`` for
+    every frame, which returns a :class:`TrackFrame`. Queries can be added or removed between any two frames;
+    ids are never reused until ``reset()``.
+    """
+
+    # Per-track state tensors, one row per track (kept in id order).
+    _STATE = (
+        "_ids",
+        "_refs",
+        "_ref_windows",
+        "_ref_valid",
+        "_ref_offsets",
+        "_positions",
+        "_velocities",
+        "_scores",
+        "_visible",
+        "_ages",
+        "_redetected",
+    )
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop all tracks and restart ids at 0."""
+        self._next_id = 0
+        self._frame_index = -1
+        self._dim: int | None = None
+        self._ids = torch.zeros(0, dtype=torch.long)
+        self._refs = torch.zeros(0, 0)  # (N, D) reference descriptors, never updated
+        self._ref_windows = torch.zeros(0, 0, 0)  # (N, K, D) reference-frame neighbourhoods for the consistency check
+        self._ref_valid = torch.zeros(0, 0, dtype=torch.bool)  # (N, K)
+        self._ref_offsets = torch.zeros(0, 2)  # (N, 2) query position relative to its window centre
+        self._positions = torch.zeros(0, 2)
+        self._velocities = torch.zeros(0, 2)
+        self._scores = torch.zeros(0)
+        self._visible = torch.zeros(0, dtype=torch.bool)
+        self._ages = torch.zeros(0, dtype=torch.int32)
+        self._redetected = torch.zeros(0, dtype=torch.bool)
+
+    @property
+    def num_tracks(self) -> int:
+        return len(self._ids)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self._ids.cpu().numpy()
+
+    def add_queries(self, descriptors: np.ndarray | torch.Tensor, points: np.ndarray) -> np.ndarray:
+        """Start tracks at float (x, y) ``points`` (N, 2) of this reference descriptor image; returns their new ids.
+
+        The tracks are visible at their query positions until the next ``update``.
+        """
+        chw = self._checked(descriptors)
+        points = np.asarray(points, dtype=np.float32)
+        if points.ndim != 2 or points.shape[1] != 2 or not np.isfinite(points).all():
+            raise ValueError(f"points must be finite (x, y) pairs of shape (N, 2), got shape {points.shape}")
+        d, h, w = chw.shape
+        outside = (points[:, 0] < 0) | (points[:, 0] > w - 1) | (points[:, 1] < 0) | (points[:, 1] > h - 1)
+        if outside.any():
+            raise ValueError(f"query points {points[outside].tolist()} lie outside the {w}x{h} image")
+        n = len(points)
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        device = chw.device
+        self._to(device)
+        patch = self.config.patch_size
+        pos = torch.from_numpy(np.ascontiguousarray(points)).to(device)
+        centres = pos.round().long()
+        windows, valid = patch_windows(chw, centres, self.config.consistency_radius, patch)
+        ids = torch.arange(self._next_id, self._next_id + n, device=device)
+        self._next_id += n
+        k = windows.shape[1]
+        new_state = {
+            "_ids": ids,
+            "_refs": sample_patch_descriptors(chw, pos, patch),
+            "_ref_windows": windows,
+            "_ref_valid": valid,
+            "_ref_offsets": pos - centres.float(),
+            "_positions": pos,
+            "_velocities": torch.zeros(n, 2, device=device),
+            "_scores": torch.ones(n, device=device),
+            "_visible": torch.ones(n, dtype=torch.bool, device=device),
+            "_ages": torch.zeros(n, dtype=torch.int32, device=device),
+            "_redetected": torch.zeros(n, dtype=torch.bool, device=device),
+        }
+        shapes = {"_refs": (-1, d), "_ref_windows": (-1, k, d), "_ref_valid": (-1, k)}
+        for name, values in new_state.items():
+            old = getattr(self, name)
+            setattr(self, name, torch.cat([old.reshape(shapes.get(name, old.shape)), values]))
+        return ids.cpu().numpy()
+
+    def add_automatic_queries(
+        self, descriptors: np.ndarray | torch.Tensor, count: int, mask: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Start tracks at ``count`` distinctive points spread over the image (or ``mask``); returns their ids."""
+        points = select_query_points(
+            self._checked(descriptors), count, mask, self.config.patch_size, self.config.distinctiveness_radius
+        )
+        return self.add_queries(descriptors, points)
+
+    def remove(self, ids: int | np.ndarray | list[int]) -> None:
+        """Stop the tracks with these ids (unknown ids are ignored)."""
+        drop = torch.as_tensor(np.atleast_1d(np.asarray(ids, dtype=np.int64)), device=self._ids.device)
+        keep = ~torch.isin(self._ids, drop)
+        for name in self._STATE:
+            setattr(self, name, getattr(self, name)[keep])
+
+    def update(self, descriptors: np.ndarray | torch.Tensor, mask: np.ndarray | None = None) -> TrackFrame:
+        """Track all points into this descriptor image; ``mask`` limits automatic query selection (auto_points)."""
+        chw = self._checked(descriptors)
+        self._frame_index += 1
+        if self.num_tracks == 0 and self.config.auto_points > 0:
+            self.add_automatic_queries(chw, self.config.auto_points, mask)
+        if self.num_tracks == 0:
+            return self.frame()
+        cfg = self.config
+        self._to(chw.device)
+        _, h, w = chw.shape
+        limits = torch.tensor([w - 1, h - 1], device=chw.device, dtype=torch.float32)
+        predicted = torch.minimum((self._positions + self._velocities).clamp_min(0.0), limits)
+
+        local = self._local_search(chw, predicted.round().long(), cfg.search_radius, self._refs)
+        visible = self._accept(chw, local, torch.arange(self.num_tracks, device=chw.device))
+        positions, best = local.positions, local.best
+        redetected = torch.zeros_like(visible)
+        lost = torch.nonzero(~visible).flatten()
+        if cfg.redetect and len(lost):
+            found = self._global_search(chw, self._refs[lost])
+            found_ok = self._accept(chw, found, lost)
+            accepted = lost[found_ok]
+            positions, best = positions.clone(), best.clone()
+            positions[accepted] = found.positions[found_ok]
+            best[accepted] = found.best[found_ok]
+            visible[accepted] = True
+            redetected[accepted] = True
+
+        alpha = cfg.velocity_smoothing
+        motion = positions - self._positions
+        tracked = visible & self._visible & ~redetected
+        self._velocities = torch.where(
+            tracked[:, None],
+            alpha * motion + (1.0 - alpha) * self._velocities,
+            torch.where(visible[:, None], torch.zeros_like(motion), self._velocities * cfg.lost_velocity_decay),
+        )
+        self._positions = torch.where(visible[:, None], positions, predicted)
+        self._scores = best
+        self._visible = visible
+        self._redetected = redetected
+        self._ages = self._ages + 1
+        return self.frame()
+
+    def frame(self) -> TrackFrame:
+        """The current tracks (what the last ``update`` returned, plus tracks added since)."""
+        return TrackFrame(
+            frame_index=max(self._frame_index, 0),
+            ids=self._ids.cpu().numpy().astype(np.int64),
+            positions=self._positions.cpu().numpy().astype(np.float32).reshape(-1, 2),
+            scores=self._scores.cpu().numpy().astype(np.float32),
+            visible=self._visible.cpu().numpy().astype(bool),
+            ages=self._ages.cpu().numpy().astype(np.int32),
+            redetected=self._redetected.cpu().numpy().astype(bool),
+        )
+
+    # --- internals -------------------------------------------------------------------------------------------
+
+    def _checked(self, descriptors: np.ndarray | torch.Tensor) -> torch.Tensor:
+        chw = as_descriptor_tensor(descriptors)
+        if self._dim is not None and chw.shape[0] != self._dim and self.num_tracks:
+            raise ValueError(f"descriptor dimension changed: tracks have D={self._dim}, image has D={chw.shape[0]}")
+        self._dim = chw.shape[0]
+        return chw
+
+    def _to(self, device: torch.device) -> None:
+        if self._ids.device != device:
+            for name in self._STATE:
+                setattr(self, name, getattr(self, name).to(device))
+
+    def _refine(self, sims: torch.Tensor, best: torch.Tensor, size: int) -> torch.Tensor:
+        """Sub-pixel (dx, dy) (N, 2) of the best entry of (N, size*size) row-major similarity windows."""
+        n = len(sims)
+        if self.config.subpixel == "none" or n == 0:
+            return torch.zeros(n, 2, device=sims.device)
+        grid = F.pad(sims.reshape(n, size, size), (1, 1, 1, 1), value=float("-inf"))
+        by, bx = best // size + 1, best % size + 1
+        rows = torch.arange(n, device=sims.device)
+        neigh = torch.stack([grid[rows, by + dy, bx + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], dim=1)
+        neigh = neigh.reshape(n, 3, 3)
+        centre = neigh[:, 1, 1]
+        # Missing neighbours (window or image edge) get the centre value, which cancels their pull.
+        neigh = torch.where(torch.isfinite(neigh), neigh, centre[:, None, None])
+        if self.config.subpixel == "softargmax":
+            logits = (neigh - centre[:, None, None]) / self.config.softargmax_temperature
+            weights = torch.softmax(logits.reshape(n, 9), dim=1).reshape(n, 3, 3)
+            steps = torch.tensor([-1.0, 0.0, 1.0], device=sims.device)
+            return torch.stack([(weights.sum(1) * steps).sum(1), (weights.sum(2) * steps).sum(1)], dim=1)
+        offsets = []
+        for left, right in ((neigh[:, 1, 0], neigh[:, 1, 2]), (neigh[:, 0, 1], neigh[:, 2, 1])):
+            curvature = left - 2.0 * centre + right
+            step = torch.where(curvature < 0, 0.5 * (left - right) / curvature.clamp(max=-1e-12), 0.0)
+            offsets.append(step.clamp(-0.5, 0.5))
+        return torch.stack(offsets, dim=1)
+
+    def _local_search(self, chw: torch.Tensor, centres: torch.Tensor, radius: int, refs: torch.Tensor) -> _Match:
+        """Best match of each reference descriptor (N, D) in the window of ``radius`` around its integer centre."""
+        windows, valid = patch_windows(chw, centres, radius, self.config.patch_size)
+        sims = torch.einsum("nkd,nd->nk", windows, refs).masked_fill(~valid, float("-inf"))
+        best_sim, best = sims.max(dim=1)
+        offsets = _window_offsets(radius, chw.device)
+        near = ((offsets[None] - offsets[best][:, None]) ** 2).sum(-1)
+        second = sims.masked_fill(near <= self.config.ratio_exclusion_radius**2, float("-inf"))
+        second = second.max(dim=1).values.clamp_min(-1.0)
+        positions = (centres + offsets[best]).float() + self._refine(sims, best, 2 * radius + 1)
+        return _Match(positions, best_sim, second)
+
+    def _global_search(self, chw: torch.Tensor, refs: torch.Tensor) -> _Match:
+        """Nearest neighbour of each reference over the image pooled by the stride, refined by a local search."""
+        stride = self.config.redetect_stride
+        d, h, w = chw.shape
+        coarse = F.avg_pool2d(chw[None], stride, stride=stride, ceil_mode=True)[0] if stride > 1 else chw
+        hs, ws = coarse.shape[1:]
+        sims = refs @ F.normalize(coarse.reshape(d, hs * ws), dim=0)  # one matmul for all lost tracks
+        best = sims.argmax(dim=1)
+        ys, xs = torch.meshgrid(torch.arange(hs, device=chw.device), torch.arange(ws, device=chw.device), indexing="ij")
+        cells = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1).float() * stride + (stride - 1) / 2.0
+        exclusion = max(self.config.ratio_exclusion_radius, 2.0 * stride)
+        near = ((cells[None] - cells[best][:, None]) ** 2).sum(-1) <= exclusion**2
+        second = sims.masked_fill(near, float("-inf")).max(dim=1).values.clamp_min(-1.0)
+        limits = torch.tensor([w - 1, h - 1], device=chw.device)
+        centres = torch.minimum(cells[best].round().long(), limits)
+        refined = self._local_search(chw, centres, stride, refs)
+        return _Match(refined.positions, refined.best, second)
+
+    def _accept(self, chw: torch.Tensor, match: _Match, rows: torch.Tensor) -> torch.Tensor:
+        """Visibility of the matches of tracks ``rows``: distance, ratio test and forward-backward consistency."""
+        cfg = self.config
+        d_best = descriptor_distance(match.best)
+        ok = (d_best <= cfg.max_descriptor_distance) & (d_best <= cfg.max_ratio * descriptor_distance(match.second))
+        if cfg.consistency_radius > 0 and len(rows):
+            # Match the descriptor found in this frame back into the reference window around the query.
+            current = sample_patch_descriptors(chw, match.positions, cfg.patch_size)
+            sims = torch.einsum("nkd,nd->nk", self._ref_windows[rows], current)
+            sims = sims.masked_fill(~self._ref_valid[rows], float("-inf"))
+            best = sims.argmax(dim=1)
+            offsets = _window_offsets(cfg.consistency_radius, chw.device)
+            back = offsets[best].float() + self._refine(sims, best, 2 * cfg.consistency_radius + 1)
+            ok &= torch.linalg.norm(back - self._ref_offsets[rows], dim=1) <= cfg.max_consistency_error
+        return ok
