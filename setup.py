@@ -33,6 +33,7 @@ setup(
             "dense-descriptors = dense_descriptors_ros.cli:main",
             "descriptor_node = dense_descriptors_ros.nodes.descriptor_node:main",
             "tracker_node = dense_descriptors_ros.nodes.tracker_node:main",
+            "slam_node = dense_descriptors_ros.nodes.slam_node:main",
         ],
     },
 )

@@ -20,6 +20,7 @@ NODE_CONFIGS = {
     "descriptor_node": "dense_descriptors_ros.nodes.descriptor_node:DescriptorNodeConfig",
     "recorder_node": "dense_descriptors_ros.nodes.recorder_node:RecorderNodeConfig",
     "tracker_node": "dense_descriptors_ros.nodes.tracker_node:TrackerNodeConfig",
+    "slam_node": "dense_descriptors_ros.nodes.slam_node:SlamNodeConfig",
 }
 
 
@@ -34,10 +35,27 @@ def _entry_points() -> dict[str, str]:
 
 
 def _config_fields(executable: str) -> set[str]:
-    from dataclasses import fields
+    """Parameter names of a node: its config fields, nested config sections as dotted names."""
+    import dataclasses
+
+    def names(cls, prefix=""):
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(f.type) or (
+                isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory)
+            ):
+                yield from names(f.default_factory, f"{prefix}{f.name}.")
+            else:
+                yield prefix + f.name
 
     module, cls = NODE_CONFIGS[executable].split(":")
-    return {f.name for f in fields(getattr(importlib.import_module(module), cls))}
+    return set(names(getattr(importlib.import_module(module), cls)))
+
+
+def _flatten(params: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for key, value in params.items():
+        keys |= _flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key}
+    return keys
 
 
 def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
@@ -92,7 +110,7 @@ def test_parameter_file_has_only_declared_parameters(executable):
     assert path is not None, f"no config file for {executable}"
     data = yaml.safe_load(path.read_text())
     params = data["/**"]["ros__parameters"]
-    unknown = set(params) - _config_fields(executable)
+    unknown = _flatten(params) - _config_fields(executable)
     assert not unknown, f"{path.name}: parameters the node does not declare: {unknown}"
 
 

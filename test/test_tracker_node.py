@@ -14,7 +14,7 @@ from synthetic_motion import SyntheticSequence, similarity_transform
 from visualization_msgs.msg import Marker, MarkerArray
 
 from dense_descriptors_ros.io.image_conversion import numpy_to_image
-from dense_descriptors_ros.io.track_messages import pointcloud2_to_array
+from dense_descriptors_ros.io.pointcloud import pointcloud2_to_array
 from dense_descriptors_ros.learning.synthetic_video import textured_object_video
 from dense_descriptors_ros.model.checkpoint import save_checkpoint
 from dense_descriptors_ros.model.engine import DescriptorEngine

@@ -1,0 +1,420 @@
+"""slam_node: S-PTAM-style stereo SLAM on learned dense descriptors (or ORB), papers/003 section 5.4.
+
+Topics: in ``left/image_rect``, ``right/image_rect``, ``left/camera_info``, ``right/camera_info`` (rectified
+pair; intrinsics and baseline come from the CameraInfo P matrices, the right one's P[0,3] = -fx * baseline).
+Out ``odometry`` (nav_msgs/Odometry), ``path`` (nav_msgs/Path), ``map_points`` (PointCloud2, transient local,
+throttled), ``tracked_features`` (bgr8), ``status`` (std_msgs/String, JSON); TF map -> odom -> base_link through
+tf2_ros when it is importable. Services ``~/reset``, ``~/save_map``, ``~/load_map`` (std_srvs/Trigger, folder from
+the ``map_dir`` parameter).
+
+Poses: SLAM estimates the left camera's optical frame (z forward, x right, y down) in the frame of the first
+camera pose. With ``camera_is_optical`` (default) the node re-expresses that in REP-103 axes (x forward, z up)
+so ``base_link`` moves like a robot body whose camera looks forward; map -> odom is the identity.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped, TransformStamped
+from nav_msgs.msg import Odometry, Path
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from scipy.spatial.transform import Rotation
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Header, String
+from std_srvs.srv import Trigger
+
+from dense_descriptors_ros.config import ConfigError
+from dense_descriptors_ros.io.image_conversion import image_to_numpy, numpy_to_image, to_rgb8
+from dense_descriptors_ros.io.pointcloud import xyz_to_pointcloud2
+from dense_descriptors_ros.model.checkpoint import model_id
+from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, open_engine
+from dense_descriptors_ros.nodes.input_problems import InputProblems
+from dense_descriptors_ros.nodes.latest_frame_worker import LatestFrameWorker
+from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, RELIABLE_OUT, TRANSIENT_LOCAL_OUT, qos_by_name
+from dense_descriptors_ros.nodes.ros_parameters import declare_config_parameters, read_config_parameters
+from dense_descriptors_ros.nodes.stereo_sync import StereoSynchronizer
+from dense_descriptors_ros.slam.geometry import StereoCamera
+from dense_descriptors_ros.slam.stereo_slam import StereoSlam, StereoSlamConfig, TrackingState
+
+try:  # pragma: no cover - only on a machine with a ROS install
+    from tf2_ros import TransformBroadcaster
+except ImportError:
+    TransformBroadcaster = None
+try:  # pragma: no cover - only on a machine with a ROS install
+    import message_filters
+except ImportError:
+    message_filters = None
+
+# REP-103 body axes (x forward, y left, z up) from camera optical axes (z forward, x right, y down).
+R_BODY_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+
+
+@dataclass
+class SlamNodeConfig(DescriptorSourceConfig):
+    slam: StereoSlamConfig = field(default_factory=StereoSlamConfig)
+    map_frame: str = field(default="map", metadata={"help": "global frame of the map"})
+    odom_frame: str = field(default="odom", metadata={"help": "odometry frame (map -> odom is the identity)"})
+    base_frame: str = field(default="base_link", metadata={"help": "the moving body frame published in TF"})
+    publish_tf: bool = field(default=True, metadata={"help": "publish map -> odom -> base_link (needs tf2_ros)"})
+    camera_is_optical: bool = field(
+        default=True, metadata={"help": "re-express optical-frame poses in REP-103 body axes (x forward, z up)"}
+    )
+    sync_slop: float = field(
+        default=0.005, metadata={"help": "max stamp difference (s) of a left/right pair", "range": (0.0, 1.0)}
+    )
+    sync_queue_size: int = field(default=10, metadata={"help": "images kept per side for pairing", "range": (1, 100)})
+    image_qos: str = field(
+        default="sensor_data", metadata={"help": "QoS of the image subscriptions", "choices": QOS_NAMES}
+    )
+    map_points_period: float = field(
+        default=1.0, metadata={"help": "seconds between map_points clouds (throttle)", "range": (0.0, 3600.0)}
+    )
+    max_path_length: int = field(default=10000, metadata={"help": "poses kept in the path topic", "range": (1, 10**7)})
+    map_dir: str = field(default="slam_map", metadata={"help": "folder used by ~/save_map and ~/load_map"})
+    autostart: bool = field(default=True, metadata={"help": "configure and activate the lifecycle node at start-up"})
+
+
+def stereo_camera_from_infos(left: Any, right: Any) -> StereoCamera:
+    """Rectified intrinsics and baseline from the two CameraInfo P matrices (REP-104 / image_pipeline convention)."""
+    p_left = np.asarray(left.p, np.float64).reshape(3, 4)
+    p_right = np.asarray(right.p, np.float64).reshape(3, 4)
+    if p_left[0, 0] <= 0:
+        raise ValueError("left camera_info has no projection matrix P (fx = 0): the images must be rectified")
+    if (left.width, left.height) != (right.width, right.height):
+        raise ValueError(
+            f"left and right camera_info sizes differ: {left.width}x{left.height} vs {right.width}x{right.height}"
+        )
+    if p_right[0, 3] >= 0:
+        raise ValueError(
+            f"right camera_info P[0,3] = {p_right[0, 3]}: it must be -fx * baseline (< 0) for a rectified right camera"
+        )
+    return StereoCamera(
+        fx=p_left[0, 0],
+        fy=p_left[1, 1],
+        cx=p_left[0, 2],
+        cy=p_left[1, 2],
+        baseline=-p_right[0, 3] / p_right[0, 0],
+        width=int(left.width),
+        height=int(left.height),
+    )
+
+
+def _stamp_seconds(header: Any) -> float:
+    return header.stamp.sec + header.stamp.nanosec * 1e-9
+
+
+class SlamNode(LifecycleNode):
+    def __init__(self, node_name: str = "slam_node", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        declare_config_parameters(self, SlamNodeConfig)
+        self.config: SlamNodeConfig | None = None
+        self.engine = None
+        self.slam: StereoSlam | None = None
+        self.infos: dict[str, CameraInfo] = {}
+        self.problems = InputProblems(self.get_logger())
+        self.worker = LatestFrameWorker(self._process, self._on_worker_error, name="slam-worker")
+        self.sync: Any = None
+        self._lock = threading.Lock()  # the SLAM object: worker thread vs. services
+        self._subs: list = []
+        self._pubs: dict[str, Any] = {}
+        self._path = Path()
+        self._last_cloud_time = -np.inf
+        self._tf = None
+        self.last_result = None
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_service(Trigger, "~/save_map", self._on_save_map)
+        self.create_service(Trigger, "~/load_map", self._on_load_map)
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.config = read_config_parameters(self, SlamNodeConfig)
+            if self.config.slam.feature_type == "learned":
+                self.config.check_model()
+        except (ConfigError, ValueError) as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self._pubs = {
+            "odometry": self.create_publisher(Odometry, "odometry", RELIABLE_OUT),
+            "path": self.create_publisher(Path, "path", RELIABLE_OUT),
+            "map_points": self.create_publisher(PointCloud2, "map_points", TRANSIENT_LOCAL_OUT),
+            "tracked_features": self.create_publisher(Image, "tracked_features", RELIABLE_OUT),
+            "status": self.create_publisher(String, "status", RELIABLE_OUT),
+        }
+        if self.config.publish_tf:
+            if TransformBroadcaster is None:
+                self.get_logger().warning("tf2_ros is not importable: TF is not published (odometry and path are)")
+            else:  # pragma: no cover - ROS install
+                self._tf = TransformBroadcaster(self)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.config.slam.feature_type == "learned":
+            try:
+                self.engine = open_engine(self.config, self.get_logger())
+            except (ValueError, RuntimeError) as exc:
+                self.get_logger().error(f"activate failed: {exc}")
+                return TransitionCallbackReturn.FAILURE
+        qos = qos_by_name(self.config.image_qos)
+        infos = [
+            self.create_subscription(
+                CameraInfo, f"{side}/camera_info", lambda m, side=side: self._on_info(side, m), qos
+            )
+            for side in ("left", "right")
+        ]
+        self._subs = self._image_subscriptions(qos) + infos
+        self.worker.start()
+        return super().on_activate(state)
+
+    def _image_subscriptions(self, qos: Any) -> list:
+        """left/right image subscriptions feeding time-synchronised pairs to the worker."""
+        cfg = self.config
+        if message_filters is not None:  # pragma: no cover - ROS install
+            subs = [
+                message_filters.Subscriber(self, Image, f"{side}/image_rect", qos_profile=qos)
+                for side in ("left", "right")
+            ]
+            self.sync = message_filters.ApproximateTimeSynchronizer(subs, cfg.sync_queue_size, cfg.sync_slop)
+            self.sync.registerCallback(lambda left, right: self.worker.put((left, right)))
+            return [s.sub for s in subs]
+        self.sync = StereoSynchronizer(
+            lambda left, right: self.worker.put((left, right)), cfg.sync_slop, cfg.sync_queue_size
+        )
+        overrides = QoSOverridingOptions.with_default_policies()
+        return [
+            self.create_subscription(
+                Image,
+                "left/image_rect",
+                lambda m: self.sync.add_left(_stamp_seconds(m.header), m),
+                qos,
+                qos_overriding_options=overrides,
+            ),
+            self.create_subscription(
+                Image,
+                "right/image_rect",
+                lambda m: self.sync.add_right(_stamp_seconds(m.header), m),
+                qos,
+                qos_overriding_options=overrides,
+            ),
+        ]
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        for pub in self._pubs.values():
+            self.destroy_publisher(pub)
+        self._pubs = {}
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        self.worker.stop()
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        with self._lock:
+            if self.slam is not None:
+                self.slam.close()
+            self.slam = None
+        self.engine = None
+
+    # --- inputs and services ---------------------------------------------------------------------------------
+    def _on_info(self, side: str, msg: CameraInfo) -> None:
+        self.infos[side] = msg
+
+    def _on_worker_error(self, exc: BaseException) -> None:
+        self.problems.report(type(exc).__name__, str(exc))
+
+    def _trigger(self, response: Trigger.Response, action: Any, done: str) -> Trigger.Response:
+        with self._lock:
+            try:
+                action()
+                response.success, response.message = True, done
+            except (ValueError, OSError) as exc:
+                response.success, response.message = False, str(exc)
+        return response
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        def reset() -> None:
+            if self.slam is not None:
+                self.slam.reset()
+            self._path = Path()
+
+        return self._trigger(response, reset, "map and trajectory cleared")
+
+    def _on_save_map(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        def save() -> None:
+            if self.slam is None:
+                raise ValueError("no map yet: no stereo pair has been processed")
+            self.slam.save_map(self.config.map_dir)
+
+        return self._trigger(response, save, f"map saved to {self.config.map_dir}")
+
+    def _on_load_map(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        def load() -> None:
+            if self.slam is None:
+                raise ValueError("wait for camera_info and the first stereo pair before loading a map")
+            self.slam.load_map(self.config.map_dir)
+
+        return self._trigger(response, load, f"map loaded from {self.config.map_dir}; relocalising")
+
+    # --- work ------------------------------------------------------------------------------------------------
+    def _make_slam(self) -> StereoSlam | None:
+        if "left" not in self.infos or "right" not in self.infos:
+            self.problems.report("no camera_info yet", "waiting for left/camera_info and right/camera_info")
+            return None
+        camera = stereo_camera_from_infos(self.infos["left"], self.infos["right"])
+        learned = self.config.slam.feature_type == "learned"
+        name = (model_id(self.config.model_dir) if self.config.model_dir else "untrained") if learned else "orb"
+        self.get_logger().info(
+            f"stereo camera {camera.width}x{camera.height}, fx {camera.fx:.1f}, baseline {camera.baseline:.4f} m; "
+            f"features: {self.config.slam.feature_type} ({name})"
+        )
+        return StereoSlam(camera, self.config.slam, model_id=name)
+
+    def _process(self, pair: tuple[Image, Image]) -> None:
+        left_msg, right_msg = pair
+        try:
+            left = to_rgb8(image_to_numpy(left_msg))
+            right = to_rgb8(image_to_numpy(right_msg))
+        except ValueError as exc:
+            self.problems.report("bad image", str(exc))
+            return
+        with self._lock:
+            if self.slam is None:
+                try:
+                    self.slam = self._make_slam()
+                except ValueError as exc:
+                    self.problems.report("bad camera_info", str(exc))
+                    return
+                if self.slam is None:
+                    return
+            descriptors = (None, None)
+            if self.engine is not None:
+                batch = self.engine.compute_batch([left, right])
+                descriptors = (batch[0], batch[1])
+            try:
+                result = self.slam.process(_stamp_seconds(left_msg.header), left, right, *descriptors)
+            except ValueError as exc:
+                self.problems.report("frame rejected by SLAM", str(exc))
+                return
+            cloud_due = self._cloud_due()
+            points = self.slam.map_points() if cloud_due else None
+        self.last_result = result
+        self._publish(left_msg.header, left, result, points)
+
+    def _cloud_due(self) -> bool:
+        now = self.get_clock().now().nanoseconds * 1e-9
+        if (
+            self._pubs["map_points"].get_subscription_count()
+            and now - self._last_cloud_time >= self.config.map_points_period
+        ):
+            self._last_cloud_time = now
+            return True
+        return False
+
+    def _body_pose(self, T_world_cam: np.ndarray) -> np.ndarray:
+        if not self.config.camera_is_optical:
+            return T_world_cam
+        S = np.eye(4)
+        S[:3, :3] = R_BODY_OPTICAL
+        return S @ T_world_cam @ S.T
+
+    def _publish(self, header: Any, left: np.ndarray, result: Any, points: np.ndarray | None) -> None:
+        cfg = self.config
+        pose = self._body_pose(result.T_world_cam)
+        qx, qy, qz, qw = Rotation.from_matrix(pose[:3, :3]).as_quat()
+        tx, ty, tz = pose[:3, 3]
+        odom = Odometry()
+        odom.header.stamp, odom.header.frame_id, odom.child_frame_id = header.stamp, cfg.odom_frame, cfg.base_frame
+        odom.pose.pose.position.x, odom.pose.pose.position.y, odom.pose.pose.position.z = tx, ty, tz
+        o = odom.pose.pose.orientation
+        o.x, o.y, o.z, o.w = qx, qy, qz, qw
+        self._pubs["odometry"].publish(odom)
+        stamped = PoseStamped()
+        stamped.header.stamp, stamped.header.frame_id = header.stamp, cfg.map_frame
+        stamped.pose = odom.pose.pose
+        self._path.header.stamp, self._path.header.frame_id = header.stamp, cfg.map_frame
+        self._path.poses.append(stamped)
+        del self._path.poses[: -cfg.max_path_length]
+        self._pubs["path"].publish(self._path)
+        status = {
+            "state": result.state.value if isinstance(result.state, TrackingState) else str(result.state),
+            "tracked": len(result.tracked_point_ids),
+            "keypoints": result.num_keypoints,
+            "keyframe": bool(result.is_keyframe),
+            "loop_closure": result.loop_closure is not None,
+            "tracking_ms": round(result.timings_ms.get("total_ms", 0.0), 2),
+            "bad_input": self.problems.total,
+            "dropped_frames": self.worker.counts.dropped,
+        }
+        self._pubs["status"].publish(String(data=json.dumps(status)))
+        if self._pubs["tracked_features"].get_subscription_count():
+            canvas = left.copy()
+            for x, y in np.asarray(result.tracked_pixels).reshape(-1, 2):
+                cv2.circle(canvas, (round(float(x)), round(float(y))), 3, (0, 255, 0), 1, cv2.LINE_AA)
+            image = numpy_to_image(canvas, "bgr8")
+            image.header = header
+            self._pubs["tracked_features"].publish(image)
+        if points is not None:
+            self._pubs["map_points"].publish(self._cloud(header, points))
+        if self._tf is not None:  # pragma: no cover - ROS install
+            self._tf.sendTransform(self._transforms(header, odom))
+
+    def _cloud(self, header: Any, points_world: np.ndarray) -> PointCloud2:
+        points = np.asarray(points_world, np.float64).reshape(-1, 3)
+        if self.config.camera_is_optical:
+            points = points @ R_BODY_OPTICAL.T
+        cloud_header = Header(stamp=header.stamp, frame_id=self.config.map_frame)
+        return xyz_to_pointcloud2(points, cloud_header)
+
+    def _transforms(self, header: Any, odom: Odometry) -> list[TransformStamped]:  # pragma: no cover - ROS install
+        identity = TransformStamped()
+        identity.header.stamp, identity.header.frame_id = header.stamp, self.config.map_frame
+        identity.child_frame_id = self.config.odom_frame
+        identity.transform.rotation.w = 1.0
+        body = TransformStamped()
+        body.header.stamp, body.header.frame_id, body.child_frame_id = (
+            header.stamp,
+            self.config.odom_frame,
+            self.config.base_frame,
+        )
+        p = odom.pose.pose.position
+        body.transform.translation.x, body.transform.translation.y, body.transform.translation.z = p.x, p.y, p.z
+        body.transform.rotation = odom.pose.pose.orientation
+        return [identity, body]
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = SlamNode()
+    try:
+        if node.get_parameter("autostart").value:
+            node.trigger_configure()
+            node.trigger_activate()
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node._release()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,333 @@
+"""The SLAM's feature interface: one class per feature type, each with its own distance norm and thresholds.
+
+A feature type turns an image (plus, for learned features, its dense descriptor image) into keypoints and
+descriptors, measures descriptor distances, pools a global descriptor for loop-closure retrieval, and carries the
+matching thresholds that only make sense for its norm (pyslam's ``FeatureInfo`` idea; S-PTAM's
+``MatchingDistance``). The rest of the SLAM never looks inside a descriptor.
+
+* :class:`LearnedDenseFeatures`: keypoints from a corner detector (GFTT/FAST) or from a descriptor-saliency score
+  with non-maximum suppression and a grid spread; descriptors are bilinearly sampled from the dense (H, W, D)
+  unit-norm descriptor image and re-normalised (no patch aggregation, papers/003 section 5.4). L2 distance on unit
+  vectors, so thresholds live in [0, 2].
+* :class:`OrbFeatures`: the baseline, OpenCV ORB descriptors (Hamming distance, 256 bits) on the same keypoints.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+KEYPOINT_DETECTORS = ("gftt", "fast", "saliency")
+
+
+@dataclass
+class FeatureConfig:
+    """Keypoint selection and descriptor matching thresholds (each feature type has its own defaults)."""
+
+    detector: str = field(
+        default="gftt",
+        metadata={"help": "keypoint detector: gftt (Shi-Tomasi), fast, or saliency (learned only)",
+                  "choices": KEYPOINT_DETECTORS},
+    )
+    max_keypoints: int = field(default=800, metadata={"help": "keypoints per image", "range": (10, 20000)})
+    min_distance_px: float = field(
+        default=7.0, metadata={"help": "minimum distance between keypoints (NMS radius)", "range": (1.0, 100.0)}
+    )
+    quality_level: float = field(
+        default=0.005, metadata={"help": "GFTT quality level / saliency threshold (relative)", "range": (1e-5, 1.0)}
+    )
+    grid_cells: int = field(
+        default=8, metadata={"help": "grid spread: cells per image side, keypoints shared evenly", "range": (1, 64)}
+    )
+    subpixel: bool = field(default=True, metadata={"help": "refine corner keypoints to sub-pixel accuracy"})
+    max_distance: float = field(
+        default=-1.0,
+        metadata={"help": "largest accepted descriptor distance (-1: the feature type's default)",
+                  "range": (-1.0, 1000.0)},
+    )
+    ratio: float = field(
+        default=0.9, metadata={"help": "best/second-best distance ratio test", "range": (0.1, 1.0)}
+    )
+
+
+@dataclass
+class FrameFeatures:
+    """Keypoints (N, 2) float32 (x=column, y=row) and their descriptors (N, D) (dtype set by the feature type)."""
+
+    keypoints: np.ndarray
+    descriptors: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.keypoints)
+
+    def subset(self, index: np.ndarray) -> FrameFeatures:
+        return FrameFeatures(self.keypoints[index], self.descriptors[index])
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """uint8 RGB (H, W, 3) or gray (H, W) / (H, W, 1) -> uint8 gray (H, W)."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if image.ndim == 2:
+        return image
+    raise ValueError(f"expected an RGB (H, W, 3) or gray (H, W) image, got shape {image.shape}")
+
+
+def grid_spread(points: np.ndarray, scores: np.ndarray, shape: tuple[int, int], cells: int, limit: int) -> np.ndarray:
+    """Indices of at most ``limit`` points, the best-scoring ones of each grid cell first (even coverage)."""
+    if len(points) <= limit:
+        return np.argsort(-scores, kind="stable")
+    h, w = shape
+    cx = np.minimum((points[:, 0] * cells / w).astype(int), cells - 1)
+    cy = np.minimum((points[:, 1] * cells / h).astype(int), cells - 1)
+    cell = cy * cells + cx
+    order = np.lexsort((-scores, cell))
+    sorted_cell = cell[order]
+    first = np.searchsorted(sorted_cell, sorted_cell, side="left")
+    rank = np.arange(len(order)) - first
+    # Round robin over cells: all cells' best point, then all cells' second best, ... then by score.
+    key = rank.astype(np.float64) * 1e6 - scores[order] / (np.abs(scores).max() + 1e-12)
+    return order[np.argsort(key, kind="stable")[:limit]]
+
+
+def detect_corners(gray: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """GFTT or FAST corners spread over a grid -> (N, 2) float32 keypoints."""
+    if config.detector == "gftt":
+        corners = cv2.goodFeaturesToTrack(
+            gray,
+            maxCorners=config.max_keypoints * 2,
+            qualityLevel=config.quality_level,
+            minDistance=config.min_distance_px,
+            blockSize=5,
+        )
+        if corners is None:
+            return np.zeros((0, 2), np.float32)
+        points = corners.reshape(-1, 2).astype(np.float32)
+        # goodFeaturesToTrack returns corners by decreasing quality: use the order as the score.
+        scores = -np.arange(len(points), dtype=np.float64)
+    elif config.detector == "fast":
+        fast = cv2.FastFeatureDetector_create(threshold=12, nonmaxSuppression=True)
+        kps = fast.detect(gray)
+        if not kps:
+            return np.zeros((0, 2), np.float32)
+        points = np.array([k.pt for k in kps], np.float32)
+        scores = np.array([k.response for k in kps], np.float64)
+    else:
+        raise ValueError(f"detector {config.detector!r} is not a corner detector; use one of ('gftt', 'fast')")
+    keep = grid_spread(points, scores, gray.shape, config.grid_cells, config.max_keypoints)
+    points = points[keep]
+    if config.subpixel and len(points):
+        criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_COUNT, 10, 0.01)
+        points = cv2.cornerSubPix(gray, points.reshape(-1, 1, 2).copy(), (3, 3), (-1, -1), criteria).reshape(-1, 2)
+    return points.astype(np.float32)
+
+
+def sample_descriptors(descriptor_image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """Bilinearly sample an (H, W, D) descriptor image at (N, 2) sub-pixel keypoints and re-normalise to unit L2."""
+    h, w = descriptor_image.shape[:2]
+    x = np.clip(keypoints[:, 0].astype(np.float64), 0, w - 1)
+    y = np.clip(keypoints[:, 1].astype(np.float64), 0, h - 1)
+    x0 = np.minimum(np.floor(x).astype(int), w - 2) if w > 1 else np.zeros(len(x), int)
+    y0 = np.minimum(np.floor(y).astype(int), h - 2) if h > 1 else np.zeros(len(y), int)
+    ax = (x - x0)[:, None].astype(np.float32)
+    ay = (y - y0)[:, None].astype(np.float32)
+    x1 = np.minimum(x0 + 1, w - 1)
+    y1 = np.minimum(y0 + 1, h - 1)
+    d = (
+        descriptor_image[y0, x0] * (1 - ax) * (1 - ay)
+        + descriptor_image[y0, x1] * ax * (1 - ay)
+        + descriptor_image[y1, x0] * (1 - ax) * ay
+        + descriptor_image[y1, x1] * ax * ay
+    )
+    return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+
+
+def descriptor_saliency(descriptor_image: np.ndarray, radius: int = 2) -> np.ndarray:
+    """Per-pixel distinctiveness: 1 - mean cosine similarity to the 4 neighbours ``radius`` pixels away."""
+    d = descriptor_image
+    sim = np.zeros(d.shape[:2], np.float32)
+    r = radius
+    sim[:, r:] += np.einsum("hwd,hwd->hw", d[:, r:], d[:, :-r])
+    sim[:, :-r] += np.einsum("hwd,hwd->hw", d[:, :-r], d[:, r:])
+    sim[r:, :] += np.einsum("hwd,hwd->hw", d[r:], d[:-r])
+    sim[:-r, :] += np.einsum("hwd,hwd->hw", d[:-r], d[r:])
+    return 1.0 - sim / 4.0
+
+
+def detect_salient(descriptor_image: np.ndarray, config: FeatureConfig, border: int = 4) -> np.ndarray:
+    """Keypoints at local maxima of the descriptor saliency (NMS over ``min_distance_px``), spread over a grid."""
+    score = descriptor_saliency(descriptor_image)
+    size = 2 * round(config.min_distance_px) + 1
+    peaks = (score >= cv2.dilate(score, np.ones((size, size), np.uint8))) & (
+        score > config.quality_level * float(score.max())
+    )
+    peaks[:border], peaks[-border:], peaks[:, :border], peaks[:, -border:] = False, False, False, False
+    ys, xs = np.nonzero(peaks)
+    points = np.stack([xs, ys], axis=1).astype(np.float32)
+    keep = grid_spread(points, score[ys, xs].astype(np.float64), score.shape, config.grid_cells, config.max_keypoints)
+    return points[keep]
+
+
+class FeatureType(ABC):
+    """One feature type: extraction, its distance norm and its matching thresholds."""
+
+    name: str
+    norm: str
+    default_max_distance: float
+
+    def __init__(self, config: FeatureConfig | None = None) -> None:
+        self.config = config or FeatureConfig()
+        if self.config.detector not in self.supported_detectors():
+            raise ValueError(
+                f"{type(self).__name__} does not support detector {self.config.detector!r}; "
+                f"use one of {self.supported_detectors()}"
+            )
+        self.max_distance = self.config.max_distance if self.config.max_distance >= 0 else self.default_max_distance
+        self.ratio = self.config.ratio
+
+    @staticmethod
+    def supported_detectors() -> tuple[str, ...]:
+        return ("gftt", "fast")
+
+    @property
+    def needs_descriptor_image(self) -> bool:
+        return False
+
+    @abstractmethod
+    def extract(self, gray: np.ndarray, descriptor_image: np.ndarray | None = None) -> FrameFeatures:
+        """Keypoints and descriptors of one uint8 gray image."""
+
+    @abstractmethod
+    def distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """(Na, D), (Nb, D) descriptors -> (Na, Nb) float32 distances in this type's norm."""
+
+    @abstractmethod
+    def paired_distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """(N, ..., D) and (N, ..., D) descriptors -> (N, ...) float32 distances, element by element."""
+
+    @abstractmethod
+    def global_descriptor(self, gray: np.ndarray, descriptor_image: np.ndarray | None,
+                          features: FrameFeatures) -> np.ndarray:
+        """A unit-norm float32 vector summarising the image, compared by dot product for loop retrieval."""
+
+    @property
+    @abstractmethod
+    def descriptor_dtype(self) -> np.dtype:
+        """dtype of this type's descriptors."""
+
+
+class LearnedDenseFeatures(FeatureType):
+    """Learned dense descriptors (H, W, D unit L2) sampled at corner or saliency keypoints; L2 distance in [0, 2]."""
+
+    name = "learned"
+    norm = "L2"
+    default_max_distance = 1.0
+
+    @staticmethod
+    def supported_detectors() -> tuple[str, ...]:
+        return KEYPOINT_DETECTORS
+
+    @property
+    def needs_descriptor_image(self) -> bool:
+        return True
+
+    @property
+    def descriptor_dtype(self) -> np.dtype:
+        return np.dtype(np.float32)
+
+    def extract(self, gray: np.ndarray, descriptor_image: np.ndarray | None = None) -> FrameFeatures:
+        if descriptor_image is None:
+            raise ValueError("LearnedDenseFeatures needs the dense descriptor image (H, W, D) of the frame")
+        descriptor_image = np.asarray(descriptor_image, dtype=np.float32)
+        if descriptor_image.ndim != 3 or descriptor_image.shape[:2] != gray.shape[:2]:
+            raise ValueError(
+                f"descriptor image must be (H, W, D) with H, W = {gray.shape[:2]}, got {descriptor_image.shape}"
+            )
+        if self.config.detector == "saliency":
+            keypoints = detect_salient(descriptor_image, self.config)
+        else:
+            keypoints = detect_corners(gray, self.config)
+        return FrameFeatures(keypoints, sample_descriptors(descriptor_image, keypoints))
+
+    def distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.sqrt(np.maximum(2.0 - 2.0 * (a @ b.T), 0.0)).astype(np.float32)
+
+    def paired_distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.sqrt(np.maximum(2.0 - 2.0 * np.einsum("...d,...d->...", a, b), 0.0)).astype(np.float32)
+
+    def global_descriptor(self, gray: np.ndarray, descriptor_image: np.ndarray | None,
+                          features: FrameFeatures) -> np.ndarray:
+        """Mean descriptor of each cell of a 2x2 grid, each normalised, concatenated and normalised."""
+        if descriptor_image is None:
+            raise ValueError("LearnedDenseFeatures.global_descriptor needs the dense descriptor image")
+        return pooled_global_descriptor(descriptor_image)
+
+
+def pooled_global_descriptor(descriptor_image: np.ndarray, grid: int = 2) -> np.ndarray:
+    """VLAD-like pooling without a vocabulary: 2x2 grid of mean descriptors, each L2-normalised, concatenated."""
+    h, w, _ = descriptor_image.shape
+    parts = []
+    for i in range(grid):
+        for j in range(grid):
+            cell = descriptor_image[i * h // grid:(i + 1) * h // grid, j * w // grid:(j + 1) * w // grid]
+            mean = cell.reshape(-1, cell.shape[-1]).mean(axis=0)
+            parts.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+    vec = np.concatenate(parts).astype(np.float32)
+    return vec / max(float(np.linalg.norm(vec)), 1e-12)
+
+
+class OrbFeatures(FeatureType):
+    """OpenCV ORB (rBRIEF, 256 bits) computed at the same corner keypoints; Hamming distance in [0, 256]."""
+
+    name = "orb"
+    norm = "Hamming"
+    default_max_distance = 64.0
+
+    def __init__(self, config: FeatureConfig | None = None) -> None:
+        super().__init__(config)
+        self._orb = cv2.ORB_create(nfeatures=self.config.max_keypoints, edgeThreshold=15, patchSize=15)
+        self._popcount = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+
+    @property
+    def descriptor_dtype(self) -> np.dtype:
+        return np.dtype(np.uint8)
+
+    def extract(self, gray: np.ndarray, descriptor_image: np.ndarray | None = None) -> FrameFeatures:
+        points = detect_corners(gray, self.config)
+        kps = [cv2.KeyPoint(float(x), float(y), 15.0) for x, y in points]
+        kps, desc = self._orb.compute(gray, kps)
+        if desc is None or not kps:
+            return FrameFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
+        return FrameFeatures(np.array([k.pt for k in kps], np.float32), desc)
+
+    def distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        bits_a = np.unpackbits(a, axis=1).astype(np.float32)
+        bits_b = np.unpackbits(b, axis=1).astype(np.float32)
+        same = bits_a @ bits_b.T
+        return bits_a.sum(1)[:, None] + bits_b.sum(1)[None, :] - 2.0 * same
+
+    def paired_distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return self._popcount[np.bitwise_xor(a, b)].sum(axis=-1, dtype=np.int32).astype(np.float32)
+
+    def global_descriptor(self, gray: np.ndarray, descriptor_image: np.ndarray | None,
+                          features: FrameFeatures) -> np.ndarray:
+        """A 16x12 thumbnail, zero mean and unit norm (what a binary feature pipeline has without a vocabulary)."""
+        thumb = cv2.resize(gray, (16, 12), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+        thumb -= thumb.mean()
+        return thumb / max(float(np.linalg.norm(thumb)), 1e-12)
+
+
+def make_features(name: str, config: FeatureConfig | None = None) -> FeatureType:
+    """'learned' -> LearnedDenseFeatures, 'orb' -> OrbFeatures."""
+    types = {"learned": LearnedDenseFeatures, "orb": OrbFeatures}
+    if name not in types:
+        raise ValueError(f"unknown feature type {name!r}; expected one of {sorted(types)}")
+    return types[name](config)
