@@ -34,6 +34,7 @@ setup(
             "descriptor_node = dense_descriptors_ros.nodes.descriptor_node:main",
             "tracker_node = dense_descriptors_ros.nodes.tracker_node:main",
             "slam_node = dense_descriptors_ros.nodes.slam_node:main",
+            "recorder_node = dense_descriptors_ros.nodes.recorder_node:main",
         ],
     },
 )

@@ -15,6 +15,9 @@ from importlib import import_module
 # subcommand -> (module, help); each module provides add_<name>_arguments(parser) and run_<name>(args) -> int.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("dense_descriptors_ros.demo", "run the main job on a generated sequence and write the results"),
+    "train": ("dense_descriptors_ros.learning.trainer", "train a descriptor network self-supervised from video"),
+    "evaluate": ("dense_descriptors_ros.evaluation.suites", "evaluate a model against baselines; writes a report"),
+    "render": ("dense_descriptors_ros.evaluation.render_command", "render a ground-truth object or stereo dataset"),
     "describe": ("dense_descriptors_ros.model.describe", "compute descriptor images and their colouring for frames"),
     "export": ("dense_descriptors_ros.model.export_command", "export a checkpoint to ONNX and check it"),
 }

@@ -1,12 +1,15 @@
 """Write image topics to rosbag2 (mcap or sqlite3) with the ``rosbags`` library: no ROS install needed.
 
-``ImageBagWriter`` writes one image topic incrementally (the recorder node and the tests use it);
-``write_image_bag`` writes a whole sequence of frames in one call. Messages are stored as CDR with the ROS 2
-Jazzy type definitions, so ``ros2 bag info/play`` and our frame sources read them back.
+``ImageBagWriter`` writes one image topic incrementally (the recorder node and the tests use it), plus any
+extra topics of raw CDR messages (e.g. camera_info), and can ``flush`` so a process killed later (SIGKILL) leaves
+everything written before the flush readable; ``write_image_bag`` writes a whole sequence of frames in one call.
+Messages are stored as CDR with the ROS 2 Jazzy type definitions, so ``ros2 bag info/play`` and our frame
+sources read them back.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from types import SimpleNamespace
@@ -66,9 +69,10 @@ class ImageBagWriter:
         self.frame_id = frame_id
         self.msgtype = COMPRESSED_TYPE if compressed else IMAGE_TYPE
         self.count = 0
+        self.bytes_written = 0  # serialised message bytes, all topics
         self._typestore = jazzy_typestore()
         self._writer: Writer | None = None
-        self._connection: Any = None
+        self._connections: dict[str, Any] = {}
 
     def open(self) -> ImageBagWriter:
         """Create the bag folder (it must not exist yet) and register the topic."""
@@ -79,8 +83,32 @@ class ImageBagWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = Writer(self.path, version=BAG_VERSION, storage_plugin=STORAGES[self.storage])
         self._writer.open()
-        self._connection = self._writer.add_connection(self.topic, self.msgtype, typestore=self._typestore)
+        if self.storage == "sqlite3":
+            self._reconnect_sqlite()
+        self.add_topic(self.topic, self.msgtype)
         return self
+
+    def _reconnect_sqlite(self) -> None:
+        """Swap rosbags' sqlite connection (its schema is committed) for one usable from any thread (callers
+        serialise the calls, e.g. a node's callbacks under a lock) that keeps uncommitted pages in memory until
+        commit (``flush``), so the file never holds half a transaction."""
+        storage = self._writer.storage
+        storage.conn.close()
+        storage.conn = sqlite3.connect(f"file:{storage.path}", uri=True, check_same_thread=False)
+        storage.conn.execute("PRAGMA cache_spill=OFF")
+        storage.cursor = storage.conn.cursor()
+
+    def add_topic(self, topic: str, msgtype: str) -> None:
+        """Register another topic (e.g. ``/camera/camera_info``, ``sensor_msgs/msg/CameraInfo``) for ``write_raw``."""
+        if self._writer is None:
+            raise RuntimeError(f"ImageBagWriter for {self.path} is not open; call open() first")
+        if topic in self._connections:
+            raise ValueError(f"topic {topic} is already in {self.path}")
+        if msgtype not in self._typestore.types:
+            raise ValueError(
+                f"unknown message type {msgtype!r}; expected a ROS 2 Jazzy type like sensor_msgs/msg/Image"
+            )
+        self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=self._typestore)
 
     def message(self, stamp: float, array: np.ndarray) -> Any:
         """A rosbags Image/CompressedImage message of ``array`` with header stamp ``stamp`` (seconds)."""
@@ -107,8 +135,6 @@ class ImageBagWriter:
 
     def write(self, stamp: float, item: np.ndarray | bytes | Any) -> None:
         """Append one message at receive time ``stamp`` (seconds since the epoch)."""
-        if self._writer is None:
-            raise RuntimeError(f"ImageBagWriter for {self.path} is not open; call open() or use it as a context")
         if isinstance(item, np.ndarray):
             item = self.message(stamp, item)
         if isinstance(item, (bytes, bytearray, memoryview)):
@@ -117,8 +143,35 @@ class ImageBagWriter:
             if getattr(item, "__msgtype__", None) != self.msgtype:
                 raise ValueError(f"topic {self.topic} takes {self.msgtype}, got {type(item).__name__}")
             data = self._typestore.serialize_cdr(item, self.msgtype)
-        self._writer.write(self._connection, _stamp_to_ns(stamp), data)
+        self.write_raw(self.topic, _stamp_to_ns(stamp), data)
         self.count += 1
+
+    def write_raw(self, topic: str, timestamp_ns: int, data: bytes) -> None:
+        """Append already CDR-serialised bytes of a registered topic at receive time ``timestamp_ns``."""
+        if self._writer is None:
+            raise RuntimeError(f"ImageBagWriter for {self.path} is not open; call open() or use it as a context")
+        if topic not in self._connections:
+            raise ValueError(f"topic {topic} is not in {self.path}; register it with add_topic() first")
+        self._writer.write(self._connections[topic], int(timestamp_ns), data)
+        self.bytes_written += len(data)
+
+    def flush(self) -> None:
+        """Put everything written so far into the storage file, readable after a crash (metadata.yaml is only
+        written by ``close``; the frame sources salvage such a bag).
+
+        mcap: rosbags keeps the open chunk in memory (up to 1 MiB), so the chunk is closed and the file flushed.
+        sqlite3: the open transaction is committed; the connection is set up at ``open`` not to spill uncommitted
+        pages into the file, so a killed process leaves the last committed state.
+        """
+        if self._writer is None or self._writer.storage is None:
+            return
+        storage = self._writer.storage
+        if self.storage == "mcap":
+            if storage.chunk.msgs:  # rosbags' McapWriter internals: the pending chunk and the file object
+                storage.close_chunk()
+            storage.bio.flush()
+        else:
+            storage.conn.commit()
 
     def close(self) -> None:
         """Finish the bag (writes metadata.yaml). Safe to call twice."""

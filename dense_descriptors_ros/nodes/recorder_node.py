@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import rclpy
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -84,7 +85,9 @@ class RecorderNode(LifecycleNode):
             self._subs.append(info_sub)
             info_topic = info_sub.topic_name
         self.recorder = BagRecorder(config, image_sub.topic_name, info_topic)
-        self._flush_timer = self.create_timer(config.flush_period, self.recorder.flush)
+        # Steady clock: flushing is about wall time lost in a crash, also when use_sim_time pauses ROS time.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._flush_timer = self.create_timer(config.flush_period, self.recorder.flush, clock=steady)
         if config.record_on_start:
             try:
                 self._start_recording()

@@ -1,0 +1,404 @@
+"""Meshes, textures and backgrounds for the ground-truth renderer, all generated in code (deterministic from a seed).
+
+Meshes are triangle soups (no index buffer) in metres with per-vertex normals and texture coordinates; texture
+coordinates (u, v) in [0, 1] address the texture image with v growing downwards (row 0 is v = 0). A compound object
+packs the textures of its parts into one atlas, one tile per part, so every surface point of an object shows a
+texture spot of its own (no repeated tiles that would make true matches ambiguous).
+
+Objects (see ``OBJECT_NAMES``): ``drill`` is weakly textured (near-uniform colours, like the drill of papers/000),
+``hulk`` is strongly textured (like its hulk figure); ``box``, ``can``, ``sphere`` and ``torus`` sit in between or
+above, and ``occluder`` is the tall board that passes in front of the target for occlusion tests. Photographs come
+from matplotlib's bundled sample data (``grace_hopper.jpg``); everything else is procedural.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+import cv2
+import numpy as np
+
+TILE_PX = 256
+_TILE_MARGIN = 2.0 / TILE_PX  # keeps mipmapped samples of one tile from bleeding into the next
+
+
+@dataclass
+class Mesh:
+    """A triangle soup: ``positions`` (N, 3) metres, ``normals`` (N, 3) unit, ``uvs`` (N, 2); N is a multiple of 3."""
+
+    positions: np.ndarray
+    normals: np.ndarray
+    uvs: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.positions = np.ascontiguousarray(self.positions, dtype=np.float32).reshape(-1, 3)
+        self.normals = np.ascontiguousarray(self.normals, dtype=np.float32).reshape(-1, 3)
+        self.uvs = np.ascontiguousarray(self.uvs, dtype=np.float32).reshape(-1, 2)
+        if len(self.positions) % 3 or not len(self.positions) == len(self.normals) == len(self.uvs):
+            raise ValueError(
+                f"a mesh needs 3k vertices with one normal and uv each, got {len(self.positions)} positions, "
+                f"{len(self.normals)} normals, {len(self.uvs)} uvs"
+            )
+
+    def transformed(self, transform: np.ndarray) -> Mesh:
+        """The mesh moved by a 4x4 rigid transform."""
+        R, t = transform[:3, :3], transform[:3, 3]
+        return Mesh(self.positions @ R.T + t, self.normals @ R.T, self.uvs)
+
+    @property
+    def radius(self) -> float:
+        """Largest distance of a vertex from the origin (the object frame's centre)."""
+        return float(np.linalg.norm(self.positions, axis=1).max())
+
+
+@dataclass
+class ObjectModel:
+    """A renderable object: mesh, texture atlas (uint8 RGB), how textured it is, and how shiny."""
+
+    name: str
+    mesh: Mesh
+    texture: np.ndarray
+    texture_strength: str  # "weak", "medium" or "strong"
+    specular: float = 0.15
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parametric primitives
+
+
+def parametric_mesh(
+    surface: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]], nu: int, nv: int
+) -> Mesh:
+    """Triangulate ``surface(s, t) -> (positions, normals, uvs)`` over an (nu x nv) grid of s, t in [0, 1]."""
+    s, t = np.meshgrid(np.linspace(0.0, 1.0, nu + 1), np.linspace(0.0, 1.0, nv + 1), indexing="ij")
+    pos, nrm, uv = surface(s, t)
+    i, j = np.meshgrid(np.arange(nu), np.arange(nv), indexing="ij")
+    i, j = i.ravel(), j.ravel()
+    # Two triangles per grid cell: (i,j) (i+1,j) (i+1,j+1) and (i,j) (i+1,j+1) (i,j+1).
+    ci = np.stack([i, i + 1, i + 1, i, i + 1, i], axis=1).ravel()
+    cj = np.stack([j, j, j + 1, j, j + 1, j + 1], axis=1).ravel()
+    return Mesh(pos[ci, cj], nrm[ci, cj], uv[ci, cj])
+
+
+def quad_mesh(corner: np.ndarray, edge_u: np.ndarray, edge_v: np.ndarray) -> Mesh:
+    """A flat parallelogram ``corner + s*edge_u + t*edge_v`` with uv = (s, t) and normal edge_u x edge_v."""
+    corner, edge_u, edge_v = (np.asarray(a, np.float64) for a in (corner, edge_u, edge_v))
+    normal = np.cross(edge_u, edge_v)
+    normal /= np.linalg.norm(normal)
+
+    def surface(s: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pos = corner + s[..., None] * edge_u + t[..., None] * edge_v
+        return pos, np.broadcast_to(normal, pos.shape), np.stack([s, t], -1)
+
+    return parametric_mesh(surface, 1, 1)
+
+
+def box_faces(size: tuple[float, float, float]) -> list[Mesh]:
+    """The six outward-facing faces of an axis-aligned box centred at the origin (one mesh per face)."""
+    hx, hy, hz = (0.5 * v for v in size)
+    x, y, z = np.array([2 * hx, 0, 0]), np.array([0, 2 * hy, 0]), np.array([0, 0, 2 * hz])
+    return [
+        quad_mesh([-hx, -hy, hz], x, y),  # +z
+        quad_mesh([hx, -hy, -hz], -x, y),  # -z
+        quad_mesh([hx, -hy, hz], -z, y),  # +x
+        quad_mesh([-hx, -hy, -hz], z, y),  # -x
+        quad_mesh([-hx, hy, hz], x, -z),  # +y
+        quad_mesh([-hx, -hy, -hz], x, z),  # -y
+    ]
+
+
+def cylinder_side(radius: float, length: float, segments: int = 48) -> Mesh:
+    """Side of a cylinder along z, centred at the origin; u goes around, v along the axis."""
+
+    def surface(s: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        a = 2 * math.pi * s
+        nrm = np.stack([np.cos(a), np.sin(a), np.zeros_like(a)], -1)
+        pos = nrm * radius + np.stack([0 * a, 0 * a, (t - 0.5) * length], -1)
+        return pos, nrm, np.stack([s, t], -1)
+
+    return parametric_mesh(surface, segments, 1)
+
+
+def disk(radius: float, z: float, facing: float, segments: int = 48) -> Mesh:
+    """A disk in the plane z, normal ``facing`` (+1 or -1) along z, planar texture mapping."""
+
+    def surface(s: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        a = 2 * math.pi * s * facing
+        x, y = t * radius * np.cos(a), t * radius * np.sin(a)
+        pos = np.stack([x, y, np.full_like(x, z)], -1)
+        nrm = np.broadcast_to(np.array([0.0, 0.0, facing]), pos.shape)
+        return pos, nrm, np.stack([0.5 + 0.5 * x / radius, 0.5 + 0.5 * y / radius], -1)
+
+    return parametric_mesh(surface, segments, 1)
+
+
+def cylinder_parts(radius: float, length: float, segments: int = 48) -> list[Mesh]:
+    """Closed cylinder along z: side, +z cap, -z cap."""
+    return [
+        cylinder_side(radius, length, segments),
+        disk(radius, 0.5 * length, 1.0, segments),
+        disk(radius, -0.5 * length, -1.0, segments),
+    ]
+
+
+def sphere(radius: float, segments: int = 48) -> Mesh:
+    """A UV sphere (latitude-longitude texture mapping)."""
+
+    def surface(s: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        a, b = 2 * math.pi * s, math.pi * t
+        nrm = np.stack([np.sin(b) * np.cos(a), np.sin(b) * np.sin(a), np.cos(b)], -1)
+        return nrm * radius, nrm, np.stack([s, t], -1)
+
+    return parametric_mesh(surface, segments, segments // 2)
+
+
+def torus(major: float, minor: float, segments: int = 64) -> Mesh:
+    """A torus around z: ring radius ``major``, tube radius ``minor``."""
+
+    def surface(s: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        a, b = 2 * math.pi * s, 2 * math.pi * t
+        ring = np.stack([np.cos(a), np.sin(a), np.zeros_like(a)], -1)
+        nrm = ring * np.cos(b)[..., None] + np.stack([0 * a, 0 * a, np.sin(b)], -1)
+        return ring * major + nrm * minor, nrm, np.stack([s, t], -1)
+
+    return parametric_mesh(surface, segments, segments // 2)
+
+
+def pose_matrix(rotation_xyz_deg: tuple[float, float, float] = (0, 0, 0), translation=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """4x4 transform from extrinsic x-y-z Euler angles (degrees) and a translation."""
+    rx, ry, rz = (math.radians(a) for a in rotation_xyz_deg)
+    Rx = np.array([[1, 0, 0], [0, math.cos(rx), -math.sin(rx)], [0, math.sin(rx), math.cos(rx)]])
+    Ry = np.array([[math.cos(ry), 0, math.sin(ry)], [0, 1, 0], [-math.sin(ry), 0, math.cos(ry)]])
+    Rz = np.array([[math.cos(rz), -math.sin(rz), 0], [math.sin(rz), math.cos(rz), 0], [0, 0, 1]])
+    T = np.eye(4)
+    T[:3, :3] = Rz @ Ry @ Rx
+    T[:3, 3] = translation
+    return T
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Textures
+
+
+@cache
+def _photo() -> np.ndarray:
+    """matplotlib's bundled grace_hopper.jpg as uint8 RGB (600 x 512)."""
+    from matplotlib import cbook
+
+    image = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError("matplotlib sample image grace_hopper.jpg could not be read")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def photo_crop(height: int, width: int, rng: np.random.Generator, min_fraction: float = 0.3) -> np.ndarray:
+    """A random crop of the sample photograph, resized to (height, width), randomly flipped."""
+    photo = _photo()
+    ph, pw = photo.shape[:2]
+    frac = rng.uniform(min_fraction, 1.0)
+    ch = int(frac * min(ph, pw * height / width))
+    cw = int(ch * width / height)
+    y0, x0 = rng.integers(0, ph - ch + 1), rng.integers(0, pw - cw + 1)
+    crop = photo[y0 : y0 + ch, x0 : x0 + cw]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    return np.ascontiguousarray(cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA))
+
+
+def uniform_texture(height: int, width: int, colour: tuple[int, int, int], rng: np.random.Generator,
+                    noise: float = 3.0) -> np.ndarray:
+    """Near-uniform colour with faint low-frequency variation (a weakly textured, painted surface)."""
+    variation = cv2.GaussianBlur(rng.standard_normal((height, width)).astype(np.float32), (0, 0), 12)
+    variation *= noise / (variation.std() + 1e-6)
+    return np.clip(np.asarray(colour, np.float32) + variation[..., None], 0, 255).astype(np.uint8)
+
+
+def noise_texture(height: int, width: int, rng: np.random.Generator, tint: tuple[float, float, float] = (1, 1, 1),
+                  scales: tuple[float, ...] = (1.0, 2.5, 6.0)) -> np.ndarray:
+    """Strong multi-scale colour noise (blur scales ``scales`` in texels), optionally tinted (per-channel gain).
+
+    Coarse scales are drawn on a coarser grid and upsampled, so large textures stay cheap.
+    """
+    texture = np.zeros((height, width, 3), np.float32)
+    for sigma in scales:
+        step = max(1.0, sigma / 1.5)
+        noise = rng.standard_normal((math.ceil(height / step) + 1, math.ceil(width / step) + 1, 3), dtype=np.float32)
+        layer = cv2.GaussianBlur(noise, (0, 0), sigma / step)
+        layer *= 1.0 / (layer.std() + 1e-6)
+        texture += cv2.resize(layer, (width, height), interpolation=cv2.INTER_LINEAR)
+    low, high = float(texture.min()), float(texture.max())
+    gain = np.asarray(tint, np.float32) * (255.0 / max(high - low, 1e-6))
+    return cv2.convertScaleAbs((texture - low) * gain)  # clips to 0..255
+
+
+def blocks_texture(height: int, width: int, rng: np.random.Generator, count: int = 40) -> np.ndarray:
+    """Random coloured rectangles and discs over a mid-grey noise base (posters, boxes, tiles)."""
+    image = noise_texture(height, width, rng, scales=(2.0, 8.0)).astype(np.float32) * 0.4 + 70
+    image = image.astype(np.uint8)
+    size = min(height, width)
+    for _ in range(count):
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        r = int(rng.integers(size // 40 + 2, size // 6 + 3))
+        if rng.random() < 0.7:
+            w, h = int(r * rng.uniform(0.5, 2.0)), int(r * rng.uniform(0.5, 2.0))
+            cv2.rectangle(image, (x - w, y - h), (x + w, y + h), colour, -1)
+        else:
+            cv2.circle(image, (x, y), r, colour, -1)
+    return image
+
+
+def stripes_texture(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """Coloured stripes of varying width and angle with fine noise on top."""
+    angle = rng.uniform(0, math.pi)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    coord = xs * math.cos(angle) + ys * math.sin(angle)
+    period = rng.uniform(0.04, 0.12) * max(height, width)
+    band = np.floor(coord / period).astype(np.int64)
+    palette = rng.integers(30, 230, (int(band.max() - band.min()) + 1, 3))
+    image = palette[band - band.min()].astype(np.float32)
+    image += noise_texture(height, width, rng, scales=(1.0, 3.0)).astype(np.float32) * 0.25 - 32
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def checker_texture(squares: int, square_px: int, colours=((30, 30, 30), (225, 225, 225))) -> np.ndarray:
+    """A ``squares x squares`` checkerboard with ``square_px`` texels per square (corners at exact texel edges)."""
+    idx = (np.arange(squares * square_px) // square_px) % 2
+    board = (idx[:, None] + idx[None, :]) % 2
+    return np.asarray(colours, np.uint8)[board]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Texture atlases and objects
+
+
+def pack_atlas(parts: list[tuple[Mesh, np.ndarray]]) -> tuple[Mesh, np.ndarray]:
+    """Merge parts (mesh with uv in [0, 1], its own TILE_PX-square texture) into one mesh and one texture atlas."""
+    n = max(1, math.ceil(math.sqrt(len(parts))))
+    atlas = np.zeros((n * TILE_PX, n * TILE_PX, 3), np.uint8)
+    positions, normals, uvs = [], [], []
+    for k, (mesh, tile) in enumerate(parts):
+        row, col = divmod(k, n)
+        if tile.shape != (TILE_PX, TILE_PX, 3):
+            tile = cv2.resize(tile, (TILE_PX, TILE_PX), interpolation=cv2.INTER_AREA)
+        atlas[row * TILE_PX : (row + 1) * TILE_PX, col * TILE_PX : (col + 1) * TILE_PX] = tile
+        inner = mesh.uvs * (1 - 2 * _TILE_MARGIN) + _TILE_MARGIN
+        uvs.append((inner + np.array([col, row], np.float32)) / n)
+        positions.append(mesh.positions)
+        normals.append(mesh.normals)
+    return Mesh(np.concatenate(positions), np.concatenate(normals), np.concatenate(uvs)), atlas
+
+
+def _placed(meshes: list[Mesh], transform: np.ndarray) -> list[Mesh]:
+    return [m.transformed(transform) for m in meshes]
+
+
+def _drill(rng: np.random.Generator) -> ObjectModel:
+    """Weakly textured power drill: yellow body and chuck, dark handle and battery, near-uniform colours."""
+    yellow, dark, grey = (214, 170, 38), (46, 46, 50), (120, 120, 125)
+    body = _placed(cylinder_parts(0.034, 0.15), pose_matrix((0, 90, 0), (0.0, -0.03, 0.0)))
+    chuck = _placed(cylinder_parts(0.016, 0.05), pose_matrix((0, 90, 0), (0.1, -0.03, 0.0)))
+    handle = _placed(box_faces((0.04, 0.10, 0.04)), pose_matrix((0, 0, -12), (-0.03, 0.05, 0.0)))
+    battery = _placed(box_faces((0.09, 0.035, 0.07)), pose_matrix((0, 0, 0), (-0.015, 0.115, 0.0)))
+    parts = [(m, uniform_texture(TILE_PX, TILE_PX, yellow, rng)) for m in body]
+    parts += [(m, uniform_texture(TILE_PX, TILE_PX, grey, rng)) for m in chuck]
+    parts += [(m, uniform_texture(TILE_PX, TILE_PX, dark, rng)) for m in handle + battery]
+    mesh, atlas = pack_atlas(parts)
+    return ObjectModel("drill", mesh, atlas, "weak", specular=0.35)
+
+
+def _hulk(rng: np.random.Generator) -> ObjectModel:
+    """Strongly textured figure: box torso, sphere head, cylinder arms and legs, green multi-scale texture."""
+    green, purple = (0.55, 1.05, 0.45), (0.8, 0.5, 1.0)
+    meshes = _placed(box_faces((0.11, 0.10, 0.06)), pose_matrix(translation=(0, -0.01, 0)))
+    meshes += [sphere(0.035).transformed(pose_matrix(translation=(0, -0.095, 0)))]
+    for side in (-1, 1):
+        meshes += _placed(cylinder_parts(0.018, 0.11), pose_matrix((90, 0, side * 20), (side * 0.075, 0.0, 0.0)))
+    leg_meshes = []
+    for side in (-1, 1):
+        leg_meshes += _placed(cylinder_parts(0.022, 0.09), pose_matrix((90, 0, 0), (side * 0.03, 0.085, 0.0)))
+    parts = [(m, noise_texture(TILE_PX, TILE_PX, rng, green)) for m in meshes]
+    parts += [(m, noise_texture(TILE_PX, TILE_PX, rng, purple)) for m in leg_meshes]
+    mesh, atlas = pack_atlas(parts)
+    return ObjectModel("hulk", mesh, atlas, "strong", specular=0.1)
+
+
+def _box(rng: np.random.Generator) -> ObjectModel:
+    """Cereal-box-like cuboid with a photograph and printed patterns on its faces."""
+    faces = box_faces((0.16, 0.11, 0.06))
+    tiles = [photo_crop(TILE_PX, TILE_PX, rng) if k % 2 == 0 else blocks_texture(TILE_PX, TILE_PX, rng)
+             for k in range(len(faces))]
+    mesh, atlas = pack_atlas(list(zip(faces, tiles, strict=True)))
+    return ObjectModel("box", mesh, atlas, "strong", specular=0.2)
+
+
+def _can(rng: np.random.Generator) -> ObjectModel:
+    """A can: striped label on the side, plain lids (medium texture)."""
+    side, top, bottom = cylinder_parts(0.04, 0.12)
+    lid = (175, 175, 180)
+    parts = [(side, stripes_texture(TILE_PX, TILE_PX, rng)), (top, uniform_texture(TILE_PX, TILE_PX, lid, rng)),
+             (bottom, uniform_texture(TILE_PX, TILE_PX, lid, rng))]
+    mesh, atlas = pack_atlas(parts)
+    return ObjectModel("can", mesh, atlas, "medium", specular=0.5)
+
+
+def _sphere(rng: np.random.Generator) -> ObjectModel:
+    mesh, atlas = pack_atlas([(sphere(0.07), noise_texture(TILE_PX, TILE_PX, rng))])
+    return ObjectModel("sphere", mesh, atlas, "strong", specular=0.3)
+
+
+def _torus(rng: np.random.Generator) -> ObjectModel:
+    mesh, atlas = pack_atlas([(torus(0.06, 0.025), blocks_texture(TILE_PX, TILE_PX, rng))])
+    return ObjectModel("torus", mesh, atlas, "strong", specular=0.2)
+
+
+def _occluder(rng: np.random.Generator) -> ObjectModel:
+    """A tall thin board (0.1 x 0.8 x 0.01 m) with a bold pattern, passed in front of the target."""
+    faces = box_faces((0.1, 0.8, 0.01))
+    mesh, atlas = pack_atlas([(f, blocks_texture(TILE_PX, TILE_PX, rng)) for f in faces])
+    return ObjectModel("occluder", mesh, atlas, "strong", specular=0.1)
+
+
+OBJECT_BUILDERS: dict[str, Callable[[np.random.Generator], ObjectModel]] = {
+    "drill": _drill,
+    "hulk": _hulk,
+    "box": _box,
+    "can": _can,
+    "sphere": _sphere,
+    "torus": _torus,
+    "occluder": _occluder,
+}
+OBJECT_NAMES = tuple(OBJECT_BUILDERS)
+
+
+def make_object(name: str, seed: int = 0) -> ObjectModel:
+    """Build object ``name`` (one of OBJECT_NAMES); its textures are deterministic from ``seed``."""
+    if name not in OBJECT_BUILDERS:
+        raise ValueError(f"unknown object {name!r}; expected one of {list(OBJECT_NAMES)}")
+    return OBJECT_BUILDERS[name](np.random.default_rng([seed, OBJECT_NAMES.index(name)]))
+
+
+BACKGROUND_NAMES = ("photo", "noise", "blocks", "stripes", "gradient")
+
+
+def make_background(name: str, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A background image (uint8 RGB, height x width), deterministic from ``seed``: one of BACKGROUND_NAMES."""
+    rng = np.random.default_rng([seed, 1000 + BACKGROUND_NAMES.index(name)] if name in BACKGROUND_NAMES else seed)
+    if name == "photo":
+        return photo_crop(height, width, rng)
+    if name == "noise":
+        return noise_texture(height, width, rng, scales=(1.5, 4.0, 12.0))
+    if name == "blocks":
+        return blocks_texture(height, width, rng)
+    if name == "stripes":
+        return stripes_texture(height, width, rng)
+    if name == "gradient":
+        # Nearly featureless: a smooth two-colour gradient with faint noise (the easiest background).
+        c0, c1 = rng.integers(40, 220, 3).astype(np.float32), rng.integers(40, 220, 3).astype(np.float32)
+        ramp = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :, None]
+        variation = uniform_texture(height, width, (128, 128, 128), rng, noise=2.0).astype(np.float32) - 128
+        return np.clip(c0 + (c1 - c0) * ramp + variation, 0, 255).astype(np.uint8)
+    raise ValueError(f"unknown background {name!r}; expected one of {list(BACKGROUND_NAMES)}")

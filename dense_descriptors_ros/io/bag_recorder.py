@@ -1,0 +1,151 @@
+"""Record an image topic (+ camera_info) as it arrives, as raw CDR bytes, into numbered rosbag2 folders; no ROS.
+
+The recorder node hands over the serialised messages it receives; ``BagRecorder`` decodes only what frame
+selection needs (the rosbags type store; the pixels only when the rate allows), writes the kept messages
+byte-for-byte, splits bags by size or duration, and flushes on request so a killed process loses at most the
+time since the last flush. Thread-safe: the node calls it from subscription, timer and service callbacks.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from pathlib import Path
+
+from dense_descriptors_ros.io.bag_writer import COMPRESSED_TYPE, IMAGE_TYPE, ImageBagWriter, jazzy_typestore
+from dense_descriptors_ros.io.image_conversion import compressed_to_numpy, image_to_numpy
+from dense_descriptors_ros.io.recording_policy import (
+    FrameSelector,
+    RecordingConfig,
+    SelectionCounts,
+    SplitPolicy,
+    Verdict,
+    bag_path,
+    session_name,
+)
+
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+
+
+class BagRecorder:
+    """Selects frames of ``image_topic`` and writes them, with the newest ``camera_info_topic`` message, to bags."""
+
+    def __init__(self, config: RecordingConfig, image_topic: str, camera_info_topic: str | None = None) -> None:
+        self.config = config
+        self.image_topic = image_topic
+        self.camera_info_topic = camera_info_topic if config.record_camera_info else None
+        self.output_dir = Path(config.output_dir).expanduser()
+        self.msgtype = COMPRESSED_TYPE if config.compressed else IMAGE_TYPE
+        self.selector = FrameSelector(config)
+        self.split_policy = SplitPolicy.from_config(config)
+        self.bags: list[Path] = []  # bags of the current (or last) session, in order
+        self.frames_per_bag: list[int] = []
+        self._typestore = jazzy_typestore()
+        self._lock = threading.Lock()
+        self._writer: ImageBagWriter | None = None
+        self._session = ""
+        self._bag_start_ns: int | None = None
+        self._camera_info: tuple[int, bytes] | None = None  # newest (receive ns, raw)
+        self._camera_info_pending = False  # newest one not yet in the current bag
+
+    @property
+    def recording(self) -> bool:
+        return self._writer is not None
+
+    @property
+    def counts(self) -> SelectionCounts:
+        return self.selector.counts
+
+    @property
+    def current_bag(self) -> Path | None:
+        return self._writer.path if self._writer is not None else None
+
+    def start(self, now: datetime.datetime | None = None) -> Path:
+        """Open the first bag of a new session (named after ``now``, local time); returns its folder."""
+        with self._lock:
+            if self._writer is not None:
+                raise RuntimeError(f"already recording to {self._writer.path}")
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            self._session = session_name(self.config.bag_prefix, now or datetime.datetime.now(), self.output_dir)
+            self.bags, self.frames_per_bag = [], []
+            self.selector.reset()
+            self._open_bag()
+            return self.bags[-1]
+
+    def split(self) -> Path:
+        """Close the current bag and continue in the next numbered one; returns the new folder."""
+        with self._lock:
+            if self._writer is None:
+                raise RuntimeError("not recording")
+            self._writer.close()
+            self._open_bag()
+            return self.bags[-1]
+
+    def stop(self) -> list[Path]:
+        """Close the current bag (writes its metadata.yaml); returns the session's bags. No-op when stopped."""
+        with self._lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+            return list(self.bags)
+
+    def flush(self) -> None:
+        """Make everything written so far survive a kill of this process."""
+        with self._lock:
+            if self._writer is not None:
+                self._writer.flush()
+
+    def offer_camera_info(self, raw: bytes, receive_ns: int) -> None:
+        """Remember the newest camera_info; it is written just before the next kept frame."""
+        with self._lock:
+            self._camera_info = (receive_ns, bytes(raw))
+            self._camera_info_pending = True
+
+    def offer_image(self, raw: bytes, receive_ns: int) -> Verdict | None:
+        """Judge one serialised image message received at ``receive_ns`` and write it if kept; None when stopped."""
+        with self._lock:
+            if self._writer is None:
+                return None
+            try:
+                msg = self._typestore.deserialize_cdr(raw, self.msgtype)
+            except Exception:  # rosbags raises several types for bad CDR
+                self.selector.counts.add(Verdict.UNDECODABLE)
+                return Verdict.UNDECODABLE
+            header_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            stamp = (header_ns or receive_ns) * 1e-9
+            decode = (lambda: compressed_to_numpy(msg)) if self.config.compressed else (lambda: image_to_numpy(msg))
+            verdict = self.selector.select(stamp, decode)
+            if verdict is Verdict.KEPT:
+                self._write_frame(bytes(raw), receive_ns)
+            return verdict
+
+    def summary(self) -> str:
+        bags = ", ".join(f"{p.name} ({n} frames)" for p, n in zip(self.bags, self.frames_per_bag, strict=True))
+        return f"{self.counts.summary()}; bag(s) in {self.output_dir}: {bags or 'none'}"
+
+    # --- under the lock ----------------------------------------------------------------------------------------
+    def _open_bag(self) -> None:
+        path = bag_path(self.output_dir, self._session, len(self.bags))
+        writer = ImageBagWriter(
+            path, topic=self.image_topic, storage=self.config.storage, compressed=self.config.compressed
+        )
+        writer.open()
+        if self.camera_info_topic is not None:
+            writer.add_topic(self.camera_info_topic, CAMERA_INFO_TYPE)
+        self._writer = writer
+        self.bags.append(path)
+        self.frames_per_bag.append(0)
+        self._bag_start_ns = None
+        self._camera_info_pending = self._camera_info is not None  # every bag starts with the camera model
+
+    def _write_frame(self, raw: bytes, receive_ns: int) -> None:
+        assert self._writer is not None
+        if self.split_policy.should_split(self._writer.bytes_written, self._bag_start_ns, len(raw), receive_ns):
+            self._writer.close()
+            self._open_bag()
+        if self._camera_info_pending and self.camera_info_topic is not None and self._camera_info is not None:
+            self._writer.write_raw(self.camera_info_topic, *self._camera_info)
+            self._camera_info_pending = False
+        self._writer.write_raw(self.image_topic, receive_ns, raw)
+        self._bag_start_ns = receive_ns if self._bag_start_ns is None else self._bag_start_ns
+        self.frames_per_bag[-1] += 1
