@@ -18,8 +18,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy_harness import wait_for
 from sensor_msgs.msg import Image
 
-from dense_descriptors_ros.demo import generate_object_sequence
 from dense_descriptors_ros.io.image_conversion import numpy_to_image
+from dense_descriptors_ros.learning.synthetic_video import textured_object_video
 from dense_descriptors_ros.model.checkpoint import save_checkpoint
 from dense_descriptors_ros.model.engine import DescriptorEngine
 from dense_descriptors_ros.model.network import BACKBONES, DescriptorNet, ModelConfig
@@ -45,7 +45,7 @@ def test_engine_and_node_speed(ros, tmp_path):
     figures["torch_threads"] = torch.get_num_threads()
     figures["device"] = "cuda" if torch.cuda.is_available() else "cpu"
     for size_name, (h, w) in SIZES.items():
-        frames = generate_object_sequence(REPEATS + 1, h, w, seed=1)
+        frames = textured_object_video(REPEATS + 1, h, w, seed=1).frames
         grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
         orb = cv2.ORB_create(nfeatures=1000)
         sift = cv2.SIFT_create(nfeatures=1000)
@@ -74,8 +74,8 @@ def test_engine_and_node_speed(ros, tmp_path):
     pub = ros.node("camera").create_publisher(
         Image, "image", QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
     )
-    assert wait_for(lambda: pub.get_subscription_count() > 0 and node._desc_pub.get_subscription_count() > 0)
-    frame = generate_object_sequence(1, h, w)[0]
+    assert wait_for(lambda: pub.get_subscription_count() > 0 and node._pubs["descriptors"].get_subscription_count() > 0)
+    frame = textured_object_video(1, h, w).frames[0]
     # Interleave the two measurements so load from other processes hits both alike.
     raw, latencies = [], []
     for i in range(REPEATS + 1):

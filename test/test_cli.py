@@ -4,7 +4,7 @@ import cv2
 import pytest
 
 from dense_descriptors_ros.cli import build_parser, main
-from dense_descriptors_ros.demo import generate_object_sequence
+from dense_descriptors_ros.learning.synthetic_video import textured_object_video
 from dense_descriptors_ros.model.checkpoint import save_checkpoint
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
 
@@ -19,14 +19,14 @@ def test_help_lists_every_subcommand(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--help"])
     text = capsys.readouterr().out
-    for name in ("demo", "describe", "export"):
+    for name in ("demo", "train", "evaluate", "render", "describe", "export"):
         assert name in text
 
 
 def test_describe_writes_colouring_and_descriptors(tmp_path, model_dir):
     frames_dir = tmp_path / "frames"
     frames_dir.mkdir()
-    for i, frame in enumerate(generate_object_sequence(3, 60, 80)):
+    for i, frame in enumerate(textured_object_video(3, 60, 80).frames):
         cv2.imwrite(str(frames_dir / f"{i:03d}.png"), frame[..., ::-1])
     out = tmp_path / "out"
     args = [str(frames_dir), "--out", str(out), "--model", str(model_dir), "--save-descriptors"]

@@ -52,7 +52,7 @@ def test_descriptors_and_viz_match_input(ros, model_dir):
     desc = ros.collector(Image, "descriptors")
     viz = ros.collector(Image, "descriptors/viz")
     pub = _publisher(ros)
-    assert wait_for(lambda: pub.get_subscription_count() > 0 and node._desc_pub.get_subscription_count() > 0)
+    assert wait_for(lambda: pub.get_subscription_count() > 0 and node._pubs["descriptors"].get_subscription_count() > 0)
     sent = _image(7)
     assert wait_for(lambda: (pub.publish(sent) or True) and desc and viz, timeout=30, period=0.5)
     out = desc[-1]
@@ -72,7 +72,7 @@ def test_bad_images_are_counted_and_node_keeps_running(ros, model_dir):
     node.trigger_activate()
     desc = ros.collector(Image, "descriptors")
     pub = _publisher(ros)
-    assert wait_for(lambda: pub.get_subscription_count() > 0 and node._desc_pub.get_subscription_count() > 0)
+    assert wait_for(lambda: pub.get_subscription_count() > 0 and node._pubs["descriptors"].get_subscription_count() > 0)
     bad_encoding = _image(1)
     bad_encoding.encoding = "yuv422_weird"
     empty = Image(encoding="rgb8", height=0, width=0, step=0)
@@ -96,7 +96,7 @@ def test_lifecycle_transitions_release_model(ros, model_dir):
     node.trigger_activate()
     assert node.engine is not None and not node.engine.net.training
     node.trigger_deactivate()
-    assert node.engine is None and node._sub is None
+    assert node.engine is None and node._subs == []
     assert node._state_machine.current_state[0] == State.PRIMARY_STATE_INACTIVE
     node.trigger_activate()
     assert node.engine is not None
@@ -123,7 +123,7 @@ def test_enable_service_gates_processing(ros, model_dir):
     assert wait_for(future.done, timeout=10)
     assert future.result().success and not node.enabled
     pub = _publisher(ros)
-    assert wait_for(lambda: pub.get_subscription_count() > 0 and node._desc_pub.get_subscription_count() > 0)
+    assert wait_for(lambda: pub.get_subscription_count() > 0 and node._pubs["descriptors"].get_subscription_count() > 0)
     pub.publish(_image(5))
     assert wait_for(lambda: node.worker.counts.received >= 1, timeout=10)
     node.worker.wait_idle(5)

@@ -12,6 +12,7 @@ is composited on the CPU with the anti-aliased coverage.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,6 +76,16 @@ class RendererUnavailable(RuntimeError):
 _THREAD_CONTEXTS = threading.local()
 
 
+def _load_llvm_users_first() -> None:
+    """Import triton (PyTorch's kernel compiler, pulled in by torchvision) before Mesa's EGL driver loads.
+
+    Both bundle LLVM; when Mesa's llvmpipe is loaded first, a later ``import torchvision`` segfaults inside
+    triton (seen with torch 2.14 and Mesa on Debian 12).
+    """
+    with contextlib.suppress(ImportError):
+        import triton  # noqa: F401
+
+
 def gl_context():
     """This thread's headless moderngl context (EGL backend), created on first use.
 
@@ -83,6 +94,7 @@ def gl_context():
     """
     context = getattr(_THREAD_CONTEXTS, "context", None)
     if context is None:
+        _load_llvm_users_first()
         try:
             import moderngl
 

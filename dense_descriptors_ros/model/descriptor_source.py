@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass, field
 from typing import Any
+
+import torch
 
 from dense_descriptors_ros.model.checkpoint import read_model_meta
 from dense_descriptors_ros.model.engine import DescriptorEngine, resolve_device
@@ -55,3 +58,10 @@ def open_engine(config: DescriptorSourceConfig, logger: Any = None) -> Descripto
     )
     net = DescriptorNet(ModelConfig(backbone=config.untrained_backbone, descriptor_dim=config.untrained_descriptor_dim))
     return DescriptorEngine(net, device=config.device, max_side=config.max_side)
+
+
+def free_device_memory() -> None:
+    """Collect dropped models and give cached GPU memory back (after a node drops its engine on deactivate)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

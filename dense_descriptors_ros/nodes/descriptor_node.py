@@ -11,25 +11,19 @@ colouring), each computed only while somebody subscribes. Service ``~/enable`` (
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import rclpy
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image
-from std_srvs.srv import SetBool
 
-from dense_descriptors_ros.config import ConfigError
 from dense_descriptors_ros.io.image_conversion import image_to_numpy, numpy_to_image, to_rgb8
 from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
-from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, open_engine
-from dense_descriptors_ros.nodes.input_problems import InputProblems
-from dense_descriptors_ros.nodes.latest_frame_worker import LatestFrameWorker
+from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, free_device_memory, open_engine
+from dense_descriptors_ros.nodes.frame_worker_node import FrameWorkerNode
+from dense_descriptors_ros.nodes.node_main import run_node
 from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, RELIABLE_OUT, qos_by_name
-from dense_descriptors_ros.nodes.ros_parameters import declare_config_parameters, read_config_parameters
 
 
 @dataclass
@@ -41,94 +35,39 @@ class DescriptorNodeConfig(DescriptorSourceConfig):
     autostart: bool = field(default=True, metadata={"help": "configure and activate the lifecycle node at start-up"})
 
 
-class DescriptorNode(LifecycleNode):
+class DescriptorNode(FrameWorkerNode):
+    CONFIG = DescriptorNodeConfig
+
     def __init__(self, node_name: str = "descriptor_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        declare_config_parameters(self, DescriptorNodeConfig)
-        self.config: DescriptorNodeConfig | None = None
         self.engine = None
         self.colorizer = DescriptorColorizer()
-        self.problems = InputProblems(self.get_logger())
-        self.worker = LatestFrameWorker(self._process, self._on_worker_error, name="descriptor-worker")
-        self.enabled = True
-        self._sub = None
-        self._desc_pub = None
-        self._viz_pub = None
-        self.create_service(SetBool, "~/enable", self._on_enable)
 
-    # --- lifecycle -------------------------------------------------------------------------------------------
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        try:
-            self.config = read_config_parameters(self, DescriptorNodeConfig)
-            self.config.check_model()
-        except (ConfigError, ValueError) as exc:
-            self.get_logger().error(f"configure failed: {exc}")
-            return TransitionCallbackReturn.FAILURE
-        self._desc_pub = self.create_publisher(Image, "descriptors", RELIABLE_OUT)
-        self._viz_pub = self.create_publisher(Image, "descriptors/viz", RELIABLE_OUT)
-        return TransitionCallbackReturn.SUCCESS
+    def check_config(self) -> None:
+        self.config.check_model()
 
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        try:
-            self.engine = open_engine(self.config, self.get_logger())
-        except (ValueError, RuntimeError) as exc:
-            self.get_logger().error(f"activate failed: {exc}")
-            return TransitionCallbackReturn.FAILURE
+    def make_publishers(self) -> dict[str, Any]:
+        return {
+            "descriptors": self.create_publisher(Image, "descriptors", RELIABLE_OUT),
+            "viz": self.create_publisher(Image, "descriptors/viz", RELIABLE_OUT),
+        }
+
+    def acquire(self) -> None:
+        self.engine = open_engine(self.config, self.get_logger())
         self.colorizer = DescriptorColorizer()
-        self._sub = self.create_subscription(
-            Image,
-            "image",
-            self.worker.put,
-            qos_by_name(self.config.image_qos),
-            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
-        )
-        self.worker.start()
-        return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return super().on_deactivate(state)
+    def make_subscriptions(self) -> list:
+        overrides = QoSOverridingOptions.with_default_policies()
+        qos = qos_by_name(self.config.image_qos)
+        return [self.create_subscription(Image, "image", self.worker.put, qos, qos_overriding_options=overrides)]
 
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        for pub in (self._desc_pub, self._viz_pub):
-            if pub is not None:
-                self.destroy_publisher(pub)
-        self._desc_pub = self._viz_pub = None
-        return TransitionCallbackReturn.SUCCESS
+    def release_resources(self) -> None:
+        self.engine = None
+        free_device_memory()
 
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def _release(self) -> None:
-        self.worker.stop()
-        if self._sub is not None:
-            self.destroy_subscription(self._sub)
-            self._sub = None
-        if self.engine is not None:
-            self.engine = None
-            gc.collect()
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-
-    # --- work ------------------------------------------------------------------------------------------------
-    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
-        self.enabled = bool(request.data)
-        response.success = True
-        response.message = "enabled" if self.enabled else "disabled"
-        return response
-
-    def _on_worker_error(self, exc: BaseException) -> None:
-        self.problems.report(type(exc).__name__, str(exc))
-
-    def _process(self, msg: Image) -> None:
-        if not self.enabled or self.engine is None:
-            return
-        want_desc = self._desc_pub.get_subscription_count() > 0
-        want_viz = self.config.publish_viz and self._viz_pub.get_subscription_count() > 0
+    def process(self, msg: Image) -> None:
+        want_desc = self._pubs["descriptors"].get_subscription_count() > 0
+        want_viz = self.config.publish_viz and self._pubs["viz"].get_subscription_count() > 0
         if not (want_desc or want_viz):
             return
         try:
@@ -143,28 +82,15 @@ class DescriptorNode(LifecycleNode):
         if want_desc:
             out = numpy_to_image(descriptors, f"32FC{descriptors.shape[-1]}")
             out.header = msg.header
-            self._desc_pub.publish(out)
+            self._pubs["descriptors"].publish(out)
         if want_viz:
             viz = numpy_to_image(self.colorizer(descriptors), "bgr8")
             viz.header = msg.header
-            self._viz_pub.publish(viz)
+            self._pubs["viz"].publish(viz)
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = DescriptorNode()
-    try:
-        if node.get_parameter("autostart").value:
-            node.trigger_configure()
-            node.trigger_activate()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node._release()
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(DescriptorNode, args)
 
 
 if __name__ == "__main__":

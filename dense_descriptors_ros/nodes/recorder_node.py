@@ -14,22 +14,19 @@ Topics (relative, remap them): in ``image`` (sensor_msgs/Image, or CompressedIma
 
 from __future__ import annotations
 
-import signal
 from dataclasses import dataclass, field
 from typing import Any
 
-import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
 from dense_descriptors_ros.config import ConfigError
 from dense_descriptors_ros.io.bag_recorder import BagRecorder
 from dense_descriptors_ros.io.recording_policy import RecordingConfig
+from dense_descriptors_ros.nodes.node_main import run_node
 from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, qos_by_name
 from dense_descriptors_ros.nodes.ros_parameters import declare_config_parameters, read_config_parameters
 
@@ -169,25 +166,7 @@ class RecorderNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    # SIGINT and SIGTERM (ros2 launch, docker stop) raise KeyboardInterrupt here instead of shutting the context
-    # down from rclpy's handler, so the bag is closed and the counts are logged while ROS is still up. The spin
-    # wakes at least every flush_period for the flush timer, which bounds the reaction time.
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    node = RecorderNode()
-    try:
-        if node.get_parameter("autostart").value:
-            node.trigger_configure()
-            node.trigger_activate()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node._release()
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(RecorderNode, args)
 
 
 if __name__ == "__main__":

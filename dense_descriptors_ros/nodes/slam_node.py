@@ -21,25 +21,21 @@ from typing import Any
 
 import cv2
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped, TransformStamped
 from nav_msgs.msg import Odometry, Path
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
-from dense_descriptors_ros.config import ConfigError
 from dense_descriptors_ros.io.image_conversion import image_to_numpy, numpy_to_image, to_rgb8
 from dense_descriptors_ros.io.pointcloud import xyz_to_pointcloud2
 from dense_descriptors_ros.model.checkpoint import model_id
-from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, open_engine
-from dense_descriptors_ros.nodes.input_problems import InputProblems
-from dense_descriptors_ros.nodes.latest_frame_worker import LatestFrameWorker
+from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, free_device_memory, open_engine
+from dense_descriptors_ros.nodes.frame_worker_node import FrameWorkerNode
+from dense_descriptors_ros.nodes.node_main import run_node
 from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, RELIABLE_OUT, TRANSIENT_LOCAL_OUT, qos_by_name
-from dense_descriptors_ros.nodes.ros_parameters import declare_config_parameters, read_config_parameters
 from dense_descriptors_ros.nodes.stereo_sync import StereoSynchronizer
 from dense_descriptors_ros.slam.geometry import StereoCamera
 from dense_descriptors_ros.slam.stereo_slam import StereoSlam, StereoSlamConfig, TrackingState
@@ -111,20 +107,16 @@ def _stamp_seconds(header: Any) -> float:
     return header.stamp.sec + header.stamp.nanosec * 1e-9
 
 
-class SlamNode(LifecycleNode):
+class SlamNode(FrameWorkerNode):
+    CONFIG = SlamNodeConfig
+
     def __init__(self, node_name: str = "slam_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        declare_config_parameters(self, SlamNodeConfig)
-        self.config: SlamNodeConfig | None = None
         self.engine = None
         self.slam: StereoSlam | None = None
         self.infos: dict[str, CameraInfo] = {}
-        self.problems = InputProblems(self.get_logger())
-        self.worker = LatestFrameWorker(self._process, self._on_worker_error, name="slam-worker")
         self.sync: Any = None
         self._lock = threading.Lock()  # the SLAM object: worker thread vs. services
-        self._subs: list = []
-        self._pubs: dict[str, Any] = {}
         self._path = Path()
         self._last_cloud_time = -np.inf
         self._tf = None
@@ -133,36 +125,29 @@ class SlamNode(LifecycleNode):
         self.create_service(Trigger, "~/save_map", self._on_save_map)
         self.create_service(Trigger, "~/load_map", self._on_load_map)
 
-    # --- lifecycle -------------------------------------------------------------------------------------------
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        try:
-            self.config = read_config_parameters(self, SlamNodeConfig)
-            if self.config.slam.feature_type == "learned":
-                self.config.check_model()
-        except (ConfigError, ValueError) as exc:
-            self.get_logger().error(f"configure failed: {exc}")
-            return TransitionCallbackReturn.FAILURE
-        self._pubs = {
+    def check_config(self) -> None:
+        if self.config.slam.feature_type == "learned":
+            self.config.check_model()
+
+    def make_publishers(self) -> dict[str, Any]:
+        if self.config.publish_tf:
+            if TransformBroadcaster is None:
+                self.get_logger().warning("tf2_ros is not importable: TF is not published (odometry and path are)")
+            else:  # pragma: no cover - ROS install
+                self._tf = TransformBroadcaster(self)
+        return {
             "odometry": self.create_publisher(Odometry, "odometry", RELIABLE_OUT),
             "path": self.create_publisher(Path, "path", RELIABLE_OUT),
             "map_points": self.create_publisher(PointCloud2, "map_points", TRANSIENT_LOCAL_OUT),
             "tracked_features": self.create_publisher(Image, "tracked_features", RELIABLE_OUT),
             "status": self.create_publisher(String, "status", RELIABLE_OUT),
         }
-        if self.config.publish_tf:
-            if TransformBroadcaster is None:
-                self.get_logger().warning("tf2_ros is not importable: TF is not published (odometry and path are)")
-            else:  # pragma: no cover - ROS install
-                self._tf = TransformBroadcaster(self)
-        return TransitionCallbackReturn.SUCCESS
 
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def acquire(self) -> None:
         if self.config.slam.feature_type == "learned":
-            try:
-                self.engine = open_engine(self.config, self.get_logger())
-            except (ValueError, RuntimeError) as exc:
-                self.get_logger().error(f"activate failed: {exc}")
-                return TransitionCallbackReturn.FAILURE
+            self.engine = open_engine(self.config, self.get_logger())
+
+    def make_subscriptions(self) -> list:
         qos = qos_by_name(self.config.image_qos)
         infos = [
             self.create_subscription(
@@ -170,9 +155,15 @@ class SlamNode(LifecycleNode):
             )
             for side in ("left", "right")
         ]
-        self._subs = self._image_subscriptions(qos) + infos
-        self.worker.start()
-        return super().on_activate(state)
+        return self._image_subscriptions(qos) + infos
+
+    def release_resources(self) -> None:
+        with self._lock:
+            if self.slam is not None:
+                self.slam.close()
+            self.slam = None
+        self.engine = None
+        free_device_memory()
 
     def _image_subscriptions(self, qos: Any) -> list:
         """left/right image subscriptions feeding time-synchronised pairs to the worker."""
@@ -206,38 +197,9 @@ class SlamNode(LifecycleNode):
             ),
         ]
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        for pub in self._pubs.values():
-            self.destroy_publisher(pub)
-        self._pubs = {}
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def _release(self) -> None:
-        self.worker.stop()
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        self._subs = []
-        with self._lock:
-            if self.slam is not None:
-                self.slam.close()
-            self.slam = None
-        self.engine = None
-
     # --- inputs and services ---------------------------------------------------------------------------------
     def _on_info(self, side: str, msg: CameraInfo) -> None:
         self.infos[side] = msg
-
-    def _on_worker_error(self, exc: BaseException) -> None:
-        self.problems.report(type(exc).__name__, str(exc))
 
     def _trigger(self, response: Trigger.Response, action: Any, done: str) -> Trigger.Response:
         with self._lock:
@@ -286,7 +248,7 @@ class SlamNode(LifecycleNode):
         )
         return StereoSlam(camera, self.config.slam, model_id=name)
 
-    def _process(self, pair: tuple[Image, Image]) -> None:
+    def process(self, pair: tuple[Image, Image]) -> None:
         left_msg, right_msg = pair
         try:
             left = to_rgb8(image_to_numpy(left_msg))
@@ -400,20 +362,7 @@ class SlamNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = SlamNode()
-    try:
-        if node.get_parameter("autostart").value:
-            node.trigger_configure()
-            node.trigger_activate()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node._release()
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(SlamNode, args)
 
 
 if __name__ == "__main__":

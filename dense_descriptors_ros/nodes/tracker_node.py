@@ -16,23 +16,20 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PointStamped
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image, PointCloud2
-from std_srvs.srv import SetBool, Trigger
+from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
 from dense_descriptors_ros.config import ConfigError
 from dense_descriptors_ros.io.image_conversion import image_to_numpy, numpy_to_image, to_rgb8
 from dense_descriptors_ros.io.track_messages import delete_all_markers, tracks_to_markers, tracks_to_pointcloud2
 from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
-from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, open_engine
-from dense_descriptors_ros.nodes.input_problems import InputProblems
-from dense_descriptors_ros.nodes.latest_frame_worker import LatestFrameWorker
+from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, free_device_memory, open_engine
+from dense_descriptors_ros.nodes.frame_worker_node import FrameWorkerNode
+from dense_descriptors_ros.nodes.node_main import run_node
 from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, RELIABLE_OUT, qos_by_name
-from dense_descriptors_ros.nodes.ros_parameters import declare_config_parameters, read_config_parameters
 from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig
 from dense_descriptors_ros.tracking.track_drawing import TrackDrawer
 
@@ -77,97 +74,59 @@ class TrackerNodeConfig(DescriptorSourceConfig, TrackerConfig):
         return TrackerConfig(**{f.name: getattr(self, f.name) for f in fields(TrackerConfig)})
 
 
-class TrackerNode(LifecycleNode):
+class TrackerNode(FrameWorkerNode):
+    CONFIG = TrackerNodeConfig
+
     def __init__(self, node_name: str = "tracker_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        declare_config_parameters(self, TrackerNodeConfig)
-        self.config: TrackerNodeConfig | None = None
         self.engine = None
         self.tracker: PointTracker | None = None
         self.drawer = TrackDrawer()
         self.colorizer = DescriptorColorizer()
-        self.problems = InputProblems(self.get_logger())
-        self.worker = LatestFrameWorker(self._process, self._on_worker_error, name="tracker-worker")
-        self.enabled = True
         self._lock = threading.Lock()  # tracker state: worker thread vs. services and the queries topic
         self._pending_queries: list[tuple[float, float]] = []
         self._reset_requested = False
-        self._subs: list = []
-        self._pubs: dict[str, Any] = {}
         self._stats_timer = None
-        self.create_service(SetBool, "~/enable", self._on_enable)
         self.create_service(Trigger, "~/reset", self._on_reset)
 
-    # --- lifecycle -------------------------------------------------------------------------------------------
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        try:
-            self.config = read_config_parameters(self, TrackerNodeConfig)
-            if self.config.input == "image":
-                self.config.check_model()
-        except (ConfigError, ValueError) as exc:
-            self.get_logger().error(f"configure failed: {exc}")
-            return TransitionCallbackReturn.FAILURE
+    def check_config(self) -> None:
+        if self.config.input == "image":
+            self.config.check_model()
+
+    def make_publishers(self) -> dict[str, Any]:
         self.tracker = PointTracker(self.config.tracker_config())
         self.drawer = TrackDrawer(self.config.trail_length, self.config.marker_labels)
         q = self.config.query_points
         self._pending_queries = list(zip(q[0::2], q[1::2], strict=True))
-        self._pubs = {
+        return {
             "tracks": self.create_publisher(PointCloud2, "tracks", RELIABLE_OUT),
             "markers": self.create_publisher(MarkerArray, "tracks/markers", RELIABLE_OUT),
             "image": self.create_publisher(Image, "tracks/image", RELIABLE_OUT),
         }
-        return TransitionCallbackReturn.SUCCESS
 
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def acquire(self) -> None:
         if self.config.input == "image":
-            try:
-                self.engine = open_engine(self.config, self.get_logger())
-            except (ValueError, RuntimeError) as exc:
-                self.get_logger().error(f"activate failed: {exc}")
-                return TransitionCallbackReturn.FAILURE
+            self.engine = open_engine(self.config, self.get_logger())
+
+    def make_subscriptions(self) -> list:
         qos = qos_by_name(self.config.image_qos)
         overrides = QoSOverridingOptions.with_default_policies()
         topic = "image" if self.config.input == "image" else "descriptors"
-        self._subs = [
+        if self.config.stats_period > 0:
+            self._stats_timer = self.create_timer(self.config.stats_period, self._log_stats)
+        return [
             self.create_subscription(Image, topic, self.worker.put, qos, qos_overriding_options=overrides),
             self.create_subscription(PointStamped, "queries", self._on_query, RELIABLE_OUT),
         ]
-        if self.config.stats_period > 0:
-            self._stats_timer = self.create_timer(self.config.stats_period, self._log_stats)
-        self.worker.start()
-        return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        for pub in self._pubs.values():
-            self.destroy_publisher(pub)
-        self._pubs = {}
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def _release(self) -> None:
-        self.worker.stop()
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        self._subs = []
+    def release_resources(self) -> None:
         if self._stats_timer is not None:
             self.destroy_timer(self._stats_timer)
             self._stats_timer = None
         self.engine = None
+        free_device_memory()
 
     # --- services and queries --------------------------------------------------------------------------------
-    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
-        self.enabled = bool(request.data)
-        response.success, response.message = True, "enabled" if self.enabled else "disabled"
-        return response
-
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
             self._reset_requested = True
@@ -187,9 +146,6 @@ class TrackerNode(LifecycleNode):
             f"bad input {self.problems.total}; {tracks} track(s)"
         )
 
-    def _on_worker_error(self, exc: BaseException) -> None:
-        self.problems.report(type(exc).__name__, str(exc))
-
     # --- work ------------------------------------------------------------------------------------------------
     def _descriptors_and_canvas(self, msg: Image) -> tuple[np.ndarray, np.ndarray] | None:
         try:
@@ -204,9 +160,7 @@ class TrackerNode(LifecycleNode):
             return None
         return array, self.colorizer(array)
 
-    def _process(self, msg: Image) -> None:
-        if not self.enabled:
-            return
+    def process(self, msg: Image) -> None:
         result = self._descriptors_and_canvas(msg)
         if result is None:
             return
@@ -243,20 +197,7 @@ class TrackerNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = TrackerNode()
-    try:
-        if node.get_parameter("autostart").value:
-            node.trigger_configure()
-            node.trigger_activate()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node._release()
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(TrackerNode, args)
 
 
 if __name__ == "__main__":
