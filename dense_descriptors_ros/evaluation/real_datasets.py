@@ -1,0 +1,242 @@
+"""Loaders for the small real datasets with ground truth in ``shared/data`` (see its README.md).
+
+The folder comes from the ``DDR_DATA_DIR`` environment variable, by default ``../shared/data`` relative to the
+repository root. A missing dataset raises :class:`DatasetMissing` with the path it looked for, so benchmarks and
+suites can skip with a message. Images are returned as uint8 RGB (H, W, 3) (KITTI / EuRoC: mono (H, W)).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from dense_descriptors_ros.evaluation.matching_metrics import read_flo
+from dense_descriptors_ros.evaluation.trajectory_metrics import Trajectory, read_kitti_poses, read_tum_trajectory
+
+DATA_ENV = "DDR_DATA_DIR"
+SINTEL_SEQUENCES = ("alley_1_easy", "cave_2_medium", "market_5_hard")
+SINTEL_PASSES = ("clean", "final")
+
+
+class DatasetMissing(FileNotFoundError):
+    """A dataset folder or file under the data root is absent."""
+
+
+def data_root() -> Path:
+    """The shared data folder: $DDR_DATA_DIR, else ../shared/data next to the repository root."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def dataset_dir(name: str, root: str | Path | None = None) -> Path:
+    """``root / name`` (root defaults to data_root()), or DatasetMissing naming the path and the env variable."""
+    folder = Path(root) if root is not None else data_root()
+    path = folder / name
+    if not path.is_dir():
+        raise DatasetMissing(f"dataset {name!r} not found at {path} (set {DATA_ENV} to the shared data folder)")
+    return path
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        raise DatasetMissing(f"missing dataset file: {path}")
+    return path
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """uint8 RGB (H, W, 3) image from a file."""
+    image = cv2.imread(str(_require(path)), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot decode image {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_mono(path: Path) -> np.ndarray:
+    """uint8 (H, W) image from a file."""
+    image = cv2.imread(str(_require(path)), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise ValueError(f"cannot decode image {path}")
+    return image
+
+
+@dataclass
+class HPatchesSequence:
+    """Reference image ``images[0]`` and ``homographies[k-1]`` = H_1_(k+1) mapping image-1 pixels to image k+1."""
+
+    name: str
+    images: list[np.ndarray]
+    homographies: list[np.ndarray]
+
+
+def load_hpatches(root: str | Path | None = None, name: str = "hpatches_v_churchill") -> HPatchesSequence:
+    folder = dataset_dir(name, root)
+    images = [read_rgb(folder / f"{k}.png") for k in range(1, 7)]
+    homographies = [np.loadtxt(_require(folder / f"H_1_{k}")).reshape(3, 3) for k in range(2, 7)]
+    return HPatchesSequence(name, images, homographies)
+
+
+@dataclass
+class SintelPair:
+    """Frames 2 and 3 of a Sintel sequence, the GT forward flow 2 -> 3 and its occluded / invalid masks (bool)."""
+
+    name: str
+    render_pass: str
+    frame1: np.ndarray
+    frame2: np.ndarray
+    flow: np.ndarray
+    occluded: np.ndarray
+    invalid: np.ndarray
+
+
+def load_sintel_pair(sequence: str, render_pass: str = "clean", root: str | Path | None = None) -> SintelPair:
+    if sequence not in SINTEL_SEQUENCES:
+        raise ValueError(f"unknown Sintel sequence {sequence!r}; choose from {list(SINTEL_SEQUENCES)}")
+    if render_pass not in SINTEL_PASSES:
+        raise ValueError(f"render_pass must be one of {SINTEL_PASSES}, got {render_pass!r}")
+    folder = dataset_dir("sintel", root) / sequence
+    return SintelPair(
+        name=sequence,
+        render_pass=render_pass,
+        frame1=read_rgb(folder / render_pass / "frame_0002.png"),
+        frame2=read_rgb(folder / render_pass / "frame_0003.png"),
+        flow=read_flo(_require(folder / "gt" / "frame_0002.flo")),
+        occluded=read_mono(folder / "gt" / "occlusions" / "frame_0002.png") > 127,
+        invalid=read_mono(folder / "gt" / "invalid" / "frame_0002.png") > 127,
+    )
+
+
+@dataclass
+class DavisSequence:
+    """Consecutive frames (RGB) and binary object masks of one DAVIS 2016 sequence."""
+
+    name: str
+    frames: list[np.ndarray]
+    masks: list[np.ndarray]
+
+
+def davis_sequences(root: str | Path | None = None) -> list[str]:
+    """Names of the DAVIS sequences present."""
+    folder = dataset_dir("davis2016", root) / "JPEGImages" / "480p"
+    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
+def load_davis_sequence(name: str, root: str | Path | None = None, max_frames: int | None = None) -> DavisSequence:
+    base = dataset_dir("davis2016", root)
+    frame_dir = base / "JPEGImages" / "480p" / name
+    mask_dir = base / "Annotations" / "480p" / name
+    frame_files = sorted(_require(frame_dir).glob("*.jpg"))[:max_frames]
+    if not frame_files:
+        raise DatasetMissing(f"no frames in {frame_dir}")
+    frames = [read_rgb(f) for f in frame_files]
+    masks = [read_mono(mask_dir / f"{f.stem}.png") > 127 for f in frame_files]
+    return DavisSequence(name, frames, masks)
+
+
+@dataclass
+class KittiSequence:
+    """KITTI odometry frames (mono), ground-truth poses T_w_cam0 with timestamps, and intrinsics K."""
+
+    images: list[np.ndarray]
+    groundtruth: Trajectory
+    K: np.ndarray
+
+
+def load_kitti(root: str | Path | None = None, name: str = "kitti_00_100_119") -> KittiSequence:
+    folder = dataset_dir(name, root)
+    times = np.loadtxt(_require(folder / "times.txt"))
+    groundtruth = read_kitti_poses(folder / "poses.txt", timestamps=times)
+    images = [read_mono(p) for p in sorted((folder / "image_0").glob("*.png"))]
+    projection = None
+    for line in _require(folder / "calib.txt").read_text().splitlines():
+        if line.startswith("P0:"):
+            projection = np.array(line.split()[1:], dtype=np.float64).reshape(3, 4)
+    if projection is None:
+        raise ValueError(f"{folder / 'calib.txt'}: no P0 line")
+    return KittiSequence(images, groundtruth, projection[:, :3])
+
+
+@dataclass
+class TumSequence:
+    """TUM RGB-D frames (raw, distorted RGB) with their timestamps, the GT trajectory, K and distortion."""
+
+    images: list[np.ndarray]
+    image_timestamps: np.ndarray
+    groundtruth: Trajectory
+    K: np.ndarray
+    distortion: np.ndarray
+
+
+def load_tum(root: str | Path | None = None, name: str = "tum_fr2_desk") -> TumSequence:
+    folder = dataset_dir(name, root)
+    files = sorted((folder / "rgb").glob("*.png"), key=lambda p: float(p.stem))
+    calib = yaml.safe_load(_require(folder / "calib.yaml").read_text())
+    full = calib.get("full_precision", calib)
+    K = np.array([[full["fx"], 0, full["cx"]], [0, full["fy"], full["cy"]], [0, 0, 1]], dtype=np.float64)
+    return TumSequence(
+        images=[read_rgb(p) for p in files],
+        image_timestamps=np.array([float(p.stem) for p in files]),
+        groundtruth=read_tum_trajectory(folder / "groundtruth.txt"),
+        K=K,
+        distortion=np.array(full["distortion"], dtype=np.float64),
+    )
+
+
+@dataclass
+class EurocCamera:
+    """Pinhole intrinsics K, radial-tangential distortion (k1 k2 p1 p2) and T_body_cam of one EuRoC camera."""
+
+    K: np.ndarray
+    distortion: np.ndarray
+    T_body_cam: np.ndarray
+    resolution: tuple[int, int] = field(default=(752, 480))
+
+
+@dataclass
+class EurocStereo:
+    """First EuRoC V1_01 stereo pairs (mono, unrectified), timestamps in ns, both cameras and the GT (body) poses."""
+
+    left: list[np.ndarray]
+    right: list[np.ndarray]
+    timestamps_ns: np.ndarray
+    cam0: EurocCamera
+    cam1: EurocCamera
+    groundtruth: Trajectory
+
+
+def _read_euroc_camera(path: Path) -> EurocCamera:
+    text = _require(path).read_text()
+    data = yaml.safe_load("\n".join(line for line in text.splitlines() if not line.startswith("%YAML")))
+    fu, fv, cu, cv = data["intrinsics"]
+    return EurocCamera(
+        K=np.array([[fu, 0, cu], [0, fv, cv], [0, 0, 1]], dtype=np.float64),
+        distortion=np.array(data["distortion_coefficients"], dtype=np.float64),
+        T_body_cam=np.array(data["T_BS"]["data"], dtype=np.float64).reshape(4, 4),
+        resolution=tuple(data["resolution"]),
+    )
+
+
+def load_euroc(root: str | Path | None = None, name: str = "euroc_v101_micro") -> EurocStereo:
+    cams = dataset_dir(name, root) / "mav0"
+    stamps = np.array(
+        [
+            int(line.split(",")[0])
+            for line in _require(cams / "cam0" / "data.csv").read_text().splitlines()
+            if line and not line.startswith("#")
+        ],
+        dtype=np.int64,
+    )
+    return EurocStereo(
+        left=[read_mono(cams / "cam0" / "data" / f"{t}.png") for t in stamps],
+        right=[read_mono(cams / "cam1" / "data" / f"{t}.png") for t in stamps],
+        timestamps_ns=stamps,
+        cam0=_read_euroc_camera(cams / "cam0" / "sensor.yaml"),
+        cam1=_read_euroc_camera(cams / "cam1" / "sensor.yaml"),
+        groundtruth=read_tum_trajectory(cams.parent / "groundtruth_V101_tum.txt"),
+    )
