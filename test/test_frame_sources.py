@@ -49,12 +49,12 @@ def test_compressed_jpeg_and_mono_frames_come_back_as_rgb(tmp_path: Path) -> Non
     smooth = cv2.GaussianBlur(_frames(1, 64, 64)[0][1], (0, 0), 4)
     with ImageBagWriter(tmp_path / "jpeg", compressed=True) as writer:
         writer.write(1.0, smooth)
-    (_, image), = open_frame_source(tmp_path / "jpeg").read_all()
+    ((_, image),) = open_frame_source(tmp_path / "jpeg").read_all()
     assert image.shape == (64, 64, 3) and image.dtype == np.uint8
     assert np.abs(image.astype(int) - smooth).mean() < 4  # jpeg is lossy, colours must not be swapped
     with ImageBagWriter(tmp_path / "mono", encoding="mono8") as writer:
         writer.write(1.0, smooth[..., 0])
-    (_, mono), = open_frame_source(tmp_path / "mono").read_all()
+    ((_, mono),) = open_frame_source(tmp_path / "mono").read_all()
     assert mono.shape == (64, 64, 3)
     np.testing.assert_array_equal(mono[..., 2], smooth[..., 0])
 
@@ -133,3 +133,10 @@ def test_video_file_frames(tmp_path: Path) -> None:
     assert abs(int(read[0][1][20, 20, 0]) - 195) < 8  # red channel = 255 - 30 * 2: BGR converted to RGB
     with pytest.raises(FileNotFoundError):
         open_frame_source(tmp_path / "missing.mp4")
+
+
+def test_bare_images_get_evenly_spaced_stamps(tmp_path: Path) -> None:
+    images = [image for _, image in _frames(3)]
+    read = open_frame_source(write_image_bag(tmp_path / "bag", images, storage="sqlite3")).read_all()
+    assert [s for s, _ in read] == pytest.approx([1.0, 1.0 + 1 / 30, 1.0 + 2 / 30])
+    np.testing.assert_array_equal(read[2][1], images[2])

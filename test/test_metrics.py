@@ -144,6 +144,13 @@ def test_error_percentile_identity_is_zero_and_shuffled_is_chance():
     assert per_point.shape == (len(pts),) and per_point.min() >= 0 and per_point.max() <= 100
 
 
+def test_error_percentile_counts_ties_half_so_constant_descriptors_score_chance():
+    constant = np.full((30, 40, 16), 0.25, np.float32)
+    pts = grid_points(30, 40, 4)
+    # 1199 other pixels tie with the true match: half of them count, (1199 / 2) / 1200 pixels.
+    assert mean_error_percentile(constant, constant, pts, pts) == pytest.approx(100 * 599.5 / 1200)
+
+
 # ---------------------------------------------------------------- segmentation
 
 

@@ -2,12 +2,14 @@
 
 For a query pixel of image a with known true match in image b: the percentage of all pixels of image b whose
 descriptor is closer to the query's descriptor than the true match's descriptor is. 0 means the true match is
-the nearest neighbour; 50 means chance. The paper reports it averaged over the query pixels of an image pair.
+the nearest neighbour; 50 means chance (pixels at exactly the true match's distance count half). The paper reports it averaged over the query pixels of an image pair.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+TIE_TOLERANCE = 1e-5  # on squared distances of (roughly) unit descriptors
 
 
 def _descriptors_at(desc: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -50,8 +52,12 @@ def error_percentiles(
         # Squared distances to every pixel of b: |q|^2 + |b|^2 - 2 q.b (the |q|^2 term cancels in the comparison).
         dist = norms_b[None, :] - 2.0 * (q @ all_b.T)
         threshold = true_dist[start : start + chunk] - np.einsum("ij,ij->i", q, q)
-        # A small tolerance so the true match itself (and exact ties) never counts as closer.
-        out[start : start + chunk] = np.mean(dist < threshold[:, None] - 1e-6, axis=1)
+        # Ties count half (like a random pick among equals), so a constant descriptor scores chance (50), not 0;
+        # the true match itself is always tied with itself and is taken out. The tolerance absorbs float error.
+        gap = dist - threshold[:, None]
+        closer = np.sum(gap < -TIE_TOLERANCE, axis=1)
+        tied = np.sum(np.abs(gap) <= TIE_TOLERANCE, axis=1)
+        out[start : start + chunk] = (closer + 0.5 * np.maximum(tied - 1, 0)) / len(all_b)
     return 100.0 * out
 
 

@@ -188,14 +188,19 @@ class ImageBagWriter:
 
 def write_image_bag(
     path: str | Path,
-    frames: Iterable[tuple[float, np.ndarray]],
+    frames: Iterable[tuple[float, np.ndarray] | np.ndarray],
     topic: str = "/camera/image_raw",
     storage: str = "mcap",
     compressed: bool = False,
     **writer_options: Any,
 ) -> Path:
-    """Write ``(stamp_seconds, image)`` pairs to a new bag folder at ``path``; returns the folder."""
+    """Write frames to a new bag folder at ``path``; returns the folder.
+
+    ``frames`` holds ``(stamp_seconds, image)`` pairs, or bare images, which get stamps 1/30 s apart from 1 s.
+    ``writer_options`` go to ``ImageBagWriter`` (encoding, compressed_format, frame_id).
+    """
     with ImageBagWriter(path, topic=topic, storage=storage, compressed=compressed, **writer_options) as writer:
-        for stamp, image in frames:
+        for k, item in enumerate(frames):
+            stamp, image = item if isinstance(item, tuple) else (1.0 + k / 30.0, item)
             writer.write(stamp, image)
     return Path(path)

@@ -14,6 +14,7 @@ import io
 import itertools
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import struct
@@ -39,6 +40,18 @@ IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
 Frame = tuple[float, np.ndarray]
 # A raw frame: its stamp and a function that decodes it (called only for selected frames).
 LazyFrame = tuple[float, Callable[[], np.ndarray]]
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The png/jpg files of ``folder`` in natural order (frame_2 before frame_10); ValueError when none."""
+
+    def natural(path: Path) -> list:
+        return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", path.name)]
+
+    files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural)
+    if not files:
+        raise ValueError(f"{folder}: no {'/'.join(IMAGE_SUFFIXES)} images in this folder")
+    return files
 
 
 class FrameSource(ABC):
@@ -144,9 +157,7 @@ class ImageFolderFrameSource(FrameSource):
             raise FileNotFoundError(f"image folder not found: {self.path}")
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
-        self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not self.files:
-            raise ValueError(f"{self.path}: no {'/'.join(IMAGE_SUFFIXES)} images in this folder")
+        self.files = image_files(self.path)
         self.fps = fps
 
     def describe(self) -> str:
@@ -485,6 +496,16 @@ class _SqliteSalvage:
         self.connection.close()
 
 
+def is_rosbag(path: str | Path) -> bool:
+    """True for a .mcap/.db3 file or a folder holding metadata.yaml or such a storage file."""
+    path = Path(path)
+    if path.is_file():
+        return path.suffix in BAG_SUFFIXES
+    return path.is_dir() and (
+        (path / "metadata.yaml").is_file() or any(p.suffix in BAG_SUFFIXES for p in path.iterdir())
+    )
+
+
 def open_frame_source(path: str | Path, **options: Any) -> FrameSource:
     """The frame source for ``path``: a rosbag2 folder or .mcap/.db3 file, an image folder, or a video file.
 
@@ -493,9 +514,7 @@ def open_frame_source(path: str | Path, **options: Any) -> FrameSource:
     path = Path(os.path.expanduser(str(path)))
     if not path.exists():
         raise FileNotFoundError(f"no video, image folder or rosbag2 at {path}")
-    is_bag = path.suffix in BAG_SUFFIXES or (
-        path.is_dir() and ((path / "metadata.yaml").is_file() or any(p.suffix in BAG_SUFFIXES for p in path.iterdir()))
-    )
+    is_bag = is_rosbag(path)
     bag_only, folder_only = {"topic"}, {"fps"}
     kind_options = bag_only if is_bag else folder_only if path.is_dir() else set()
     wrong = sorted((set(options) & (bag_only | folder_only)) - kind_options)

@@ -1,0 +1,164 @@
+"""Training pairs from videos: frame source -> flow labels -> masks -> pair sampling -> augmentation.
+
+Each clip is split like papers/000 section 4: the first half of its frames trains, the second half is held out.
+A pair is (frame i, frame i + gap) inside one half; its flow label is cached by the ``FlowLabeler``. Sampling is
+seeded by (seed, epoch, pair index), so a run is reproducible and every epoch sees fresh samples.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from dense_descriptors_ros.io.frame_sources import open_frame_source
+from dense_descriptors_ros.learning.augment import PairAugmentation
+from dense_descriptors_ros.learning.flow import FlowLabel, FlowLabeler
+from dense_descriptors_ros.learning.masks import (
+    MASK_KINDS,
+    FolderMaskProvider,
+    FullMaskProvider,
+    MaskProvider,
+    MotionMaskProvider,
+)
+from dense_descriptors_ros.learning.sampling import PairSampler
+from dense_descriptors_ros.model.engine import image_to_tensor
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "test")
+
+
+@dataclass
+class VideoClip:
+    """The frames of one video (uint8 RGB, all of one size) and where its object is."""
+
+    name: str
+    frames: list[np.ndarray]
+    masks: MaskProvider
+
+
+def resize_frame(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``image`` at (height, width); area interpolation when shrinking."""
+    if image.shape[:2] == (height, width):
+        return image
+    shrinking = image.shape[0] > height or image.shape[1] > width
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def load_clip(
+    path: str | Path,
+    image_size: tuple[int, int],
+    mask_kind: str = "none",
+    mask_folder: str | Path | None = None,
+    labeler: FlowLabeler | None = None,
+    stride: int = 1,
+    **frame_options: object,
+) -> VideoClip:
+    """Read a video / image folder / rosbag2 at ``image_size`` (height, width) with the chosen mask provider.
+
+    ``frame_options`` go to ``open_frame_source`` (start_time, end_time, max_frames, topic, fps). Folder masks
+    are matched to the frames by order, taking the stride into account.
+    """
+    height, width = image_size
+    frames = [resize_frame(rgb, height, width) for _, rgb in open_frame_source(path, stride=stride, **frame_options)]
+    if len(frames) < 4:
+        raise ValueError(f"{path}: {len(frames)} frame(s) selected; training needs at least 4 (2 per split)")
+    masks: MaskProvider
+    if mask_kind == "none":
+        masks = FullMaskProvider()
+    elif mask_kind == "folder":
+        if mask_folder is None:
+            raise ValueError("mask kind 'folder' needs a mask folder (--masks DIR)")
+        masks = FolderMaskProvider(mask_folder, indices=range(0, stride * len(frames), stride))
+    elif mask_kind == "motion":
+        masks = MotionMaskProvider(frames, labeler or FlowLabeler())
+    else:
+        raise ValueError(f"mask kind must be one of {list(MASK_KINDS)}, got {mask_kind!r}")
+    log.info("%s: %d frames at %dx%d, masks: %s", path, len(frames), width, height, mask_kind)
+    return VideoClip(Path(path).name, frames, masks)
+
+
+def split_pairs(num_frames: int, gap: int, split: str) -> list[tuple[int, int]]:
+    """(i, i + gap) frame pairs inside the first (train) or second (test) half of a clip."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    half = num_frames // 2
+    lo, hi = (0, half) if split == "train" else (half, num_frames)
+    return [(i, i + gap) for i in range(lo, hi - gap)]
+
+
+class PairDataset(Dataset):
+    """Image pairs with sampled correspondences, as tensors ready for ``PixelwiseContrastiveLoss``."""
+
+    def __init__(
+        self,
+        clips: Sequence[VideoClip],
+        labeler: FlowLabeler,
+        sampler: PairSampler,
+        split: str = "train",
+        augmentation: PairAugmentation | None = None,
+        gap: int = 1,
+        seed: int = 0,
+    ) -> None:
+        self.clips = list(clips)
+        self.labeler = labeler
+        self.sampler = sampler
+        self.split = split
+        self.augmentation = augmentation
+        self.gap = gap
+        self.seed = seed
+        self.epoch = 0
+        self.pairs = [
+            (c, i, j) for c, clip in enumerate(self.clips) for i, j in split_pairs(len(clip.frames), gap, split)
+        ]
+        if not self.pairs:
+            sizes = [len(c.frames) for c in self.clips]
+            raise ValueError(f"no {split} pairs with gap {gap} in clips of {sizes} frames; use more frames")
+        self._masks: dict[tuple[int, int], np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def set_epoch(self, epoch: int) -> None:
+        """New samples and augmentations every epoch (flow labels stay cached)."""
+        self.epoch = epoch
+
+    def mask(self, clip_index: int, frame_index: int) -> np.ndarray:
+        key = (clip_index, frame_index)
+        if key not in self._masks:
+            clip = self.clips[clip_index]
+            self._masks[key] = clip.masks.mask(frame_index, clip.frames[frame_index])
+        return self._masks[key]
+
+    def label(self, index: int) -> FlowLabel:
+        """The flow label of pair ``index`` (chained over the gap when gap > 1)."""
+        c, i, j = self.pairs[index]
+        frames = self.clips[c].frames
+        if j == i + 1:
+            return self.labeler.label(frames[i], frames[j])
+        return self.labeler.label_chain(frames[i : j + 1])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        c, i, j = self.pairs[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        image_a, image_b = self.clips[c].frames[i], self.clips[c].frames[j]
+        samples = self.sampler.sample(self.label(index), self.mask(c, i), self.mask(c, j), rng)
+        if self.augmentation is not None:
+            image_a, image_b, samples = self.augmentation(image_a, image_b, samples, rng)
+        return {
+            "image_a": image_to_tensor(image_a),
+            "image_b": image_to_tensor(image_b),
+            "matches_a": torch.from_numpy(samples.matches_a),
+            "matches_b": torch.from_numpy(samples.matches_b),
+            "match_valid": torch.from_numpy(samples.match_valid),
+            "non_matches_b": torch.from_numpy(samples.non_matches_b),
+            "non_match_valid": torch.from_numpy(samples.non_match_valid),
+            "index": torch.tensor(index),
+        }

@@ -1,0 +1,530 @@
+"""Self-supervised training of a DescriptorNet from video (papers/000), and the ``dense-descriptors train`` command.
+
+``Trainer`` runs AdamW with a cosine or step schedule, AMP on CUDA only, gradient clipping and fixed seeds; it
+shows tqdm bars with the loss and pairs/s, logs to CSV (and TensorBoard when it imports), validates on the
+held-out half of each clip every epoch (mean error percentile, papers/000 section 4, and the loss), saves a
+checkpoint every epoch (``last/``) and the best one (``best/``), can resume, draws a validation figure every
+epoch, and at the end a loss curve and a descriptor grid next to the checkpoints.
+
+Run folder layout::
+
+    OUT/last/        checkpoint (weights.pt, model.yaml) + train_state.pt (optimiser, schedule, epoch)
+    OUT/best/        checkpoint with the lowest held-out mean error percentile (+ the two final plots)
+    OUT/train_log.csv, OUT/val_log.csv, OUT/figures/val_epoch_NNN.png, OUT/loss_curve.png,
+    OUT/descriptor_grid.png, OUT/tensorboard/, OUT/config.yaml, OUT/flow_cache/
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from dense_descriptors_ros.config import ConfigError, from_mapping, load_yaml, to_mapping
+from dense_descriptors_ros.evaluation.error_percentile import error_percentiles
+from dense_descriptors_ros.io.frame_sources import is_rosbag
+from dense_descriptors_ros.learning.augment import AugmentConfig, PairAugmentation
+from dense_descriptors_ros.learning.dataset import PairDataset, VideoClip, load_clip
+from dense_descriptors_ros.learning.flow import FlowConfig, FlowLabeler
+from dense_descriptors_ros.learning.loss import LossConfig, PixelwiseContrastiveLoss, sample_descriptors
+from dense_descriptors_ros.learning.masks import MASK_KINDS
+from dense_descriptors_ros.learning.sampling import PairSampler, SamplerConfig
+from dense_descriptors_ros.learning.training_plots import descriptor_grid, loss_curve, validation_figure
+from dense_descriptors_ros.model.checkpoint import load_checkpoint, save_checkpoint
+from dense_descriptors_ros.model.engine import image_to_tensor, resolve_device
+from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
+
+log = logging.getLogger(__name__)
+
+SCHEDULES = ("cosine", "step", "constant")
+STATE_FILE = "train_state.pt"
+
+
+@dataclass
+class OptimizerConfig:
+    lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate", "range": (1e-7, 1.0)})
+    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay", "range": (0.0, 1.0)})
+    schedule: str = field(default="cosine", metadata={"help": "learning-rate schedule", "choices": SCHEDULES})
+    step_epochs: int = field(default=4, metadata={"help": "step schedule: epochs between decays", "range": (1, 1000)})
+    step_gamma: float = field(default=0.5, metadata={"help": "step schedule: decay factor", "range": (0.0, 1.0)})
+    grad_clip: float = field(default=1.0, metadata={"help": "max gradient norm; 0 disables", "range": (0.0, 1e6)})
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(backbone="resnet34"))
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    masks: str = field(
+        default="none",
+        metadata={"help": "object masks: none (whole scene), folder (--masks), motion", "choices": MASK_KINDS},
+    )
+    epochs: int = field(default=10, metadata={"help": "training epochs (papers/000: about 10)", "range": (1, 10000)})
+    steps_per_epoch: int = field(
+        default=0,
+        metadata={"help": "optimiser steps per epoch; 0: one pass over the training pairs", "range": (0, 10**7)},
+    )
+    batch_size: int = field(default=2, metadata={"help": "image pairs per step", "range": (1, 256)})
+    image_height: int = field(default=240, metadata={"help": "frames are resized to this height", "range": (32, 4096)})
+    image_width: int = field(default=320, metadata={"help": "frames are resized to this width", "range": (32, 4096)})
+    frame_stride: int = field(default=1, metadata={"help": "keep every n-th frame of the input", "range": (1, 1000)})
+    max_frames: int = field(default=0, metadata={"help": "frames read per input; 0: all", "range": (0, 10**7)})
+    topic: str = field(default="", metadata={"help": "image topic of a rosbag2 input; empty: its only one"})
+    seed: int = field(
+        default=0, metadata={"help": "seed of weights, sampling and augmentation", "range": (0, 2**31 - 1)}
+    )
+    amp: bool = field(default=True, metadata={"help": "mixed precision (CUDA only; ignored on CPU)"})
+    num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes", "range": (0, 64)})
+    val_pairs: int = field(default=8, metadata={"help": "held-out pairs used for validation", "range": (1, 100000)})
+    val_points: int = field(default=500, metadata={"help": "query points per validation pair", "range": (1, 100000)})
+    keep_epoch_checkpoints: bool = field(default=False, metadata={"help": "also keep a checkpoint folder per epoch"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
+
+    def __post_init__(self) -> None:
+        groups = self.sampler.num_groups
+        if groups > 1 and len(self.model.channel_groups) != groups:
+            if self.model.descriptor_dim % groups:
+                raise ConfigError(
+                    f"{groups} negative bands need model.channel_groups, or a descriptor_dim divisible by {groups}"
+                )
+            split = (self.model.descriptor_dim // groups,) * groups
+            self.model = replace(self.model, channel_groups=split)
+        if groups == 1 and len(self.model.channel_groups) > 1:
+            raise ConfigError(
+                f"model.channel_groups {list(self.model.channel_groups)} needs one negative band per group "
+                "(sampler.negatives: bands with band_min_px/band_max_px)"
+            )
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.image_height, self.image_width
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    """A training recipe (YAML) as a TrainConfig; errors name the key."""
+    return load_yaml(TrainConfig, path)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int) -> Any:
+    c = config.optimizer
+    total = max(1, config.epochs * steps_per_epoch)
+    if c.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total, eta_min=c.lr * 0.01)
+    if c.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=c.step_epochs * steps_per_epoch, gamma=c.step_gamma)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+class Trainer:
+    """Trains ``DescriptorNet`` on ``train_set`` and validates on ``val_set``; writes everything under ``out_dir``."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        train_set: PairDataset,
+        val_set: PairDataset,
+        out_dir: str | Path,
+        provenance: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.train_set = train_set
+        self.val_set = val_set
+        self.out_dir = Path(out_dir)
+        self.provenance = provenance or {}
+        self.device = resolve_device(config.device)
+        seed_everything(config.seed)
+        self.net = DescriptorNet(config.model).to(self.device)
+        self.loss_fn = PixelwiseContrastiveLoss(config.loss, config.model.channel_groups)
+        self.sampler = train_set.sampler
+        self.optimizer = torch.optim.AdamW(
+            self.net.parameters(), lr=config.optimizer.lr, weight_decay=config.optimizer.weight_decay
+        )
+        self.steps_per_epoch = config.steps_per_epoch or math.ceil(len(train_set) / config.batch_size)
+        self.scheduler = _make_scheduler(self.optimizer, config, self.steps_per_epoch)
+        self.use_amp = bool(config.amp and self.device.type == "cuda")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.epoch = 0  # epochs completed
+        self.step = 0
+        self.best_error = math.inf
+        self.history: dict[str, list] = {
+            "step": [],
+            "loss": [],
+            "val_epoch": [],
+            "val_step": [],
+            "val_error": [],
+            "val_loss": [],
+        }
+        self._tensorboard = None
+
+    # --- data ---------------------------------------------------------------------------------------------
+    def _loader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.config.seed + self.epoch)
+        return DataLoader(
+            self.train_set,
+            batch_size=self.config.batch_size,
+            shuffle=True,
+            num_workers=self.config.num_workers,
+            generator=generator,
+            drop_last=len(self.train_set) >= self.config.batch_size,
+        )
+
+    def _batches(self) -> Any:
+        """``steps_per_epoch`` batches, cycling over the training pairs when more steps than pairs are asked."""
+        produced = 0
+        while True:
+            for batch in self._loader():
+                yield batch
+                produced += 1
+                if produced >= self.steps_per_epoch:
+                    return
+
+    # --- one step -----------------------------------------------------------------------------------------
+    def _with_hard_negatives(self, batch: dict[str, torch.Tensor], desc_a: torch.Tensor, desc_b: torch.Tensor) -> None:
+        """Append the UCN hard negative of every match as one more non-match column (all groups)."""
+        with torch.no_grad():
+            anchors = sample_descriptors(desc_a.detach().float(), batch["matches_a"])
+            found, flags = [], []
+            for k in range(desc_b.shape[0]):
+                position, far = self.sampler.hard_negatives(anchors[k], desc_b[k].detach(), batch["matches_b"][k])
+                found.append(position)
+                flags.append(far & batch["match_valid"][k])
+        groups = batch["non_matches_b"].shape[1]
+        extra = torch.stack(found)[:, None, :, None].expand(-1, groups, -1, -1, -1)
+        extra_valid = torch.stack(flags)[:, None, :, None].expand(-1, groups, -1, -1)
+        batch["non_matches_b"] = torch.cat([batch["non_matches_b"], extra], dim=3)
+        batch["non_match_valid"] = torch.cat([batch["non_match_valid"], extra_valid], dim=3)
+
+    def _loss(
+        self, batch: dict[str, torch.Tensor], with_hard_negatives: bool
+    ) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        """Loss, its parts and the descriptors (2B, D, H, W: the a images, then the b images) of a batch."""
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        n = batch["image_a"].shape[0]
+        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            desc = self.net(torch.cat([batch["image_a"], batch["image_b"]]))
+        desc = desc.float()
+        desc_a, desc_b = desc[:n], desc[n:]
+        if with_hard_negatives:
+            self._with_hard_negatives(batch, desc_a, desc_b)
+        loss, parts = self.loss_fn(
+            desc_a,
+            desc_b,
+            batch["matches_a"],
+            batch["matches_b"],
+            batch["match_valid"],
+            batch["non_matches_b"],
+            batch["non_match_valid"],
+        )
+        return loss, parts, desc
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        self.net.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, parts, _ = self._loss(batch, self.config.sampler.hard_negatives)
+        self.scaler.scale(loss).backward()
+        if self.config.optimizer.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.config.optimizer.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.step += 1
+        return parts
+
+    # --- validation ---------------------------------------------------------------------------------------
+    def validation_indices(self) -> list[int]:
+        count = min(self.config.val_pairs, len(self.val_set))
+        return sorted({round(x) for x in np.linspace(0, len(self.val_set) - 1, count)})
+
+    @torch.inference_mode()
+    def validate(self) -> dict[str, Any]:
+        """Held-out mean error percentile (flow-labelled matches as truth) and loss, on fixed samples."""
+        self.net.eval()
+        errors, losses, examples = [], [], []
+        rng = np.random.default_rng(self.config.seed)
+        for index in self.validation_indices():
+            item = self.val_set[index]
+            batch = {k: v.unsqueeze(0) for k, v in item.items()}
+            _, parts, desc = self._loss(batch, with_hard_negatives=False)
+            losses.append(parts["loss"])
+            desc = desc.permute(0, 2, 3, 1).cpu().numpy()
+            valid = item["match_valid"].numpy()
+            pts_a, pts_b = item["matches_a"].numpy()[valid], item["matches_b"].numpy()[valid]
+            if len(pts_a) > self.config.val_points:
+                keep = rng.choice(len(pts_a), self.config.val_points, replace=False)
+                pts_a, pts_b = pts_a[keep], pts_b[keep]
+            if len(pts_a):
+                values = error_percentiles(desc[0], desc[1], pts_a, pts_b)
+                errors.append(values)
+                examples.append((item["image_a"], item["image_b"], desc[0], desc[1], pts_a, values))
+        all_errors = np.concatenate(errors) if errors else np.zeros(0)
+        return {
+            "mean_error_percentile": float(all_errors.mean()) if all_errors.size else math.nan,
+            "median_error_percentile": float(np.median(all_errors)) if all_errors.size else math.nan,
+            "loss": float(np.mean(losses)) if losses else math.nan,
+            "errors": all_errors,
+            "examples": examples,
+        }
+
+    # --- outputs ------------------------------------------------------------------------------------------
+    def _append_csv(self, name: str, row: dict[str, Any]) -> None:
+        path = self.out_dir / name
+        new = not path.is_file()
+        with path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def _tb(self) -> Any:
+        if self._tensorboard is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is optional
+                self._tensorboard = False
+            else:
+                self._tensorboard = SummaryWriter(str(self.out_dir / "tensorboard"))
+        return self._tensorboard or None
+
+    def _log_validation(self, epoch: int, result: dict[str, Any]) -> None:
+        self.history["val_epoch"].append(epoch)
+        self.history["val_step"].append(self.step)
+        self.history["val_error"].append(result["mean_error_percentile"])
+        self.history["val_loss"].append(result["loss"])
+        self._append_csv(
+            "val_log.csv",
+            {
+                "epoch": epoch,
+                "step": self.step,
+                "mean_error_percentile": result["mean_error_percentile"],
+                "median_error_percentile": result["median_error_percentile"],
+                "val_loss": result["loss"],
+            },
+        )
+        if tb := self._tb():
+            tb.add_scalar("val/mean_error_percentile", result["mean_error_percentile"], self.step)
+            tb.add_scalar("val/loss", result["loss"], self.step)
+        validation_figure(result, epoch, self.out_dir / "figures" / f"val_epoch_{epoch:03d}.png")
+
+    def _save(self, folder: Path, epoch: int, result: dict[str, Any]) -> None:
+        provenance = {
+            **self.provenance,
+            "epoch": epoch,
+            "step": self.step,
+            "val_mean_error_percentile": result["mean_error_percentile"],
+            "train_config": to_mapping(self.config),
+        }
+        save_checkpoint(folder, self.net, provenance, image_size=self.config.image_size)
+
+    def _save_state(self) -> None:
+        state = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "best_error": self.best_error,
+            "history": self.history,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        tmp = self.out_dir / "last" / (STATE_FILE + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.out_dir / "last" / STATE_FILE)
+
+    def resume(self) -> bool:
+        """Continue from ``OUT/last`` when it holds a training state; False when there is nothing to resume."""
+        last = self.out_dir / "last"
+        if not (last / STATE_FILE).is_file():
+            return False
+        loaded = load_checkpoint(last, device="cpu")
+        if to_mapping(loaded.config) != to_mapping(self.net.config):
+            raise ConfigError(
+                f"{last}: checkpoint model {to_mapping(loaded.config)} differs from the recipe's "
+                f"{to_mapping(self.net.config)}; use another --out or the same recipe"
+            )
+        self.net.load_state_dict(loaded.state_dict())
+        state = torch.load(last / STATE_FILE, map_location="cpu", weights_only=True)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.best_error, self.history = state["best_error"], state["history"]
+        log.info("resumed from %s after epoch %d (step %d)", last, self.epoch, self.step)
+        return True
+
+    # --- the loop -----------------------------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        """Train for the remaining epochs; returns a summary (untrained vs. best error percentile, losses, paths)."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "config.yaml").write_text(yaml.safe_dump(to_mapping(self.config), sort_keys=False))
+        if self.epoch == 0 and not self.history["val_epoch"]:
+            untrained = self.validate()
+            self._log_validation(0, untrained)
+            log.info("untrained: mean error percentile %.2f", untrained["mean_error_percentile"])
+        for epoch in range(self.epoch + 1, self.config.epochs + 1):
+            self.train_set.set_epoch(epoch)
+            bar = tqdm(self._batches(), total=self.steps_per_epoch, desc=f"epoch {epoch}/{self.config.epochs}")
+            started, pairs = time.perf_counter(), 0
+            for batch in bar:
+                parts = self.train_step(batch)
+                pairs += batch["image_a"].shape[0]
+                rate = pairs / max(time.perf_counter() - started, 1e-9)
+                bar.set_postfix(loss=f"{parts['loss']:.4f}", pairs_s=f"{rate:.2f}")
+                self.history["step"].append(self.step)
+                self.history["loss"].append(parts["loss"])
+                row = {
+                    "epoch": epoch,
+                    "step": self.step,
+                    **parts,
+                    "lr": self.scheduler.get_last_lr()[0],
+                    "pairs_per_s": rate,
+                }
+                self._append_csv("train_log.csv", row)
+                if tb := self._tb():
+                    for key, value in parts.items():
+                        tb.add_scalar(f"train/{key}", value, self.step)
+            result = self.validate()
+            self.epoch = epoch
+            self._log_validation(epoch, result)
+            self._save(self.out_dir / "last", epoch, result)
+            if self.config.keep_epoch_checkpoints:
+                self._save(self.out_dir / f"epoch_{epoch:03d}", epoch, result)
+            if result["mean_error_percentile"] < self.best_error:
+                self.best_error = result["mean_error_percentile"]
+                self._save(self.out_dir / "best", epoch, result)
+            self._save_state()
+            log.info("epoch %d: held-out mean error percentile %.2f", epoch, result["mean_error_percentile"])
+        if not (self.out_dir / "best").is_dir():  # every validation was NaN (no matches): keep the last one
+            shutil.copytree(self.out_dir / "last", self.out_dir / "best", ignore=shutil.ignore_patterns(STATE_FILE))
+        self._final_plots()
+        if tb := self._tb():
+            tb.close()
+        return self.summary()
+
+    def _final_plots(self) -> None:
+        best = load_checkpoint(self.out_dir / "best", device=self.device)
+        frames = [
+            self.val_set.clips[c].frames[i] for c, i, _ in (self.val_set.pairs[k] for k in self.validation_indices())
+        ]
+        with torch.inference_mode():
+            descriptors = [
+                best(image_to_tensor(f)[None].to(self.device))[0].permute(1, 2, 0).cpu().numpy() for f in frames[:6]
+            ]
+        for folder in (self.out_dir, self.out_dir / "best"):
+            loss_curve(self.history, folder / "loss_curve.png")
+            descriptor_grid(frames[:6], descriptors, folder / "descriptor_grid.png")
+
+    def summary(self) -> dict[str, Any]:
+        errors = self.history["val_error"]
+        recent = self.history["loss"][-max(1, self.steps_per_epoch) :]
+        return {
+            "untrained_error_percentile": errors[0] if errors else math.nan,
+            "best_error_percentile": self.best_error,
+            "final_error_percentile": errors[-1] if errors else math.nan,
+            "untrained_val_loss": self.history["val_loss"][0] if self.history["val_loss"] else math.nan,
+            "final_val_loss": self.history["val_loss"][-1] if self.history["val_loss"] else math.nan,
+            "last_epoch_train_loss": float(np.mean(recent)) if recent else math.nan,
+            "epochs": self.epoch,
+            "steps": self.step,
+            "checkpoint": str(self.out_dir / "best"),
+        }
+
+
+def build_datasets(
+    config: TrainConfig,
+    data: list[str | Path],
+    mask_folders: list[str | Path] | None = None,
+    cache_dir: str | Path = "",
+) -> tuple[PairDataset, PairDataset]:
+    """Train and held-out PairDatasets from inputs (videos, image folders, bags) per the recipe."""
+    if config.masks == "folder" and (not mask_folders or len(mask_folders) != len(data)):
+        raise ConfigError(f"masks: folder needs one --masks folder per --data input ({len(data)} given)")
+    flow = replace(config.flow, cache_dir=str(cache_dir)) if cache_dir and not config.flow.cache_dir else config.flow
+    labeler = FlowLabeler(flow)
+    frame_options: dict[str, Any] = {"stride": config.frame_stride}
+    if config.max_frames:
+        frame_options["max_frames"] = config.max_frames
+    clips = []
+    for k, path in enumerate(data):
+        options = dict(frame_options)
+        if config.topic and is_rosbag(path):
+            options["topic"] = config.topic
+        folder = mask_folders[k] if config.masks == "folder" and mask_folders else None
+        clips.append(load_clip(path, config.image_size, config.masks, folder, labeler, **options))
+    return datasets_from_clips(config, clips, labeler)
+
+
+def datasets_from_clips(
+    config: TrainConfig, clips: list[VideoClip], labeler: FlowLabeler | None = None
+) -> tuple[PairDataset, PairDataset]:
+    """Train (augmented) and held-out (plain) PairDatasets over in-memory clips."""
+    labeler = labeler or FlowLabeler(config.flow)
+    sampler = PairSampler(config.sampler)
+    gap = config.flow.chain
+    train = PairDataset(clips, labeler, sampler, "train", PairAugmentation(config.augment), gap, config.seed)
+    val = PairDataset(clips, labeler, sampler, "test", None, gap, config.seed)
+    return train, val
+
+
+# --- command line -----------------------------------------------------------------------------------------
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``dense-descriptors train``."""
+    parser.add_argument("--config", required=True, help="training recipe YAML, e.g. training/object.yaml")
+    parser.add_argument("--data", required=True, nargs="+", help="video file(s), image folder(s) or rosbag2(s)")
+    parser.add_argument("--masks", nargs="+", default=None, help="mask folder per --data input (sets masks: folder)")
+    parser.add_argument("--out", default=None, help="run folder (default runs/<recipe name>)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last")
+    parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    parser.add_argument("--device", default=None, help="override the device: auto, cpu, cuda, cuda:N")
+    parser.add_argument("--topic", default=None, help="image topic of rosbag2 inputs")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """``dense-descriptors train``: returns 0 on success, 2 on a bad recipe or input."""
+    try:
+        if not Path(args.config).is_file():
+            raise ConfigError(f"config file not found: {args.config}")
+        recipe = yaml.safe_load(Path(args.config).read_text()) or {}
+        if not isinstance(recipe, dict):
+            raise ConfigError(f"{args.config}: expected a mapping at the top level")
+        overrides = {"epochs": args.epochs, "device": args.device, "topic": args.topic}
+        recipe.update({key: value for key, value in overrides.items() if value is not None})
+        if args.masks:
+            recipe["masks"] = "folder"
+        config = from_mapping(TrainConfig, recipe)
+        out = Path(args.out or Path("runs") / Path(args.config).stem)
+        if (out / "last").exists() and not args.resume:
+            raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        train_set, val_set = build_datasets(config, args.data, args.masks, cache_dir=out / "flow_cache")
+        trainer = Trainer(config, train_set, val_set, out, provenance={"data": [str(p) for p in args.data]})
+        if args.resume and not trainer.resume():
+            log.warning("%s: nothing to resume, starting a new run", out)
+        summary = trainer.fit()
+    except (ConfigError, ValueError, FileNotFoundError, FileExistsError) as exc:
+        print(f"dense-descriptors train: error: {exc}")
+        return 2
+    print(yaml.safe_dump(summary, sort_keys=False).strip())
+    return 0

@@ -1,0 +1,148 @@
+"""Trainer: a short run on a generated sequence beats the untrained network on held-out frames; resume;
+the train command on a rosbag2; recipes; the error percentile metric."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from dense_descriptors_ros.config import ConfigError, from_mapping
+from dense_descriptors_ros.evaluation.error_percentile import error_percentiles, mean_error_percentile
+from dense_descriptors_ros.io.bag_writer import write_image_bag
+from dense_descriptors_ros.learning.dataset import PairDataset, VideoClip, split_pairs
+from dense_descriptors_ros.learning.masks import MaskProvider
+from dense_descriptors_ros.learning.synthetic_video import textured_object_video
+from dense_descriptors_ros.learning.trainer import (
+    TrainConfig,
+    Trainer,
+    add_train_arguments,
+    datasets_from_clips,
+    load_train_config,
+    run_train,
+)
+from dense_descriptors_ros.model.checkpoint import load_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "model": {"backbone": "resnet18", "pretrained": False, "descriptor_dim": 8},
+    "sampler": {"num_matches": 300, "non_matches_per_match": 30},
+    "optimizer": {"lr": 0.003},
+    "batch_size": 1,
+    "image_height": 96,
+    "image_width": 128,
+    "val_pairs": 3,
+    "val_points": 200,
+    "masks": "folder",
+}
+
+
+class GroundTruthMasks(MaskProvider):
+    def __init__(self, masks: list[np.ndarray]) -> None:
+        self.masks = masks
+
+    def mask(self, index: int, frame: np.ndarray) -> np.ndarray:
+        return self.masks[index]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_short_training_beats_the_untrained_network_and_resumes(tmp_path: Path) -> None:
+    video = textured_object_video(num_frames=24, height=96, width=128, seed=0)
+    clip = VideoClip("synthetic", video.frames, GroundTruthMasks(video.masks))
+    config = from_mapping(TrainConfig, {**TINY, "epochs": 2, "steps_per_epoch": 7})
+    train_set, val_set = datasets_from_clips(config, [clip])
+    assert {i for _, i, _ in train_set.pairs} == set(range(11)) and min(i for _, i, _ in val_set.pairs) == 12
+    out = tmp_path / "run"
+    summary = Trainer(config, train_set, val_set, out).fit()
+    assert summary["final_error_percentile"] < summary["untrained_error_percentile"] - 10
+    assert summary["final_val_loss"] < summary["untrained_val_loss"]
+    for name in ("train_log.csv", "val_log.csv", "loss_curve.png", "descriptor_grid.png", "config.yaml"):
+        assert (out / name).is_file(), name
+    assert (out / "best" / "loss_curve.png").is_file() and (out / "best" / "descriptor_grid.png").is_file()
+    assert sorted(p.name for p in (out / "figures").iterdir()) == [f"val_epoch_{e:03d}.png" for e in range(3)]
+    net = load_checkpoint(out / "best")
+    assert not net.training and net.config.descriptor_dim == 8
+    with (out / "train_log.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 14 and {"loss", "match_loss", "non_match_loss", "hard_negative_fraction", "pairs_per_s"} <= set(
+        rows[0]
+    )
+    # Resume: one more epoch continues the step count and the logs.
+    more = from_mapping(TrainConfig, {**TINY, "epochs": 3, "steps_per_epoch": 2})
+    trainer = Trainer(more, *datasets_from_clips(more, [clip]), out)
+    assert trainer.resume() and trainer.epoch == 2 and trainer.step == 14
+    resumed = trainer.fit()
+    assert resumed["epochs"] == 3 and resumed["steps"] == 16
+    with (out / "val_log.csv").open() as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2, 3]
+
+
+def test_train_command_on_a_rosbag(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    video = textured_object_video(num_frames=12, height=96, width=128, seed=1)
+    bag = write_image_bag(tmp_path / "bag", [(1.0 + 0.1 * k, f) for k, f in enumerate(video.frames)], storage="mcap")
+    # SAND bands (G and L, on two channel groups) and UCN hard negatives, end to end.
+    sampler = {"num_matches": 200, "non_matches_per_match": 10, "negatives": "bands", "hard_negatives": True}
+    sampler |= {"band_min_px": [0.0, 0.0], "band_max_px": [float("inf"), 25.0]}
+    recipe = {**TINY, "sampler": sampler, "masks": "motion", "epochs": 1, "steps_per_epoch": 2, "val_pairs": 1}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(recipe))
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    args = parser.parse_args(
+        ["--config", str(tmp_path / "tiny.yaml"), "--data", str(bag), "--out", str(tmp_path / "run"), "--device", "cpu"]
+    )
+    assert run_train(args) == 0
+    net = load_checkpoint(tmp_path / "run" / "best")
+    assert (net.config.backbone, net.config.channel_groups) == ("resnet18", (4, 4))
+    with (tmp_path / "run" / "train_log.csv").open() as f:
+        assert "non_match_loss_g1" in next(csv.DictReader(f))
+    assert any((tmp_path / "run" / "flow_cache").glob("*.npz"))
+    assert "best_error_percentile" in capsys.readouterr().out
+    assert run_train(args) == 2  # the run folder is taken and --resume was not given
+    assert "--resume" in capsys.readouterr().out
+
+
+def test_recipes_load_and_bad_keys_are_named(tmp_path: Path) -> None:
+    scene = load_train_config(REPO / "training" / "scene.yaml")
+    assert scene.sampler.negatives == "bands" and scene.model.channel_groups == (16, 16)
+    assert scene.sampler.band_max_px == [float("inf"), 25.0]
+    paper = load_train_config(REPO / "training" / "object.yaml")
+    assert (paper.sampler.num_matches, paper.sampler.non_matches_per_match, paper.epochs) == (2500, 150, 10)
+    (tmp_path / "bad.yaml").write_text("sampler:\n  num_match: 10\n")
+    with pytest.raises(ConfigError, match="num_match"):
+        load_train_config(tmp_path / "bad.yaml")
+    with pytest.raises(ConfigError, match="channel_groups"):
+        from_mapping(TrainConfig, {"model": {"descriptor_dim": 16, "channel_groups": [8, 8]}})
+
+
+def test_split_keeps_train_and_test_halves_apart() -> None:
+    assert split_pairs(10, 1, "train") == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    assert split_pairs(10, 2, "test") == [(5, 7), (6, 8), (7, 9)]
+    with pytest.raises(ValueError, match="no test pairs"):
+        PairDataset(
+            [VideoClip("short", [np.zeros((8, 8, 3), np.uint8)] * 4, GroundTruthMasks([]))], None, None, "test", gap=3
+        )
+
+
+def test_error_percentile_by_hand() -> None:
+    desc_b = np.zeros((2, 3, 1), np.float32)
+    desc_b[..., 0] = [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    desc_a = np.full((2, 3, 1), 1.2, np.float32)
+    # Query value 1.2. True match at (x=2, y=0) = 2.0 (distance 0.8): only 1.0 (0.2) is closer -> 1/6.
+    # True match at (x=1, y=0) = 1.0: nothing is closer -> 0.
+    values = error_percentiles(desc_a, desc_b, np.array([[0, 0], [0, 0]]), np.array([[2, 0], [1, 0]]))
+    np.testing.assert_allclose(values, [100 / 6, 0.0])
+    assert mean_error_percentile(desc_a, desc_b, np.array([[0, 0]]), np.array([[2, 0]])) == pytest.approx(100 / 6)
+    with pytest.raises(ValueError, match="descriptor images"):
+        error_percentiles(desc_a, desc_b[..., :0], np.zeros((1, 2)), np.zeros((1, 2)))
