@@ -2,7 +2,8 @@
 
 For a query pixel of image a with known true match in image b: the percentage of all pixels of image b whose
 descriptor is closer to the query's descriptor than the true match's descriptor is. 0 means the true match is
-the nearest neighbour; 50 means chance (pixels at exactly the true match's distance count half). The paper reports it averaged over the query pixels of an image pair.
+the nearest neighbour; 50 means chance (pixels at exactly the true match's distance
+count half). The paper reports it averaged over the query pixels of an image pair.
 """
 
 from __future__ import annotations

@@ -200,43 +200,40 @@ def _window_offsets(radius: int, device: torch.device) -> torch.Tensor:
 
 
 def _box_sums(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Sums over every k x k square of the last two dims ("valid" region: each dim shrinks by k - 1)."""
-    c = F.pad(x, (0, 0, 1, 0)).cumsum(-2)
-    c = c[..., k:, :] - c[..., :-k, :]
-    c = F.pad(c, (1, 0)).cumsum(-1)
-    return c[..., k:] - c[..., :-k]
+    """Sums over every k x k square of dims 1 and 2 of (N, S, S, ...) ("valid" region: each shrinks by k - 1)."""
+    c = x.cumsum(1)
+    c = torch.cat([c[:, k - 1 : k], c[:, k:] - c[:, :-k]], 1)
+    c = c.cumsum(2)
+    return torch.cat([c[:, :, k - 1 : k], c[:, :, k:] - c[:, :, :-k]], 2)
 
 
 def patch_windows(
-    chw: torch.Tensor, centres: torch.Tensor, radius: int, patch_size: int
+    hwd: torch.Tensor, centres: torch.Tensor, radius: int, patch_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Patch-mean unit descriptors (N, K, D) at the (2r+1)^2 pixels around integer (x, y) ``centres`` (N, 2).
 
-    Only the windows are read (never the whole image); pixels outside the image are left out of the patch means
-    and flagged False in the returned validity mask (N, K).
+    ``hwd`` is the (H, W, D) descriptor image. Only the windows are read (never the whole image); pixels outside
+    the image are left out of the patch means and flagged False in the returned validity mask (N, K).
     """
-    d, h, w = chw.shape
+    h, w, d = hwd.shape
+    n = len(centres)
     half = patch_size // 2
     size = 2 * (radius + half) + 1
-    xy = centres[:, None, :] + _window_offsets(radius + half, chw.device)[None]
+    xy = centres[:, None, :] + _window_offsets(radius + half, hwd.device)[None]
     valid = (xy[..., 0] >= 0) & (xy[..., 0] < w) & (xy[..., 1] >= 0) & (xy[..., 1] < h)
-    values = chw[:, xy[..., 1].clamp(0, h - 1), xy[..., 0].clamp(0, w - 1)]  # (D, N, K')
-    values = values * valid
-    n = len(centres)
+    values = hwd[xy[..., 1].clamp(0, h - 1), xy[..., 0].clamp(0, w - 1)]  # (N, K', D)
+    values.masked_fill_(~valid[..., None], 0.0)
     if half:
-        sums = _box_sums(values.reshape(d, n, size, size), patch_size)
-        counts = _box_sums(valid.reshape(n, size, size).float(), patch_size)
-        values = (sums / counts.clamp_min(1.0)).reshape(d, n, -1).permute(1, 2, 0)
+        # Sums instead of means: the normalisation below removes the pixel count.
+        values = _box_sums(values.reshape(n, size, size, d), patch_size).reshape(n, -1, d)
         valid = valid.reshape(n, size, size)[:, half:-half, half:-half].reshape(n, -1)
-    else:
-        values = values.permute(1, 2, 0)
     return F.normalize(values, dim=-1), valid
 
 
-def sample_patch_descriptors(chw: torch.Tensor, positions: torch.Tensor, patch_size: int) -> torch.Tensor:
+def sample_patch_descriptors(hwd: torch.Tensor, positions: torch.Tensor, patch_size: int) -> torch.Tensor:
     """Bilinearly interpolated patch-mean unit descriptors (N, D) at float (x, y) ``positions`` (N, 2)."""
     base = positions.floor()
-    windows, valid = patch_windows(chw, base.long(), 1, patch_size)  # 3x3 windows around floor(position)
+    windows, valid = patch_windows(hwd, base.long(), 1, patch_size)  # 3x3 windows around floor(position)
     fx, fy = (positions - base).unbind(1)
     corners = [4, 5, 7, 8]  # (0, 0), (1, 0), (0, 1), (1, 1) relative to floor(position)
     weights = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], dim=1) * valid[:, corners]
@@ -274,21 +271,30 @@ def select_query_points(
 ) -> np.ndarray:
     """``count`` distinctive points (float32 (N, 2) x, y), at most one per cell of a grid over the image or mask.
 
-    Distinctiveness is :func:`distinctiveness_map` of the patch-smoothed descriptors; the grid has about ``count``
-    cells so the points spread over the image; cells are taken best first. Fewer points come back when the mask
-    is too small.
+    Distinctiveness is :func:`distinctiveness_map` of the patch-smoothed descriptors. The grid has about 2 ``count``
+    cells over the mask (or image) so the points spread out; each cell offers its best pixel away from the cell
+    border (so points of neighbouring cells are at least half a cell apart) and cells are taken best first.
+    Fewer points come back when the mask has too few distinctive pixels.
     """
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
     chw = smooth_descriptors(as_descriptor_tensor(descriptors), patch_size)
     _, h, w = chw.shape
     score = distinctiveness_map(chw, radius)
+    area = h * w
     if mask is not None:
-        mask = np.asarray(mask)
+        mask = np.asarray(mask).astype(bool)
         if mask.shape != (h, w):
             raise ValueError(f"mask must have the descriptor image's size {(h, w)}, got {mask.shape}")
-        score = score.masked_fill(~torch.from_numpy(mask.astype(bool)).to(score.device), -1.0)
-    cell = max(1, int(math.sqrt(h * w / count)))
+        score = score.masked_fill(~torch.from_numpy(mask).to(score.device), -1.0)
+        area = int(mask.sum())
+    cell = max(1, int(math.sqrt(area / (2 * count))))  # twice as many cells as points: border cells are partial
+    margin = cell // 4
+    if margin:
+        ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        inner = ((ys % cell) >= margin) & ((ys % cell) < cell - margin) & ((xs % cell) >= margin)
+        inner &= (xs % cell) < cell - margin
+        score = score.masked_fill(~inner.to(score.device), -1.0)
     gh, gw = math.ceil(h / cell), math.ceil(w / cell)
     padded = F.pad(score[None, None], (0, gw * cell - w, 0, gh * cell - h), value=-1.0)
     best, index = F.max_pool2d(padded, cell, return_indices=True)
@@ -357,29 +363,29 @@ class PointTracker:
 
         The tracks are visible at their query positions until the next ``update``.
         """
-        chw = self._checked(descriptors)
+        hwd = self._image(descriptors)
         points = np.asarray(points, dtype=np.float32)
         if points.ndim != 2 or points.shape[1] != 2 or not np.isfinite(points).all():
             raise ValueError(f"points must be finite (x, y) pairs of shape (N, 2), got shape {points.shape}")
-        d, h, w = chw.shape
+        h, w, d = hwd.shape
         outside = (points[:, 0] < 0) | (points[:, 0] > w - 1) | (points[:, 1] < 0) | (points[:, 1] > h - 1)
         if outside.any():
             raise ValueError(f"query points {points[outside].tolist()} lie outside the {w}x{h} image")
         n = len(points)
         if n == 0:
             return np.zeros(0, dtype=np.int64)
-        device = chw.device
+        device = hwd.device
         self._to(device)
         patch = self.config.patch_size
         pos = torch.from_numpy(np.ascontiguousarray(points)).to(device)
         centres = pos.round().long()
-        windows, valid = patch_windows(chw, centres, self.config.consistency_radius, patch)
+        windows, valid = patch_windows(hwd, centres, self.config.consistency_radius, patch)
         ids = torch.arange(self._next_id, self._next_id + n, device=device)
         self._next_id += n
         k = windows.shape[1]
         new_state = {
             "_ids": ids,
-            "_refs": sample_patch_descriptors(chw, pos, patch),
+            "_refs": sample_patch_descriptors(hwd, pos, patch),
             "_ref_windows": windows,
             "_ref_valid": valid,
             "_ref_offsets": pos - centres.float(),
@@ -400,8 +406,9 @@ class PointTracker:
         self, descriptors: np.ndarray | torch.Tensor, count: int, mask: np.ndarray | None = None
     ) -> np.ndarray:
         """Start tracks at ``count`` distinctive points spread over the image (or ``mask``); returns their ids."""
+        self._image(descriptors)  # the same checks as every other input
         points = select_query_points(
-            self._checked(descriptors), count, mask, self.config.patch_size, self.config.distinctiveness_radius
+            descriptors, count, mask, self.config.patch_size, self.config.distinctiveness_radius
         )
         return self.add_queries(descriptors, points)
 
@@ -414,26 +421,26 @@ class PointTracker:
 
     def update(self, descriptors: np.ndarray | torch.Tensor, mask: np.ndarray | None = None) -> TrackFrame:
         """Track all points into this descriptor image; ``mask`` limits automatic query selection (auto_points)."""
-        chw = self._checked(descriptors)
+        hwd = self._image(descriptors)
         self._frame_index += 1
         if self.num_tracks == 0 and self.config.auto_points > 0:
-            self.add_automatic_queries(chw, self.config.auto_points, mask)
+            self.add_automatic_queries(descriptors, self.config.auto_points, mask)
         if self.num_tracks == 0:
             return self.frame()
         cfg = self.config
-        self._to(chw.device)
-        _, h, w = chw.shape
-        limits = torch.tensor([w - 1, h - 1], device=chw.device, dtype=torch.float32)
+        self._to(hwd.device)
+        h, w, _ = hwd.shape
+        limits = torch.tensor([w - 1, h - 1], device=hwd.device, dtype=torch.float32)
         predicted = torch.minimum((self._positions + self._velocities).clamp_min(0.0), limits)
 
-        local = self._local_search(chw, predicted.round().long(), cfg.search_radius, self._refs)
-        visible = self._accept(chw, local, torch.arange(self.num_tracks, device=chw.device))
+        local = self._local_search(hwd, predicted.round().long(), cfg.search_radius, self._refs)
+        visible = self._accept(hwd, local, torch.arange(self.num_tracks, device=hwd.device))
         positions, best = local.positions, local.best
         redetected = torch.zeros_like(visible)
         lost = torch.nonzero(~visible).flatten()
         if cfg.redetect and len(lost):
-            found = self._global_search(chw, self._refs[lost])
-            found_ok = self._accept(chw, found, lost)
+            found = self._global_search(hwd, self._refs[lost])
+            found_ok = self._accept(hwd, found, lost)
             accepted = lost[found_ok]
             positions, best = positions.clone(), best.clone()
             positions[accepted] = found.positions[found_ok]
@@ -470,12 +477,13 @@ class PointTracker:
 
     # --- internals -------------------------------------------------------------------------------------------
 
-    def _checked(self, descriptors: np.ndarray | torch.Tensor) -> torch.Tensor:
+    def _image(self, descriptors: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """The checked descriptor image as a contiguous (H, W, D) tensor (no copy for numpy float32 input)."""
         chw = as_descriptor_tensor(descriptors)
         if self._dim is not None and chw.shape[0] != self._dim and self.num_tracks:
             raise ValueError(f"descriptor dimension changed: tracks have D={self._dim}, image has D={chw.shape[0]}")
         self._dim = chw.shape[0]
-        return chw
+        return chw.permute(1, 2, 0).contiguous()
 
     def _to(self, device: torch.device) -> None:
         if self._ids.device != device:
@@ -507,48 +515,47 @@ class PointTracker:
             offsets.append(step.clamp(-0.5, 0.5))
         return torch.stack(offsets, dim=1)
 
-    def _local_search(self, chw: torch.Tensor, centres: torch.Tensor, radius: int, refs: torch.Tensor) -> _Match:
+    def _local_search(self, hwd: torch.Tensor, centres: torch.Tensor, radius: int, refs: torch.Tensor) -> _Match:
         """Best match of each reference descriptor (N, D) in the window of ``radius`` around its integer centre."""
-        windows, valid = patch_windows(chw, centres, radius, self.config.patch_size)
-        sims = torch.einsum("nkd,nd->nk", windows, refs).masked_fill(~valid, float("-inf"))
+        windows, valid = patch_windows(hwd, centres, radius, self.config.patch_size)
+        sims = torch.einsum("nkd,nd->nk", windows, refs).masked_fill_(~valid, float("-inf"))
         best_sim, best = sims.max(dim=1)
-        offsets = _window_offsets(radius, chw.device)
+        offsets = _window_offsets(radius, hwd.device)
         near = ((offsets[None] - offsets[best][:, None]) ** 2).sum(-1)
         second = sims.masked_fill(near <= self.config.ratio_exclusion_radius**2, float("-inf"))
         second = second.max(dim=1).values.clamp_min(-1.0)
         positions = (centres + offsets[best]).float() + self._refine(sims, best, 2 * radius + 1)
         return _Match(positions, best_sim, second)
 
-    def _global_search(self, chw: torch.Tensor, refs: torch.Tensor) -> _Match:
+    def _global_search(self, hwd: torch.Tensor, refs: torch.Tensor) -> _Match:
         """Nearest neighbour of each reference over the image pooled by the stride, refined by a local search."""
-        stride = self.config.redetect_stride
-        d, h, w = chw.shape
-        coarse = F.avg_pool2d(chw[None], stride, stride=stride, ceil_mode=True)[0] if stride > 1 else chw
-        hs, ws = coarse.shape[1:]
-        sims = refs @ F.normalize(coarse.reshape(d, hs * ws), dim=0)  # one matmul for all lost tracks
+        h, w, d = hwd.shape
+        stride = min(self.config.redetect_stride, h, w)
+        hs, ws = h // stride, w // stride
+        # Cell sums (the normalisation makes them means); the last h % stride rows / columns are left out.
+        coarse = hwd[: hs * stride, : ws * stride].reshape(hs, stride, ws, stride, d).sum((1, 3))
+        sims = refs @ F.normalize(coarse.reshape(hs * ws, d), dim=1).T  # one matmul for all lost tracks
         best = sims.argmax(dim=1)
-        ys, xs = torch.meshgrid(torch.arange(hs, device=chw.device), torch.arange(ws, device=chw.device), indexing="ij")
+        ys, xs = torch.meshgrid(torch.arange(hs, device=hwd.device), torch.arange(ws, device=hwd.device), indexing="ij")
         cells = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1).float() * stride + (stride - 1) / 2.0
         exclusion = max(self.config.ratio_exclusion_radius, 2.0 * stride)
         near = ((cells[None] - cells[best][:, None]) ** 2).sum(-1) <= exclusion**2
-        second = sims.masked_fill(near, float("-inf")).max(dim=1).values.clamp_min(-1.0)
-        limits = torch.tensor([w - 1, h - 1], device=chw.device)
-        centres = torch.minimum(cells[best].round().long(), limits)
-        refined = self._local_search(chw, centres, stride, refs)
+        second = sims.masked_fill_(near, float("-inf")).max(dim=1).values.clamp_min(-1.0)
+        refined = self._local_search(hwd, cells[best].round().long(), stride, refs)
         return _Match(refined.positions, refined.best, second)
 
-    def _accept(self, chw: torch.Tensor, match: _Match, rows: torch.Tensor) -> torch.Tensor:
+    def _accept(self, hwd: torch.Tensor, match: _Match, rows: torch.Tensor) -> torch.Tensor:
         """Visibility of the matches of tracks ``rows``: distance, ratio test and forward-backward consistency."""
         cfg = self.config
         d_best = descriptor_distance(match.best)
         ok = (d_best <= cfg.max_descriptor_distance) & (d_best <= cfg.max_ratio * descriptor_distance(match.second))
         if cfg.consistency_radius > 0 and len(rows):
             # Match the descriptor found in this frame back into the reference window around the query.
-            current = sample_patch_descriptors(chw, match.positions, cfg.patch_size)
+            current = sample_patch_descriptors(hwd, match.positions, cfg.patch_size)
             sims = torch.einsum("nkd,nd->nk", self._ref_windows[rows], current)
-            sims = sims.masked_fill(~self._ref_valid[rows], float("-inf"))
+            sims = sims.masked_fill_(~self._ref_valid[rows], float("-inf"))
             best = sims.argmax(dim=1)
-            offsets = _window_offsets(cfg.consistency_radius, chw.device)
+            offsets = _window_offsets(cfg.consistency_radius, hwd.device)
             back = offsets[best].float() + self._refine(sims, best, 2 * cfg.consistency_radius + 1)
             ok &= torch.linalg.norm(back - self._ref_offsets[rows], dim=1) <= cfg.max_consistency_error
         return ok
