@@ -40,7 +40,7 @@ class DemoSize:
 
 
 SIZES = {
-    "full": DemoSize(frames=120, epochs=3, steps_per_epoch=50, query_points=24),
+    "full": DemoSize(frames=120, epochs=2, steps_per_epoch=60, query_points=24),
     "ci": DemoSize(frames=40, epochs=1, steps_per_epoch=15, query_points=12),
 }
 # Rendered at the recipe's training size, so training, tracking and evaluation all see the same pixels.
