@@ -60,8 +60,8 @@ class LocalMapper:
         self.config = config or LocalMappingConfig()
         self.stats = MappingStats()
         self._queue: queue.Queue[int | None] = queue.Queue()
-        self._idle = threading.Event()
-        self._idle.set()
+        self._pending = 0  # keyframes submitted and not yet processed, guarded by _done
+        self._done = threading.Condition()
         self._abort = threading.Event()
         self._thread: threading.Thread | None = None
         if not self.config.synchronous and self.config.enabled:
@@ -75,19 +75,24 @@ class LocalMapper:
         if self._thread is None:
             self.process([keyframe_id])
             return
-        self._idle.clear()
+        with self._done:
+            self._pending += 1
         self._abort.set()  # a newer keyframe makes the running BA stop early (S-PTAM's abort)
         self._queue.put(keyframe_id)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until every queued keyframe is processed."""
-        return self._idle.wait(timeout)
+        """Block until every queued keyframe is processed; False on timeout."""
+        with self._done:
+            return self._done.wait_for(lambda: self._pending == 0, timeout)
 
     def close(self) -> None:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=10.0)
             self._thread = None
+        with self._done:  # whatever was still queued is dropped
+            self._pending = 0
+            self._done.notify_all()
 
     def _run(self) -> None:
         while True:
@@ -98,7 +103,6 @@ class LocalMapper:
             while not self._queue.empty():
                 nxt = self._queue.get()
                 if nxt is None:
-                    self.process(batch)
                     return
                 batch.append(nxt)
             self._abort.clear()
@@ -106,8 +110,9 @@ class LocalMapper:
                 self.process(batch)
             except Exception:  # the tracker must survive a failed BA; the error is logged with its traceback
                 log.exception("local mapping failed")
-            if self._queue.empty():
-                self._idle.set()
+            with self._done:
+                self._pending -= len(batch)
+                self._done.notify_all()
 
     def process(self, keyframe_ids: list[int]) -> None:
         """BA around the newest of ``keyframe_ids``, then outlier removal and point culling."""

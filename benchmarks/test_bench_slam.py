@@ -1,0 +1,221 @@
+"""StereoSlam with learned features next to ORB inside the same SLAM (papers/003 section 5.4 protocol).
+
+Run: `bash scripts/run_tests.sh -m bench -s benchmarks/test_bench_slam.py`.
+
+Sequences:
+- ``gl_room``: evaluation/stereo_renderer.py, a textured room with blocks (occlusions), 240 rectified 320x240 pairs
+  along a closed loop driven 1.15 times (so loop closure can fire), 10 Hz, ground truth poses.
+- ``box_room``: slam/synthetic_scene.py, a box room ray-cast with a descriptor oracle (exactly view-invariant dense
+  descriptors: the ceiling of what a learned model can give this SLAM), 120 pairs, 1.3 turns.
+- ``euroc_v101_micro`` (real, ../shared/data or $DDR_DATA_DIR, skipped when absent): 20 EuRoC pairs, rectified with
+  OpenCV. The rig stands still (1.7 mm of motion), so the figure is the drift in metres, not an ATE.
+
+Feature types, each in the same SLAM with the same keypoints (GFTT, grid spread):
+- ``orb``: OpenCV ORB descriptors, Hamming distance: the baseline.
+- ``learned``: the DescriptorEngine on the RGB frames: the checkpoint folder in $DDR_SLAM_MODEL when set, otherwise
+  an untrained DescriptorNet (random weights, seed 0), a floor rather than a result (the JSON says which).
+- ``oracle`` (box_room only, which is run with orb and oracle): the oracle descriptor images.
+
+Figures per run: ATE RMSE (SE(3) Umeyama alignment) in metres and in % of the path length, RPE (1 frame apart:
+translation m and rotation deg), tracked/lost/relocalised frames, keyframes, loop closures, tracking ms per frame
+(features + stereo + tracking; the network is excluded because the descriptor images are computed beforehand), BA
+ms per local BA. Local mapping runs synchronously here so timings and results do not depend on the machine's load.
+A trajectory plot (top view) is written next to the JSON line ($DDR_BENCH_OUT, default a pytest temp folder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from dense_descriptors_ros.evaluation import real_datasets
+from dense_descriptors_ros.evaluation.stereo_renderer import write_stereo_dataset
+from dense_descriptors_ros.evaluation.trajectory_metrics import (
+    Trajectory,
+    absolute_trajectory_error,
+    align_trajectory,
+    relative_pose_error,
+)
+from dense_descriptors_ros.model.engine import DescriptorEngine
+from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
+from dense_descriptors_ros.slam.geometry import StereoCamera
+from dense_descriptors_ros.slam.stereo_slam import StereoSlam, StereoSlamConfig, TrackingState
+from dense_descriptors_ros.slam.synthetic_scene import synthetic_stereo_sequence
+
+pytestmark = pytest.mark.bench
+
+GL_FRAMES = 240
+BOX_FRAMES = 120
+NETWORK_MAX_SIDE = int(os.environ.get("DDR_SLAM_MAX_SIDE", "160"))
+
+
+def descriptor_engine() -> tuple[DescriptorEngine, str]:
+    """The network for ``learned``; it runs at most NETWORK_MAX_SIDE px (CPU budget), descriptors are upsampled."""
+    folder = os.environ.get("DDR_SLAM_MODEL")
+    if folder:
+        engine = DescriptorEngine.from_checkpoint(folder, device="cpu", max_side=NETWORK_MAX_SIDE)
+        return engine, f"checkpoint {folder} at max_side {NETWORK_MAX_SIDE}"
+    torch.manual_seed(0)
+    engine = DescriptorEngine(DescriptorNet(ModelConfig(pretrained=False)), device="cpu", max_side=NETWORK_MAX_SIDE)
+    return engine, f"untrained DescriptorNet (random weights, seed 0) at max_side {NETWORK_MAX_SIDE}"
+
+
+def run(camera: StereoCamera, feature_type: str, frames: list[dict], model_id: str) -> dict:
+    """Run StereoSlam over prepared frames (dicts of stamp, left, right, left_desc, right_desc)."""
+    config = StereoSlamConfig(feature_type=feature_type)
+    config.mapping.synchronous = True
+    slam = StereoSlam(camera, config, model_id=model_id)
+    results = [slam.process(f["stamp"], f["left"], f["right"], f.get("left_desc"), f.get("right_desc"))
+               for f in frames]
+    slam.wait_for_mapping()
+    out = {
+        "trajectory": slam.trajectory(),
+        "tracking_ms": float(np.mean([r.timings_ms["total_ms"] for r in results if not r.is_keyframe] or [0.0])),
+        "tracking_ms_all": float(np.mean([r.timings_ms["total_ms"] for r in results])),
+        "ba_ms": float(1e3 * np.mean(slam.mapper.stats.ba_seconds)) if slam.mapper.stats.ba_seconds else None,
+        "keyframes": len(slam.map.keyframes),
+        "map_points": len(slam.map_points()),
+        "lost": sum(r.state == TrackingState.LOST for r in results),
+        "relocalised": sum(r.state == TrackingState.RELOCALIZED for r in results),
+        "loop_closures": sum(r.loop_closure is not None for r in results),
+        "mean_tracked": float(np.mean([len(r.tracked_point_ids) for r in results])),
+    }
+    slam.close()
+    return out
+
+
+def scores(result: dict, reference: Trajectory) -> dict:
+    est = result["trajectory"]
+    try:
+        ate = absolute_trajectory_error(est, reference)["rmse"]
+        rpe = relative_pose_error(est, reference, delta=1)
+        accuracy = {
+            "ate_rmse_m": round(ate, 4),
+            "ate_percent_of_path": round(100 * ate / reference.path_length(), 3),
+            "rpe_trans_m": round(rpe["translation"]["rmse"], 4),
+            "rpe_rot_deg": round(rpe["rotation_deg"]["rmse"], 3),
+        }
+    except ValueError as err:  # e.g. a trajectory that never left its start: no alignment is defined
+        accuracy = {"ate_rmse_m": None, "ate_error": str(err)}
+    return {
+        **accuracy,
+        "tracking_ms_per_frame": round(result["tracking_ms"], 1),
+        "tracking_ms_incl_keyframes": round(result["tracking_ms_all"], 1),
+        "ba_ms": None if result["ba_ms"] is None else round(result["ba_ms"], 1),
+        **{k: result[k] for k in ("keyframes", "map_points", "lost", "relocalised", "loop_closures")},
+        "mean_tracked": round(result["mean_tracked"], 1),
+    }
+
+
+def plot(path: Path, panels: list[tuple[str, Trajectory, dict[str, Trajectory]]]) -> None:
+    fig = Figure(figsize=(6 * len(panels), 5))
+    for i, (title, reference, estimates) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        p = reference.positions  # optical axes: the ground plane is x (right) - z (forward)
+        ax.plot(p[:, 0], p[:, 2], "k-", lw=2, label="ground truth")
+        for name, est in estimates.items():
+            try:
+                q = align_trajectory(est, reference, "se3").positions
+            except ValueError:  # degenerate estimate: draw it as it is
+                q = est.positions
+            ax.plot(q[:, 0], q[:, 2], "-", lw=1, label=name)
+        ax.set_title(f"{title} (top view, x-z, m)")
+        ax.set_aspect("equal")
+        ax.legend()
+    fig.savefig(path, dpi=90)
+
+
+@pytest.mark.timeout(3600)  # the network runs on 520 images on the CPU
+def test_slam_learned_vs_orb(tmp_path):
+    torch.set_num_threads(2)
+    out_dir = Path(os.environ.get("DDR_BENCH_OUT", tmp_path))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    engine, model_note = descriptor_engine()
+    model_id = model_note
+    figures: dict = {"date": time.strftime("%Y-%m-%d"), "learned_model": model_note}
+    panels = []
+
+    # --- gl_room: rendered room with occlusions -----------------------------------------------------------------
+    seq = write_stereo_dataset(out_dir / "gl_room", seed=0, n_frames=GL_FRAMES, progress=False)
+    K = seq.K
+    camera = StereoCamera(K[0, 0], K[1, 1], K[0, 2], K[1, 2], seq.baseline, seq.width, seq.height)
+    start = time.perf_counter()
+    net_frames = []
+    for t in range(len(seq)):
+        net_frames.append({"stamp": float(seq.timestamps[t]), "left": seq.left[t], "right": seq.right[t],
+                           "left_desc": engine.compute(seq.left[t]), "right_desc": engine.compute(seq.right[t])})
+    network_ms = 1e3 * (time.perf_counter() - start) / (2 * len(seq))
+    reference = seq.trajectory()  # relative to the first frame, where the SLAM starts
+    gl = {name: run(camera, "learned" if name == "learned" else "orb", net_frames, model_id)
+          for name in ("orb", "learned")}
+    figures["gl_room"] = {"frames": len(seq), "path_m": round(reference.path_length(), 2),
+                          "network_ms_per_image": round(network_ms, 1),
+                          **{name: scores(r, reference) for name, r in gl.items()}}
+    panels.append(("gl_room", reference, {k: v["trajectory"] for k, v in gl.items()}))
+
+    # --- box_room: descriptor oracle ------------------------------------------------------------------------------
+    box_camera = StereoCamera(260.0, 260.0, 159.5, 119.5, 0.2, 320, 240)
+    box = synthetic_stereo_sequence(box_camera, BOX_FRAMES, turns=1.3)
+    first_inv = np.linalg.inv(box[0].T_world_cam)
+    box_ref = Trajectory(np.array([f.stamp for f in box]), first_inv @ np.array([f.T_world_cam for f in box]))
+    box_frames = [{"stamp": f.stamp, "left": f.left, "right": f.right, "left_desc": f.left_desc,
+                   "right_desc": f.right_desc} for f in box]
+    boxr = {"orb": run(box_camera, "orb", box_frames, "orb"),
+            "oracle": run(box_camera, "learned", box_frames, "oracle")}
+    figures["box_room"] = {"frames": len(box), "path_m": round(box_ref.path_length(), 2),
+                           **{name: scores(r, box_ref) for name, r in boxr.items()}}
+    panels.append(("box_room", box_ref, {k: v["trajectory"] for k, v in boxr.items()}))
+
+    # --- EuRoC V1_01 micro: static rig, drift -----------------------------------------------------------------
+    try:
+        euroc = real_datasets.load_euroc()
+    except real_datasets.DatasetMissing as err:
+        figures["euroc_v101_micro"] = f"skipped: {err}"
+    else:
+        figures["euroc_v101_micro"] = euroc_drift(euroc, engine, model_id)
+
+    plot_path = out_dir / "slam_trajectories.png"
+    plot(plot_path, panels)
+    figures["plot"] = str(plot_path)
+    print(json.dumps(figures))
+    # Sanity: the oracle run (the SLAM's own logic) is accurate.
+    assert figures["box_room"]["oracle"]["ate_percent_of_path"] < 1.0
+
+
+def euroc_drift(euroc, engine: DescriptorEngine, model_id: str) -> dict:
+    """Rectify the EuRoC pairs, run both feature types and report the camera's drift (the rig stands still)."""
+    c0, c1 = euroc.cam0, euroc.cam1
+    T_c1_c0 = np.linalg.inv(c1.T_body_cam) @ c0.T_body_cam
+    size = c0.resolution
+    R1, R2, P1, P2, _, _, _ = cv2.stereoRectify(c0.K, c0.distortion, c1.K, c1.distortion, size,
+                                                T_c1_c0[:3, :3], T_c1_c0[:3, 3], alpha=0)
+    maps = [cv2.initUndistortRectifyMap(c.K, c.distortion, R, P, size, cv2.CV_32FC1)
+            for c, R, P in ((c0, R1, P1), (c1, R2, P2))]
+    camera = StereoCamera(P1[0, 0], P1[1, 1], P1[0, 2], P1[1, 2], -P2[0, 3] / P2[0, 0], size[0], size[1])
+    frames = []
+    for t, (left, right) in enumerate(zip(euroc.left, euroc.right, strict=True)):
+        rl = cv2.remap(left, *maps[0], cv2.INTER_LINEAR)
+        rr = cv2.remap(right, *maps[1], cv2.INTER_LINEAR)
+        frames.append({"stamp": float(euroc.timestamps_ns[t] - euroc.timestamps_ns[0]) * 1e-9, "left": rl,
+                       "right": rr,
+                       "left_desc": engine.compute(cv2.cvtColor(rl, cv2.COLOR_GRAY2RGB)),
+                       "right_desc": engine.compute(cv2.cvtColor(rr, cv2.COLOR_GRAY2RGB))})
+    gt = euroc.groundtruth.positions
+    out = {"frames": len(frames), "gt_motion_m": round(float(np.linalg.norm(gt[-1] - gt[0])), 4),
+           "baseline_m": round(camera.baseline, 4)}
+    for name in ("orb", "learned"):
+        r = run(camera, name, frames, model_id if name == "learned" else "orb")
+        p = r["trajectory"].positions
+        out[name] = {"drift_m": round(float(np.linalg.norm(p[-1] - p[0])), 4),
+                     "max_excursion_m": round(float(np.linalg.norm(p - p[0], axis=1).max()), 4),
+                     "tracking_ms_per_frame": round(r["tracking_ms"], 1), "lost": r["lost"],
+                     "mean_tracked": round(r["mean_tracked"], 1)}
+    return out

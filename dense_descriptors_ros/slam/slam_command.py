@@ -1,0 +1,122 @@
+"""`dense-descriptors slam`: run StereoSlam on folders of rectified stereo images and write trajectory and map.
+
+    dense-descriptors slam --left DIR --right DIR --calib FILE --out DIR [--features learned|orb] [--model DIR]
+
+``--calib`` is a KITTI ``calib.txt`` (rows ``P0:`` and ``P1:``, 12 numbers each; the baseline is -P1[0,3] / P1[0,0])
+or a YAML file with ``fx, fy, cx, cy, baseline`` (metres). Timestamps come from ``--times`` (one per row, KITTI
+``times.txt``), else from the file names when they are numbers (TUM style), else from ``--fps``. Images are
+streamed, so long sequences do not have to fit in memory. Outputs: ``trajectory_tum.txt``,
+``trajectory_kitti.txt``, ``map/`` (map.npz + map.yaml, reloadable), ``map.ply`` (voxel-downsampled cloud) and
+``summary.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from dense_descriptors_ros.config import load_yaml
+from dense_descriptors_ros.io.frame_sources import ImageFolderFrameSource
+from dense_descriptors_ros.model.checkpoint import model_id
+from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, open_engine
+from dense_descriptors_ros.slam.geometry import StereoCamera
+from dense_descriptors_ros.slam.map_io import export_trajectory, voxel_downsample, write_ply
+from dense_descriptors_ros.slam.stereo_slam import FEATURE_TYPES, StereoSlam, StereoSlamConfig, TrackingState
+
+log = logging.getLogger(__name__)
+
+
+def read_stereo_calibration(path: str | Path, width: int, height: int) -> StereoCamera:
+    """A rectified rig from a KITTI calib.txt (P0/P1) or a YAML file with fx, fy, cx, cy, baseline."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"calibration file not found: {path}")
+    if path.suffix in (".yaml", ".yml"):
+        data = yaml.safe_load(path.read_text()) or {}
+        missing = [k for k in ("fx", "fy", "cx", "cy", "baseline") if k not in data]
+        if missing:
+            raise ValueError(f"{path}: missing key(s) {missing}; expected fx, fy, cx, cy, baseline (metres)")
+        return StereoCamera(float(data["fx"]), float(data["fy"]), float(data["cx"]), float(data["cy"]),
+                            float(data["baseline"]), width, height)
+    rows = {}
+    for line in path.read_text().splitlines():
+        if ":" in line:
+            key, values = line.split(":", 1)
+            rows[key.strip()] = np.array(values.split(), dtype=np.float64)
+    if "P0" not in rows or "P1" not in rows or len(rows["P0"]) != 12 or len(rows["P1"]) != 12:
+        raise ValueError(f"{path}: expected KITTI rows 'P0:' and 'P1:' with 12 numbers each")
+    P0, P1 = rows["P0"].reshape(3, 4), rows["P1"].reshape(3, 4)
+    return StereoCamera(P0[0, 0], P0[1, 1], P0[0, 2], P0[1, 2], -P1[0, 3] / P1[0, 0], width, height)
+
+
+def add_slam_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--left", required=True, help="folder of rectified left images")
+    parser.add_argument("--right", required=True, help="folder of rectified right images (same count)")
+    parser.add_argument("--calib", required=True, help="KITTI calib.txt (P0, P1) or YAML (fx fy cx cy baseline)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--features", default="learned", choices=FEATURE_TYPES, help="feature type")
+    parser.add_argument("--model", default="", help="checkpoint folder for learned features (empty: untrained)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--config", default=None, help="YAML with StereoSlamConfig settings")
+    parser.add_argument("--times", default=None, help="timestamps file, one per frame (KITTI times.txt)")
+    parser.add_argument("--fps", type=float, default=10.0, help="frame rate when there is no --times")
+    parser.add_argument("--voxel", type=float, default=0.05, help="voxel size (m) of the exported cloud")
+
+
+def run_slam(args: argparse.Namespace) -> int:
+    config = load_yaml(StereoSlamConfig, args.config) if args.config else StereoSlamConfig()
+    config.feature_type = args.features
+    left = ImageFolderFrameSource(args.left, fps=args.fps)
+    right = ImageFolderFrameSource(args.right, fps=args.fps)
+    count = len(left.files)
+    if count == 0 or count != len(right.files):
+        raise ValueError(f"need the same, non-zero number of left and right images, got {count} and "
+                         f"{len(right.files)}")
+    stamps = None
+    if args.times:
+        stamps = np.loadtxt(args.times, ndmin=1).tolist()
+        if len(stamps) != count:
+            raise ValueError(f"{args.times}: {len(stamps)} timestamps for {count} frames")
+    height, width = cv2.imread(str(left.files[0]), cv2.IMREAD_UNCHANGED).shape[:2]
+    camera = read_stereo_calibration(args.calib, width, height)
+    descriptor_fn, slam_model_id = None, "orb"
+    if args.features == "learned":
+        engine = open_engine(DescriptorSourceConfig(model_dir=args.model, device=args.device, max_side=0), log)
+        descriptor_fn = engine.compute
+        slam_model_id = model_id(args.model) if args.model else "untrained"
+    slam = StereoSlam(camera, config, model_id=slam_model_id, descriptor_fn=descriptor_fn)
+    states = []
+    try:
+        pairs = zip(left, right, strict=True)
+        for index, ((stamp, l_img), (_, r_img)) in enumerate(tqdm(pairs, total=count, desc="slam", unit="frame")):
+            stamp = stamps[index] if stamps is not None else stamp
+            states.append(slam.process(float(stamp), l_img, r_img).state)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        trajectory = slam.trajectory()
+        export_trajectory(trajectory, out / "trajectory_tum.txt", "tum")
+        export_trajectory(trajectory, out / "trajectory_kitti.txt", "kitti")
+        slam.save_map(out / "map")
+        write_ply(out / "map.ply", voxel_downsample(slam.map_points(), args.voxel))
+        summary = {
+            "frames": len(states),
+            "tracked": sum(s in (TrackingState.TRACKING, TrackingState.RELOCALIZED) for s in states),
+            "lost": sum(s == TrackingState.LOST for s in states),
+            "keyframes": len(slam.map.keyframes) if slam.map else 0,
+            "map_points": len(slam.map_points()),
+            "path_length_m": float(trajectory.path_length()) if len(trajectory) else 0.0,
+            "tracking_ms_per_frame": float(np.mean(slam.tracking_ms)),
+            "model_id": slam_model_id,
+        }
+        (out / "summary.yaml").write_text(yaml.safe_dump(summary, sort_keys=False))
+        log.info("slam: %d frames, %d lost, %d keyframes -> %s", summary["frames"], summary["lost"],
+                 summary["keyframes"], out)
+    finally:
+        slam.close()
+    return 0
