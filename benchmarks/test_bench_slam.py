@@ -73,8 +73,7 @@ def run(camera: StereoCamera, feature_type: str, frames: list[dict], model_id: s
     config = StereoSlamConfig(feature_type=feature_type)
     config.mapping.synchronous = True
     slam = StereoSlam(camera, config, model_id=model_id)
-    results = [slam.process(f["stamp"], f["left"], f["right"], f.get("left_desc"), f.get("right_desc"))
-               for f in frames]
+    results = [slam.process(f["stamp"], f["left"], f["right"], f.get("left_desc"), f.get("right_desc")) for f in frames]
     slam.wait_for_mapping()
     out = {
         "trajectory": slam.trajectory(),
@@ -150,15 +149,27 @@ def test_slam_learned_vs_orb(tmp_path):
     start = time.perf_counter()
     net_frames = []
     for t in range(len(seq)):
-        net_frames.append({"stamp": float(seq.timestamps[t]), "left": seq.left[t], "right": seq.right[t],
-                           "left_desc": engine.compute(seq.left[t]), "right_desc": engine.compute(seq.right[t])})
+        net_frames.append(
+            {
+                "stamp": float(seq.timestamps[t]),
+                "left": seq.left[t],
+                "right": seq.right[t],
+                "left_desc": engine.compute(seq.left[t]),
+                "right_desc": engine.compute(seq.right[t]),
+            }
+        )
     network_ms = 1e3 * (time.perf_counter() - start) / (2 * len(seq))
     reference = seq.trajectory()  # relative to the first frame, where the SLAM starts
-    gl = {name: run(camera, "learned" if name == "learned" else "orb", net_frames, model_id)
-          for name in ("orb", "learned")}
-    figures["gl_room"] = {"frames": len(seq), "path_m": round(reference.path_length(), 2),
-                          "network_ms_per_image": round(network_ms, 1),
-                          **{name: scores(r, reference) for name, r in gl.items()}}
+    gl = {
+        name: run(camera, "learned" if name == "learned" else "orb", net_frames, model_id)
+        for name in ("orb", "learned")
+    }
+    figures["gl_room"] = {
+        "frames": len(seq),
+        "path_m": round(reference.path_length(), 2),
+        "network_ms_per_image": round(network_ms, 1),
+        **{name: scores(r, reference) for name, r in gl.items()},
+    }
     panels.append(("gl_room", reference, {k: v["trajectory"] for k, v in gl.items()}))
 
     # --- box_room: descriptor oracle ------------------------------------------------------------------------------
@@ -166,12 +177,19 @@ def test_slam_learned_vs_orb(tmp_path):
     box = synthetic_stereo_sequence(box_camera, BOX_FRAMES, turns=1.3)
     first_inv = np.linalg.inv(box[0].T_world_cam)
     box_ref = Trajectory(np.array([f.stamp for f in box]), first_inv @ np.array([f.T_world_cam for f in box]))
-    box_frames = [{"stamp": f.stamp, "left": f.left, "right": f.right, "left_desc": f.left_desc,
-                   "right_desc": f.right_desc} for f in box]
-    boxr = {"orb": run(box_camera, "orb", box_frames, "orb"),
-            "oracle": run(box_camera, "learned", box_frames, "oracle")}
-    figures["box_room"] = {"frames": len(box), "path_m": round(box_ref.path_length(), 2),
-                           **{name: scores(r, box_ref) for name, r in boxr.items()}}
+    box_frames = [
+        {"stamp": f.stamp, "left": f.left, "right": f.right, "left_desc": f.left_desc, "right_desc": f.right_desc}
+        for f in box
+    ]
+    boxr = {
+        "orb": run(box_camera, "orb", box_frames, "orb"),
+        "oracle": run(box_camera, "learned", box_frames, "oracle"),
+    }
+    figures["box_room"] = {
+        "frames": len(box),
+        "path_m": round(box_ref.path_length(), 2),
+        **{name: scores(r, box_ref) for name, r in boxr.items()},
+    }
     panels.append(("box_room", box_ref, {k: v["trajectory"] for k, v in boxr.items()}))
 
     # --- EuRoC V1_01 micro: static rig, drift -----------------------------------------------------------------
@@ -195,27 +213,41 @@ def euroc_drift(euroc, engine: DescriptorEngine, model_id: str) -> dict:
     c0, c1 = euroc.cam0, euroc.cam1
     T_c1_c0 = np.linalg.inv(c1.T_body_cam) @ c0.T_body_cam
     size = c0.resolution
-    R1, R2, P1, P2, _, _, _ = cv2.stereoRectify(c0.K, c0.distortion, c1.K, c1.distortion, size,
-                                                T_c1_c0[:3, :3], T_c1_c0[:3, 3], alpha=0)
-    maps = [cv2.initUndistortRectifyMap(c.K, c.distortion, R, P, size, cv2.CV_32FC1)
-            for c, R, P in ((c0, R1, P1), (c1, R2, P2))]
+    R1, R2, P1, P2, _, _, _ = cv2.stereoRectify(
+        c0.K, c0.distortion, c1.K, c1.distortion, size, T_c1_c0[:3, :3], T_c1_c0[:3, 3], alpha=0
+    )
+    maps = [
+        cv2.initUndistortRectifyMap(c.K, c.distortion, R, P, size, cv2.CV_32FC1)
+        for c, R, P in ((c0, R1, P1), (c1, R2, P2))
+    ]
     camera = StereoCamera(P1[0, 0], P1[1, 1], P1[0, 2], P1[1, 2], -P2[0, 3] / P2[0, 0], size[0], size[1])
     frames = []
     for t, (left, right) in enumerate(zip(euroc.left, euroc.right, strict=True)):
         rl = cv2.remap(left, *maps[0], cv2.INTER_LINEAR)
         rr = cv2.remap(right, *maps[1], cv2.INTER_LINEAR)
-        frames.append({"stamp": float(euroc.timestamps_ns[t] - euroc.timestamps_ns[0]) * 1e-9, "left": rl,
-                       "right": rr,
-                       "left_desc": engine.compute(cv2.cvtColor(rl, cv2.COLOR_GRAY2RGB)),
-                       "right_desc": engine.compute(cv2.cvtColor(rr, cv2.COLOR_GRAY2RGB))})
+        frames.append(
+            {
+                "stamp": float(euroc.timestamps_ns[t] - euroc.timestamps_ns[0]) * 1e-9,
+                "left": rl,
+                "right": rr,
+                "left_desc": engine.compute(cv2.cvtColor(rl, cv2.COLOR_GRAY2RGB)),
+                "right_desc": engine.compute(cv2.cvtColor(rr, cv2.COLOR_GRAY2RGB)),
+            }
+        )
     gt = euroc.groundtruth.positions
-    out = {"frames": len(frames), "gt_motion_m": round(float(np.linalg.norm(gt[-1] - gt[0])), 4),
-           "baseline_m": round(camera.baseline, 4)}
+    out = {
+        "frames": len(frames),
+        "gt_motion_m": round(float(np.linalg.norm(gt[-1] - gt[0])), 4),
+        "baseline_m": round(camera.baseline, 4),
+    }
     for name in ("orb", "learned"):
         r = run(camera, name, frames, model_id if name == "learned" else "orb")
         p = r["trajectory"].positions
-        out[name] = {"drift_m": round(float(np.linalg.norm(p[-1] - p[0])), 4),
-                     "max_excursion_m": round(float(np.linalg.norm(p - p[0], axis=1).max()), 4),
-                     "tracking_ms_per_frame": round(r["tracking_ms"], 1), "lost": r["lost"],
-                     "mean_tracked": round(r["mean_tracked"], 1)}
+        out[name] = {
+            "drift_m": round(float(np.linalg.norm(p[-1] - p[0])), 4),
+            "max_excursion_m": round(float(np.linalg.norm(p - p[0], axis=1).max()), 4),
+            "tracking_ms_per_frame": round(r["tracking_ms"], 1),
+            "lost": r["lost"],
+            "mean_tracked": round(r["mean_tracked"], 1),
+        }
     return out

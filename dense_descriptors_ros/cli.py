@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("dense_descriptors_ros.learning.trainer", "train a descriptor network self-supervised from video"),
     "evaluate": ("dense_descriptors_ros.evaluation.suites", "evaluate a model against baselines; writes a report"),
     "render": ("dense_descriptors_ros.evaluation.render_command", "render a ground-truth object or stereo dataset"),
+    "track": ("dense_descriptors_ros.tracking.track_command", "track points through a video, folder or bag"),
     "slam": ("dense_descriptors_ros.slam.slam_command", "stereo SLAM on rectified image folders: trajectory + map"),
     "describe": ("dense_descriptors_ros.model.describe", "compute descriptor images and their colouring for frames"),
     "export": ("dense_descriptors_ros.model.export_command", "export a checkpoint to ONNX and check it"),

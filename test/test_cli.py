@@ -19,7 +19,7 @@ def test_help_lists_every_subcommand(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--help"])
     text = capsys.readouterr().out
-    for name in ("demo", "train", "evaluate", "render", "slam", "describe", "export"):
+    for name in ("demo", "train", "evaluate", "render", "track", "slam", "describe", "export"):
         assert name in text
 
 

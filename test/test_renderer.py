@@ -219,8 +219,17 @@ def test_sequences_are_deterministic_from_the_seed():
 def test_rendered_sequence_ground_truth_is_consistent():
     """On a generated sequence: the object moves, photometric consistency holds along correspondences, and the
     occluder hides the object completely for some frames."""
-    seq = render_object_sequence(seed=1, object="hulk", n_frames=60, width=160, height=120, occlusion_passes=1,
-                                 occlusion_frames=30, lighting_change=0.0, progress=False)
+    seq = render_object_sequence(
+        seed=1,
+        object="hulk",
+        n_frames=60,
+        width=160,
+        height=120,
+        occlusion_passes=1,
+        occlusion_frames=30,
+        lighting_change=0.0,
+        progress=False,
+    )
     assert (seq.instance_ids == 2).any(axis=(1, 2)).sum() >= 10
     fully_hidden = ~seq.masks.any(axis=(1, 2))
     assert fully_hidden.any(), "the occluder never hides the whole object"

@@ -107,7 +107,7 @@ def _scipy_reference(problem: BundleAdjustmentProblem) -> tuple[np.ndarray, np.n
     def unpack(x):
         poses = problem.poses.copy()
         poses[free] = se3_exp(x[: 6 * K].reshape(K, 6)) @ problem.poses[free]
-        return poses, x[6 * K:].reshape(P, 3)
+        return poses, x[6 * K :].reshape(P, 3)
 
     def fun(x):
         poses, points = unpack(x)
@@ -119,8 +119,8 @@ def _scipy_reference(problem: BundleAdjustmentProblem) -> tuple[np.ndarray, np.n
     sparsity = sp.lil_matrix((3 * M, 6 * K + 3 * P), dtype=int)
     for i, (c, p) in enumerate(zip(problem.camera_index, problem.point_index, strict=True)):
         if slot[c] >= 0:
-            sparsity[3 * i:3 * i + 3, 6 * slot[c]:6 * slot[c] + 6] = 1
-        sparsity[3 * i:3 * i + 3, 6 * K + 3 * p:6 * K + 3 * p + 3] = 1
+            sparsity[3 * i : 3 * i + 3, 6 * slot[c] : 6 * slot[c] + 6] = 1
+        sparsity[3 * i : 3 * i + 3, 6 * K + 3 * p : 6 * K + 3 * p + 3] = 1
     x0 = np.concatenate([np.zeros(6 * K), problem.points.ravel()])
     res = least_squares(fun, x0, jac_sparsity=sparsity, method="trf", x_scale="jac", xtol=1e-10, ftol=1e-10)
     return unpack(res.x)

@@ -49,8 +49,9 @@ def ground_truth(frames) -> Trajectory:
     return Trajectory(np.array([f.stamp for f in frames]), np.array([f.T_world_cam for f in frames]))
 
 
-def run_slam(frames, feature_type="learned", synchronous=True, bundle_adjustment=True, loop_closure=True,
-             model_id="oracle-16"):
+def run_slam(
+    frames, feature_type="learned", synchronous=True, bundle_adjustment=True, loop_closure=True, model_id="oracle-16"
+):
     config = StereoSlamConfig(feature_type=feature_type)
     config.mapping.synchronous = synchronous
     config.mapping.enabled = bundle_adjustment
@@ -245,8 +246,22 @@ def test_slam_command_on_image_folders(arc_sequence, tmp_path):
     calib.write_text(yaml.safe_dump({"fx": 260.0, "fy": 260.0, "cx": 159.5, "cy": 119.5, "baseline": 0.2}))
     parser = argparse.ArgumentParser()
     add_slam_arguments(parser)
-    args = parser.parse_args(["--left", str(tmp_path / "left"), "--right", str(tmp_path / "right"), "--calib",
-                              str(calib), "--out", str(tmp_path / "out"), "--features", "orb", "--fps", "10"])
+    args = parser.parse_args(
+        [
+            "--left",
+            str(tmp_path / "left"),
+            "--right",
+            str(tmp_path / "right"),
+            "--calib",
+            str(calib),
+            "--out",
+            str(tmp_path / "out"),
+            "--features",
+            "orb",
+            "--fps",
+            "10",
+        ]
+    )
     assert run_slam(args) == 0
     summary = yaml.safe_load((tmp_path / "out" / "summary.yaml").read_text())
     assert summary["frames"] == 12 and summary["lost"] == 0
@@ -254,8 +269,10 @@ def test_slam_command_on_image_folders(arc_sequence, tmp_path):
     assert (tmp_path / "out" / "map" / "map.npz").is_file() and len(read_ply(tmp_path / "out" / "map.ply")) > 100
 
     kitti = tmp_path / "calib.txt"
-    kitti.write_text("P0: 718.856 0 607.1928 0 0 718.856 185.2157 0 0 0 1 0\n"
-                     "P1: 718.856 0 607.1928 -386.1448 0 718.856 185.2157 0 0 0 1 0\n")
+    kitti.write_text(
+        "P0: 718.856 0 607.1928 0 0 718.856 185.2157 0 0 0 1 0\n"
+        "P1: 718.856 0 607.1928 -386.1448 0 718.856 185.2157 0 0 0 1 0\n"
+    )
     camera = read_stereo_calibration(kitti, 1241, 376)
     assert camera.baseline == pytest.approx(0.5372, abs=1e-4) and camera.fx == 718.856
     calib.write_text(yaml.safe_dump({"fx": 1.0}))

@@ -211,8 +211,15 @@ class MeshRasterizer:
         self._models.append((vao, vbo, texture, float(model.specular)))
         return len(self._models) - 1
 
-    def _draw(self, fbo, K: np.ndarray, width: int, height: int,
-              instances: Sequence[tuple[int, np.ndarray]], lighting: Lighting) -> None:
+    def _draw(
+        self,
+        fbo,
+        K: np.ndarray,
+        width: int,
+        height: int,
+        instances: Sequence[tuple[int, np.ndarray]],
+        lighting: Lighting,
+    ) -> None:
         fbo.use()
         fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
         self.ctx.enable(self._gl.DEPTH_TEST)
@@ -232,8 +239,13 @@ class MeshRasterizer:
             texture.use(0)
             vao.render(self._gl.TRIANGLES)
 
-    def render(self, K: np.ndarray, instances: Sequence[tuple[int, np.ndarray]], lighting: Lighting | None = None,
-               background: np.ndarray | None = None) -> RenderedView:
+    def render(
+        self,
+        K: np.ndarray,
+        instances: Sequence[tuple[int, np.ndarray]],
+        lighting: Lighting | None = None,
+        background: np.ndarray | None = None,
+    ) -> RenderedView:
         """Render ``instances`` (model handle, 4x4 T_cam_obj) over ``background`` (uint8 (H, W, 3), black if None).
 
         Instance k of the list gets id k + 1 in ``instance_ids``.

@@ -208,16 +208,22 @@ def photo_crop(height: int, width: int, rng: np.random.Generator, min_fraction: 
     return np.ascontiguousarray(cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA))
 
 
-def uniform_texture(height: int, width: int, colour: tuple[int, int, int], rng: np.random.Generator,
-                    noise: float = 3.0) -> np.ndarray:
+def uniform_texture(
+    height: int, width: int, colour: tuple[int, int, int], rng: np.random.Generator, noise: float = 3.0
+) -> np.ndarray:
     """Near-uniform colour with faint low-frequency variation (a weakly textured, painted surface)."""
     variation = cv2.GaussianBlur(rng.standard_normal((height, width)).astype(np.float32), (0, 0), 12)
     variation *= noise / (variation.std() + 1e-6)
     return np.clip(np.asarray(colour, np.float32) + variation[..., None], 0, 255).astype(np.uint8)
 
 
-def noise_texture(height: int, width: int, rng: np.random.Generator, tint: tuple[float, float, float] = (1, 1, 1),
-                  scales: tuple[float, ...] = (1.0, 2.5, 6.0)) -> np.ndarray:
+def noise_texture(
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    tint: tuple[float, float, float] = (1, 1, 1),
+    scales: tuple[float, ...] = (1.0, 2.5, 6.0),
+) -> np.ndarray:
     """Strong multi-scale colour noise (blur scales ``scales`` in texels), optionally tinted (per-channel gain).
 
     Coarse scales are drawn on a coarser grid and upsampled, so large textures stay cheap.
@@ -329,8 +335,10 @@ def _hulk(rng: np.random.Generator) -> ObjectModel:
 def _box(rng: np.random.Generator) -> ObjectModel:
     """Cereal-box-like cuboid with a photograph and printed patterns on its faces."""
     faces = box_faces((0.16, 0.11, 0.06))
-    tiles = [photo_crop(TILE_PX, TILE_PX, rng) if k % 2 == 0 else blocks_texture(TILE_PX, TILE_PX, rng)
-             for k in range(len(faces))]
+    tiles = [
+        photo_crop(TILE_PX, TILE_PX, rng) if k % 2 == 0 else blocks_texture(TILE_PX, TILE_PX, rng)
+        for k in range(len(faces))
+    ]
     mesh, atlas = pack_atlas(list(zip(faces, tiles, strict=True)))
     return ObjectModel("box", mesh, atlas, "strong", specular=0.2)
 
@@ -339,8 +347,11 @@ def _can(rng: np.random.Generator) -> ObjectModel:
     """A can: striped label on the side, plain lids (medium texture)."""
     side, top, bottom = cylinder_parts(0.04, 0.12)
     lid = (175, 175, 180)
-    parts = [(side, stripes_texture(TILE_PX, TILE_PX, rng)), (top, uniform_texture(TILE_PX, TILE_PX, lid, rng)),
-             (bottom, uniform_texture(TILE_PX, TILE_PX, lid, rng))]
+    parts = [
+        (side, stripes_texture(TILE_PX, TILE_PX, rng)),
+        (top, uniform_texture(TILE_PX, TILE_PX, lid, rng)),
+        (bottom, uniform_texture(TILE_PX, TILE_PX, lid, rng)),
+    ]
     mesh, atlas = pack_atlas(parts)
     return ObjectModel("can", mesh, atlas, "medium", specular=0.5)
 

@@ -83,8 +83,12 @@ class ObjectSceneConfig:
     height: int = field(default=240, metadata={"help": "image height (px)", "range": (16, 4096)})
     fov_deg: float = field(default=60.0, metadata={"help": "horizontal field of view (deg)", "range": (10, 150)})
     image_fraction: float = field(
-        default=0.55, metadata={"help": "mean object size: its bounding sphere spans this fraction of the image "
-                                        "width (sets the mean distance)", "range": (0.05, 2.0)}
+        default=0.55,
+        metadata={
+            "help": "mean object size: its bounding sphere spans this fraction of the image "
+            "width (sets the mean distance)",
+            "range": (0.05, 2.0),
+        },
     )
     distance_variation: float = field(
         default=0.2, metadata={"help": "amplitude of the distance change, relative to the mean", "range": (0.0, 0.8)}
@@ -93,15 +97,18 @@ class ObjectSceneConfig:
         default=3.0, metadata={"help": "mean rotation speed of the object (deg/frame)", "range": (0.0, 45.0)}
     )
     translation_fraction: float = field(
-        default=0.35, metadata={"help": "how far the object centre wanders from the image centre, as a fraction "
-                                        "of the half image size", "range": (0.0, 2.0)}
+        default=0.35,
+        metadata={
+            "help": "how far the object centre wanders from the image centre, as a fraction of the half image size",
+            "range": (0.0, 2.0),
+        },
     )
     occlusion_passes: int = field(
         default=2, metadata={"help": "times the occluder board passes in front of the object", "range": (0, 100)}
     )
     occlusion_frames: int = field(
-        default=40, metadata={"help": "frames one occluder pass takes (at most the spacing between passes)",
-                              "range": (2, 10000)}
+        default=40,
+        metadata={"help": "frames one occluder pass takes (at most the spacing between passes)", "range": (2, 10000)},
     )
     lighting_change: float = field(
         default=0.5, metadata={"help": "strength of the light changes (0: constant light)", "range": (0.0, 1.0)}
@@ -152,8 +159,9 @@ def intrinsics_from_fov(width: int, height: int, fov_deg: float) -> np.ndarray:
     return np.array([[f, 0.0, (width - 1) / 2], [0.0, f, (height - 1) / 2], [0.0, 0.0, 1.0]])
 
 
-def _smooth_signal(rng: np.random.Generator, n: int, periods: tuple[float, float] = (40.0, 160.0),
-                   terms: int = 3) -> np.ndarray:
+def _smooth_signal(
+    rng: np.random.Generator, n: int, periods: tuple[float, float] = (40.0, 160.0), terms: int = 3
+) -> np.ndarray:
     """(n,) smooth random signal in [-1, 1]: a normalised sum of sinusoids with random periods (frames) and phases."""
     t = np.arange(n, dtype=np.float64)
     period = rng.uniform(*periods, terms)
@@ -183,8 +191,14 @@ def _target_poses(config: ObjectSceneConfig, K: np.ndarray, radius: float, rng: 
     return poses
 
 
-def _occluder_poses(config: ObjectSceneConfig, K: np.ndarray, target: np.ndarray, target_points: np.ndarray,
-                    occluder_width: float, rng: np.random.Generator) -> np.ndarray:
+def _occluder_poses(
+    config: ObjectSceneConfig,
+    K: np.ndarray,
+    target: np.ndarray,
+    target_points: np.ndarray,
+    occluder_width: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """(T, 4, 4): the board sweeps across the target once per pass, between it and the camera, from touching one
     side of the target's silhouette to touching the other; it is 1.3 times as wide as the silhouette on screen, so
     it hides the target completely around the middle of a pass. Between passes it is parked behind the camera."""
@@ -220,8 +234,9 @@ def _lights(config: ObjectSceneConfig, rng: np.random.Generator) -> np.ndarray:
     n, strength = config.n_frames, config.lighting_change
     azimuth = rng.uniform(-0.6, 0.6) + 1.2 * strength * _smooth_signal(rng, n)
     elevation = 0.6 + 0.35 * strength * _smooth_signal(rng, n)
-    direction = np.stack([np.sin(azimuth) * np.cos(elevation), -np.sin(elevation),
-                          -np.cos(azimuth) * np.cos(elevation)], 1)
+    direction = np.stack(
+        [np.sin(azimuth) * np.cos(elevation), -np.sin(elevation), -np.cos(azimuth) * np.cos(elevation)], 1
+    )
     gain = 1.0 + 0.3 * strength * _smooth_signal(rng, n)
     tint = 1.0 + 0.08 * strength * np.stack([_smooth_signal(rng, n) for _ in range(3)], 1)
     ambient = 0.4 + 0.1 * strength * _smooth_signal(rng, n)
@@ -234,9 +249,17 @@ def constant_lights(n_frames: int, lighting: Lighting | None = None) -> np.ndarr
     return np.tile(np.array([*light.direction, *light.colour, light.ambient], np.float64), (n_frames, 1))
 
 
-def render_poses(models: list[ObjectModel], poses: np.ndarray, K: np.ndarray, width: int, height: int,
-                 background: np.ndarray | None = None, lights: np.ndarray | None = None, supersample: int = 2,
-                 progress: bool = False) -> ObjectSequence:
+def render_poses(
+    models: list[ObjectModel],
+    poses: np.ndarray,
+    K: np.ndarray,
+    width: int,
+    height: int,
+    background: np.ndarray | None = None,
+    lights: np.ndarray | None = None,
+    supersample: int = 2,
+    progress: bool = False,
+) -> ObjectSequence:
     """Render given poses (T, M, 4, 4) T_cam_obj of M models over a camera-fixed background (black if None).
 
     ``lights`` (T, 7) rows as in ObjectSequence.lights (default: constant Lighting()); the background is scaled by
@@ -263,12 +286,14 @@ def render_poses(models: list[ObjectModel], poses: np.ndarray, K: np.ndarray, wi
             lit_background = np.clip(background * lights[t, 3:6].astype(np.float32), 0, 255).astype(np.uint8)
             view = raster.render(K, list(zip(handles, poses[t], strict=True)), light, lit_background)
             rgb[t], depth[t], ids[t] = view.rgb, view.depth, view.instance_ids
-    return ObjectSequence(rgb, depth, ids, poses, np.asarray(K, np.float64), background, lights,
-                          [model.name for model in models])
+    return ObjectSequence(
+        rgb, depth, ids, poses, np.asarray(K, np.float64), background, lights, [model.name for model in models]
+    )
 
 
-def render_object_sequence(config: ObjectSceneConfig | None = None, progress: bool = True,
-                           **overrides: Any) -> ObjectSequence:
+def render_object_sequence(
+    config: ObjectSceneConfig | None = None, progress: bool = True, **overrides: Any
+) -> ObjectSequence:
     """Render a sequence in memory. ``overrides`` are ObjectSceneConfig fields (checked like a config file)."""
     config = from_mapping(ObjectSceneConfig, {**to_mapping(config or ObjectSceneConfig()), **overrides})
     rng = np.random.default_rng(config.seed)
@@ -279,8 +304,17 @@ def render_object_sequence(config: ObjectSceneConfig | None = None, progress: bo
     target = _target_poses(config, K, target_model.mesh.radius, rng)
     occluder_width = float(np.ptp(occluder_model.mesh.positions[:, 0]))
     occluder = _occluder_poses(config, K, target, target_model.mesh.positions[::3], occluder_width, rng)
-    seq = render_poses([target_model, occluder_model], np.stack([target, occluder], axis=1), K, config.width,
-                       config.height, background, _lights(config, rng), config.supersample, progress)
+    seq = render_poses(
+        [target_model, occluder_model],
+        np.stack([target, occluder], axis=1),
+        K,
+        config.width,
+        config.height,
+        background,
+        _lights(config, rng),
+        config.supersample,
+        progress,
+    )
     seq.config = config
     return seq
 
@@ -330,8 +364,9 @@ def depth_at(depth: np.ndarray, ids: np.ndarray, pts: np.ndarray, instance: np.n
         return np.where(weight_sum > 0, weight_sum / inv_sum, np.nan)
 
 
-def correspondences(seq: ObjectSequence, i: int, j: int, pts_i: np.ndarray,
-                    depth_tolerance: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+def correspondences(
+    seq: ObjectSequence, i: int, j: int, pts_i: np.ndarray, depth_tolerance: float = 0.01
+) -> tuple[np.ndarray, np.ndarray]:
     """Where points of frame i are in frame j, and whether they are visible there.
 
     pts_i: (N, 2) (x, y) pixels of frame i. Returns ``pts_j`` (N, 2) float64 (nan for points outside frame i) and
@@ -376,8 +411,9 @@ def correspondences(seq: ObjectSequence, i: int, j: int, pts_i: np.ndarray,
     return pts_j, visible
 
 
-def dense_correspondences(seq: ObjectSequence, i: int, j: int,
-                          depth_tolerance: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+def dense_correspondences(
+    seq: ObjectSequence, i: int, j: int, depth_tolerance: float = 0.01
+) -> tuple[np.ndarray, np.ndarray]:
     """Flow from frame i to frame j for every pixel: ``flow`` (H, W, 2) float32 (x, y) and ``valid`` (H, W) bool
     (the pixel is visible in frame j; restrict to ``seq.masks[i]`` for object pixels only)."""
     h, w = seq.height, seq.width
@@ -388,8 +424,9 @@ def dense_correspondences(seq: ObjectSequence, i: int, j: int,
     return flow, visible.reshape(h, w)
 
 
-def point_tracks(seq: ObjectSequence, pts: np.ndarray, ref: int = 0,
-                 depth_tolerance: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+def point_tracks(
+    seq: ObjectSequence, pts: np.ndarray, ref: int = 0, depth_tolerance: float = 0.01
+) -> tuple[np.ndarray, np.ndarray]:
     """Ground-truth tracks of points chosen in frame ``ref``: positions (T, N, 2) and visibility (T, N)."""
     pts = _check_points(pts)
     tracks = np.empty((len(seq), len(pts), 2))
@@ -430,8 +467,9 @@ def read_png(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def write_object_dataset(folder: str | Path, seed: int = 0, n_frames: int = 200, progress: bool = True,
-                         **options: Any) -> ObjectSequence:
+def write_object_dataset(
+    folder: str | Path, seed: int = 0, n_frames: int = 200, progress: bool = True, **options: Any
+) -> ObjectSequence:
     """Render a sequence into ``folder`` (rgb/NNNNNN.png, background.png, ground_truth.npz, meta.yaml) and return it.
 
     ``options`` are further ObjectSceneConfig fields. When the folder already holds a dataset made with the same
@@ -451,8 +489,14 @@ def write_object_dataset(folder: str | Path, seed: int = 0, n_frames: int = 200,
     for t, image in enumerate(seq.rgb):
         write_png(folder / "rgb" / f"{t:06d}.png", image)
     write_png(folder / "background.png", seq.background)
-    np.savez_compressed(folder / "ground_truth.npz", depth=seq.depth, instance_ids=seq.instance_ids,
-                        poses=seq.poses, K=seq.K, lights=seq.lights)
+    np.savez_compressed(
+        folder / "ground_truth.npz",
+        depth=seq.depth,
+        instance_ids=seq.instance_ids,
+        poses=seq.poses,
+        K=seq.K,
+        lights=seq.lights,
+    )
     meta = {
         "format": OBJECT_DATASET_FORMAT,
         "config": to_mapping(config),
@@ -464,8 +508,8 @@ def write_object_dataset(folder: str | Path, seed: int = 0, n_frames: int = 200,
         "files": {
             "rgb": "rgb/NNNNNN.png (uint8 RGB)",
             "ground_truth.npz": "depth (T,H,W) float32 camera z in m, 0 = background; instance_ids (T,H,W) uint8 "
-                                "0 background 1 target 2 occluder; poses (T,2,4,4) T_cam_obj; K (3,3); "
-                                "lights (T,7) direction, colour gain, ambient",
+            "0 background 1 target 2 occluder; poses (T,2,4,4) T_cam_obj; K (3,3); "
+            "lights (T,7) direction, colour gain, ambient",
         },
     }
     (folder / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
@@ -481,6 +525,14 @@ def load_object_dataset(folder: str | Path) -> ObjectSequence:
     config = from_mapping(ObjectSceneConfig, meta["config"])
     rgb = np.stack([read_png(folder / "rgb" / f"{t:06d}.png") for t in range(meta["frames"])])
     with np.load(folder / "ground_truth.npz") as gt:
-        return ObjectSequence(rgb, gt["depth"], gt["instance_ids"], gt["poses"], gt["K"],
-                              read_png(folder / "background.png"), gt["lights"], list(meta["instances"].values()),
-                              config)
+        return ObjectSequence(
+            rgb,
+            gt["depth"],
+            gt["instance_ids"],
+            gt["poses"],
+            gt["K"],
+            read_png(folder / "background.png"),
+            gt["lights"],
+            list(meta["instances"].values()),
+            config,
+        )

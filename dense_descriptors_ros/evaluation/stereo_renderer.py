@@ -74,19 +74,24 @@ class StereoSceneConfig:
     fov_deg: float = field(default=70.0, metadata={"help": "horizontal field of view (deg)", "range": (20, 150)})
     baseline: float = field(default=0.12, metadata={"help": "stereo baseline (m)", "range": (0.01, 2.0)})
     fps: float = field(default=10.0, metadata={"help": "frame rate for the timestamps (Hz)", "range": (0.1, 1000)})
-    loop_radius_x: float = field(default=3.0, metadata={"help": "loop ellipse semi-axis along x (m)",
-                                                        "range": (0.2, 50.0)})
-    loop_radius_y: float = field(default=2.0, metadata={"help": "loop ellipse semi-axis along y (m)",
-                                                        "range": (0.2, 50.0)})
-    loops: float = field(default=1.15, metadata={"help": "times around the loop (> 1 revisits the start)",
-                                                 "range": (0.01, 100.0)})
+    loop_radius_x: float = field(
+        default=3.0, metadata={"help": "loop ellipse semi-axis along x (m)", "range": (0.2, 50.0)}
+    )
+    loop_radius_y: float = field(
+        default=2.0, metadata={"help": "loop ellipse semi-axis along y (m)", "range": (0.2, 50.0)}
+    )
+    loops: float = field(
+        default=1.15, metadata={"help": "times around the loop (> 1 revisits the start)", "range": (0.01, 100.0)}
+    )
     camera_height: float = field(default=1.3, metadata={"help": "mean camera height (m)", "range": (0.2, 10.0)})
-    room_margin: float = field(default=3.0, metadata={"help": "distance from the loop to the walls (m)",
-                                                      "range": (1.0, 50.0)})
+    room_margin: float = field(
+        default=3.0, metadata={"help": "distance from the loop to the walls (m)", "range": (1.0, 50.0)}
+    )
     room_height: float = field(default=3.0, metadata={"help": "room height (m)", "range": (1.0, 20.0)})
     blocks: int = field(default=30, metadata={"help": "textured boxes standing in the room", "range": (0, 200)})
-    texels_per_metre: int = field(default=160, metadata={"help": "texture resolution of walls, floor and ceiling",
-                                                         "range": (8, 1024)})
+    texels_per_metre: int = field(
+        default=160, metadata={"help": "texture resolution of walls, floor and ceiling", "range": (8, 1024)}
+    )
     supersample: int = field(default=1, metadata={"help": "colour supersampling factor", "range": (1, 4)})
 
 
@@ -148,14 +153,20 @@ class StereoSequence:
     def path_length(self) -> float:
         return self.trajectory().path_length()
 
-    def loop_closures(self, max_distance: float = 0.3, max_angle_deg: float = 15.0,
-                      min_separation_s: float = 10.0) -> list[tuple[int, int]]:
+    def loop_closures(
+        self, max_distance: float = 0.3, max_angle_deg: float = 15.0, min_separation_s: float = 10.0
+    ) -> list[tuple[int, int]]:
         """Frame pairs that revisit a place (see loop_closure_pairs)."""
         return loop_closure_pairs(self.poses, self.timestamps, max_distance, max_angle_deg, min_separation_s)
 
 
-def loop_closure_pairs(poses: np.ndarray, timestamps: np.ndarray, max_distance: float = 0.3,
-                       max_angle_deg: float = 15.0, min_separation_s: float = 10.0) -> list[tuple[int, int]]:
+def loop_closure_pairs(
+    poses: np.ndarray,
+    timestamps: np.ndarray,
+    max_distance: float = 0.3,
+    max_angle_deg: float = 15.0,
+    min_separation_s: float = 10.0,
+) -> list[tuple[int, int]]:
     """Pairs (i, j), i < j, at least ``min_separation_s`` apart in time, whose camera poses (T, 4, 4) are within
     ``max_distance`` metres and ``max_angle_deg`` degrees: the places a loop closure should recognise."""
     positions = poses[:, :3, 3]
@@ -203,8 +214,9 @@ def camera_trajectory(config: StereoSceneConfig) -> np.ndarray:
     return poses
 
 
-def _surface_texture(width_m: float, height_m: float, texels_per_metre: int, rng: np.random.Generator,
-                     posters: int) -> np.ndarray:
+def _surface_texture(
+    width_m: float, height_m: float, texels_per_metre: int, rng: np.random.Generator, posters: int
+) -> np.ndarray:
     """A unique texture for a large surface: noise base, coloured blocks and ``posters`` photo crops."""
     w = max(32, int(width_m * texels_per_metre))
     h = max(32, int(height_m * texels_per_metre))
@@ -264,8 +276,9 @@ def _blocks(config: StereoSceneConfig, rng: np.random.Generator, path: np.ndarra
     return models
 
 
-def render_stereo_sequence(config: StereoSceneConfig | None = None, progress: bool = True,
-                           **overrides: Any) -> StereoSequence:
+def render_stereo_sequence(
+    config: StereoSceneConfig | None = None, progress: bool = True, **overrides: Any
+) -> StereoSequence:
     """Render a stereo sequence in memory. ``overrides`` are StereoSceneConfig fields."""
     config = from_mapping(StereoSceneConfig, {**to_mapping(config or StereoSceneConfig()), **overrides})
     rng = np.random.default_rng(config.seed)
@@ -288,8 +301,9 @@ def render_stereo_sequence(config: StereoSceneConfig | None = None, progress: bo
                 view = raster.render(K, [(h, T_cam_world) for h in handles], lighting)
                 images[side][t], depths[side][t] = view.rgb, view.depth
     timestamps = np.arange(n) / config.fps
-    return StereoSequence(images["left"], images["right"], depths["left"], depths["right"], poses, timestamps, K,
-                          config.baseline, config)
+    return StereoSequence(
+        images["left"], images["right"], depths["left"], depths["right"], poses, timestamps, K, config.baseline, config
+    )
 
 
 def _camera_info_yaml(seq: StereoSequence, side: str) -> dict[str, Any]:
@@ -311,8 +325,9 @@ def _camera_info_yaml(seq: StereoSequence, side: str) -> dict[str, Any]:
     }
 
 
-def write_stereo_dataset(folder: str | Path, seed: int = 0, n_frames: int = 240, progress: bool = True,
-                         **options: Any) -> StereoSequence:
+def write_stereo_dataset(
+    folder: str | Path, seed: int = 0, n_frames: int = 240, progress: bool = True, **options: Any
+) -> StereoSequence:
     """Render a stereo sequence into ``folder`` and return it; a folder made with the same parameters is reused.
 
     Layout: left/NNNNNN.png, right/NNNNNN.png, ground_truth.npz (depth_left, depth_right, poses = T_world_left,
@@ -333,13 +348,22 @@ def write_stereo_dataset(folder: str | Path, seed: int = 0, n_frames: int = 240,
         for t, image in enumerate(images):
             write_png(folder / side / f"{t:06d}.png", image)
     # Uncompressed: dense depth of a room compresses only to ~50% and zlib would take longer than the rendering.
-    np.savez(folder / "ground_truth.npz", depth_left=seq.depth_left, depth_right=seq.depth_right,
-                        poses=seq.poses, timestamps=seq.timestamps, K=seq.K, baseline=seq.baseline)
+    np.savez(
+        folder / "ground_truth.npz",
+        depth_left=seq.depth_left,
+        depth_right=seq.depth_right,
+        poses=seq.poses,
+        timestamps=seq.timestamps,
+        K=seq.K,
+        baseline=seq.baseline,
+    )
     write_tum_trajectory(seq.trajectory(), folder / "poses_tum.txt")
     write_kitti_poses(seq.trajectory(), folder / "poses_kitti.txt")
     np.savetxt(folder / "times.txt", seq.timestamps, fmt="%.6e")
-    calib = "".join(f"P{k}: " + " ".join(f"{v:.12e}" for v in seq.projection(side).ravel()) + "\n"
-                    for k, side in enumerate(("left", "right")))
+    calib = "".join(
+        f"P{k}: " + " ".join(f"{v:.12e}" for v in seq.projection(side).ravel()) + "\n"
+        for k, side in enumerate(("left", "right"))
+    )
     (folder / "calib.txt").write_text(calib)
     for side in ("left", "right"):
         (folder / f"{side}.yaml").write_text(yaml.safe_dump(_camera_info_yaml(seq, side), sort_keys=False))
@@ -368,6 +392,14 @@ def load_stereo_dataset(folder: str | Path) -> StereoSequence:
     left = np.stack([read_png(folder / "left" / f"{t:06d}.png") for t in range(meta["frames"])])
     right = np.stack([read_png(folder / "right" / f"{t:06d}.png") for t in range(meta["frames"])])
     with np.load(folder / "ground_truth.npz") as gt:
-        return StereoSequence(left, right, gt["depth_left"], gt["depth_right"], gt["poses"], gt["timestamps"],
-                              gt["K"], float(gt["baseline"]), config)
-
+        return StereoSequence(
+            left,
+            right,
+            gt["depth_left"],
+            gt["depth_right"],
+            gt["poses"],
+            gt["timestamps"],
+            gt["K"],
+            float(gt["baseline"]),
+            config,
+        )

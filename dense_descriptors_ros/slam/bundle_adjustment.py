@@ -64,8 +64,9 @@ class BundleAdjustmentResult:
     final_cost: float
 
 
-def stereo_residuals(camera: StereoCamera, points_cam: np.ndarray, measurements: np.ndarray,
-                     stereo: np.ndarray) -> np.ndarray:
+def stereo_residuals(
+    camera: StereoCamera, points_cam: np.ndarray, measurements: np.ndarray, stereo: np.ndarray
+) -> np.ndarray:
     """(M, 3) residuals measurement - projection, with the right column zeroed for mono observations."""
     r = measurements - camera.project(points_cam)
     r[~stereo, 2] = 0.0
@@ -125,14 +126,20 @@ def solve_bundle_adjustment(
     if inlier.all() or inlier.sum() < 3:
         return result
     sub = BundleAdjustmentProblem(
-        result.poses, result.points, problem.camera_index[inlier], problem.point_index[inlier],
-        problem.measurements[inlier], problem.stereo[inlier], problem.fixed_poses,
+        result.poses,
+        result.points,
+        problem.camera_index[inlier],
+        problem.point_index[inlier],
+        problem.measurements[inlier],
+        problem.stereo[inlier],
+        problem.fixed_poses,
     )
     second = _solve_lm(camera, sub, iterations, huber_delta, should_stop)
     r, _, _ = _linearise(camera, second.poses, second.points, problem)
     chi2 = np.einsum("mi,mi->m", r, r)
-    return BundleAdjustmentResult(second.poses, second.points, chi2, result.iterations + second.iterations,
-                                  result.initial_cost, second.final_cost)
+    return BundleAdjustmentResult(
+        second.poses, second.points, chi2, result.iterations + second.iterations, result.initial_cost, second.final_cost
+    )
 
 
 def _solve_lm(
@@ -182,8 +189,10 @@ def _solve_lm(
         rows = (free_slot[cam[free_obs]] * 6)[:, None, None] + np.arange(6)[None, :, None]
         cols = (pt[free_obs] * 3)[:, None, None] + np.arange(3)[None, None, :]
         W = sp.csr_matrix(
-            (Hpl_obs[free_obs].ravel(), (np.broadcast_to(rows, (len(rows), 6, 3)).ravel(),
-                                         np.broadcast_to(cols, (len(cols), 6, 3)).ravel())),
+            (
+                Hpl_obs[free_obs].ravel(),
+                (np.broadcast_to(rows, (len(rows), 6, 3)).ravel(), np.broadcast_to(cols, (len(cols), 6, 3)).ravel()),
+            ),
             shape=(6 * len(free), 3 * P),
         )
         while True:
@@ -193,7 +202,7 @@ def _solve_lm(
             Hll_inv_sp = _block_diagonal(Hll_inv)
             S = -(W @ Hll_inv_sp @ W.T).toarray()
             for k in range(len(free)):
-                S[6 * k:6 * k + 6, 6 * k:6 * k + 6] += Hpp_d[k]
+                S[6 * k : 6 * k + 6, 6 * k : 6 * k + 6] += Hpp_d[k]
             rhs = -gp[free].ravel() + W @ (Hll_inv_sp @ gl.ravel())
             try:
                 dp = np.linalg.solve(S, rhs) if len(free) else np.zeros(0)

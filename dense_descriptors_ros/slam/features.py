@@ -29,8 +29,10 @@ class FeatureConfig:
 
     detector: str = field(
         default="gftt",
-        metadata={"help": "keypoint detector: gftt (Shi-Tomasi), fast, or saliency (learned only)",
-                  "choices": KEYPOINT_DETECTORS},
+        metadata={
+            "help": "keypoint detector: gftt (Shi-Tomasi), fast, or saliency (learned only)",
+            "choices": KEYPOINT_DETECTORS,
+        },
     )
     max_keypoints: int = field(default=800, metadata={"help": "keypoints per image", "range": (10, 20000)})
     min_distance_px: float = field(
@@ -45,12 +47,12 @@ class FeatureConfig:
     subpixel: bool = field(default=True, metadata={"help": "refine corner keypoints to sub-pixel accuracy"})
     max_distance: float = field(
         default=-1.0,
-        metadata={"help": "largest accepted descriptor distance (-1: the feature type's default)",
-                  "range": (-1.0, 1000.0)},
+        metadata={
+            "help": "largest accepted descriptor distance (-1: the feature type's default)",
+            "range": (-1.0, 1000.0),
+        },
     )
-    ratio: float = field(
-        default=0.9, metadata={"help": "best/second-best distance ratio test", "range": (0.1, 1.0)}
-    )
+    ratio: float = field(default=0.9, metadata={"help": "best/second-best distance ratio test", "range": (0.1, 1.0)})
 
 
 @dataclass
@@ -214,8 +216,9 @@ class FeatureType(ABC):
         """(N, ..., D) and (N, ..., D) descriptors -> (N, ...) float32 distances, element by element."""
 
     @abstractmethod
-    def global_descriptor(self, gray: np.ndarray, descriptor_image: np.ndarray | None,
-                          features: FrameFeatures) -> np.ndarray:
+    def global_descriptor(
+        self, gray: np.ndarray, descriptor_image: np.ndarray | None, features: FrameFeatures
+    ) -> np.ndarray:
         """A unit-norm float32 vector summarising the image, compared by dot product for loop retrieval."""
 
     @property
@@ -263,8 +266,9 @@ class LearnedDenseFeatures(FeatureType):
     def paired_distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.sqrt(np.maximum(2.0 - 2.0 * np.einsum("...d,...d->...", a, b), 0.0)).astype(np.float32)
 
-    def global_descriptor(self, gray: np.ndarray, descriptor_image: np.ndarray | None,
-                          features: FrameFeatures) -> np.ndarray:
+    def global_descriptor(
+        self, gray: np.ndarray, descriptor_image: np.ndarray | None, features: FrameFeatures
+    ) -> np.ndarray:
         """Mean descriptor of each cell of a 2x2 grid, each normalised, concatenated and normalised."""
         if descriptor_image is None:
             raise ValueError("LearnedDenseFeatures.global_descriptor needs the dense descriptor image")
@@ -277,7 +281,7 @@ def pooled_global_descriptor(descriptor_image: np.ndarray, grid: int = 2) -> np.
     parts = []
     for i in range(grid):
         for j in range(grid):
-            cell = descriptor_image[i * h // grid:(i + 1) * h // grid, j * w // grid:(j + 1) * w // grid]
+            cell = descriptor_image[i * h // grid : (i + 1) * h // grid, j * w // grid : (j + 1) * w // grid]
             mean = cell.reshape(-1, cell.shape[-1]).mean(axis=0)
             parts.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
     vec = np.concatenate(parts).astype(np.float32)
@@ -317,8 +321,9 @@ class OrbFeatures(FeatureType):
     def paired_distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return self._popcount[np.bitwise_xor(a, b)].sum(axis=-1, dtype=np.int32).astype(np.float32)
 
-    def global_descriptor(self, gray: np.ndarray, descriptor_image: np.ndarray | None,
-                          features: FrameFeatures) -> np.ndarray:
+    def global_descriptor(
+        self, gray: np.ndarray, descriptor_image: np.ndarray | None, features: FrameFeatures
+    ) -> np.ndarray:
         """A 16x12 thumbnail, zero mean and unit norm (what a binary feature pipeline has without a vocabulary)."""
         thumb = cv2.resize(gray, (16, 12), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
         thumb -= thumb.mean()

@@ -39,8 +39,8 @@ class LocalMappingConfig:
     iterations: int = field(default=8, metadata={"help": "LM iterations per BA pass", "range": (1, 100)})
     synchronous: bool = field(default=False, metadata={"help": "run BA inline (deterministic) instead of a thread"})
     cull_min_found_ratio: float = field(
-        default=0.25, metadata={"help": "cull points found in less than this share of predicted views",
-                                "range": (0.0, 1.0)},
+        default=0.25,
+        metadata={"help": "cull points found in less than this share of predicted views", "range": (0.0, 1.0)},
     )
 
 
@@ -117,8 +117,11 @@ class LocalMapper:
     def process(self, keyframe_ids: list[int]) -> None:
         """BA around the newest of ``keyframe_ids``, then outlier removal and point culling."""
         with self.map.lock:
-            newest = max(k for k in keyframe_ids if k in self.map.keyframes) if any(
-                k in self.map.keyframes for k in keyframe_ids) else None
+            newest = (
+                max(k for k in keyframe_ids if k in self.map.keyframes)
+                if any(k in self.map.keyframes for k in keyframe_ids)
+                else None
+            )
         if newest is None:
             return
         start = time.perf_counter()
@@ -163,10 +166,19 @@ class LocalMapper:
             positions = self.map.positions[points].copy()
             version = self.map.version
         problem = BundleAdjustmentProblem(
-            poses, positions, cam_index, point_slot, meas, stereo, np.array([k in fixed for k in frames]),
+            poses,
+            positions,
+            cam_index,
+            point_slot,
+            meas,
+            stereo,
+            np.array([k in fixed for k in frames]),
         )
         result = solve_bundle_adjustment(
-            self.camera, problem, iterations=cfg.iterations, outlier_chi2=CHI2_STEREO_95,
+            self.camera,
+            problem,
+            iterations=cfg.iterations,
+            outlier_chi2=CHI2_STEREO_95,
             should_stop=self._abort.is_set if self._thread is not None else None,
         )
         with self.map.lock:
@@ -190,8 +202,10 @@ class LocalMapper:
             visible = self.map.visible_count[alive]
             found = self.map.found_count[alive]
             outliers = self.map.outlier_count[alive]
-            bad = (n_obs == 0) | (
-                (visible > 20) & (found < self.config.cull_min_found_ratio * visible)
-            ) | ((outliers > 5) & (outliers > n_obs))
+            bad = (
+                (n_obs == 0)
+                | ((visible > 20) & (found < self.config.cull_min_found_ratio * visible))
+                | ((outliers > 5) & (outliers > n_obs))
+            )
             self.map.remove_points(alive[bad])
             self.stats.culled_points += int(bad.sum())

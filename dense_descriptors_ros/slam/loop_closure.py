@@ -54,12 +54,16 @@ class LoopClosureEvent:
     correction_m: float  # how far the query keyframe moved
 
 
-def retrieve_keyframes(slam_map: SlamMap, descriptor: np.ndarray, exclude_after: int | None,
-                       top_k: int) -> list[tuple[int, float]]:
+def retrieve_keyframes(
+    slam_map: SlamMap, descriptor: np.ndarray, exclude_after: int | None, top_k: int
+) -> list[tuple[int, float]]:
     """The ``top_k`` keyframes most similar to ``descriptor`` (id, cosine), optionally only ids <= exclude_after."""
     with slam_map.lock:
-        kfs = [kf for kf in slam_map.keyframes.values()
-               if len(kf.global_descriptor) and (exclude_after is None or kf.id <= exclude_after)]
+        kfs = [
+            kf
+            for kf in slam_map.keyframes.values()
+            if len(kf.global_descriptor) and (exclude_after is None or kf.id <= exclude_after)
+        ]
         if not kfs:
             return []
         sims = np.array([kf.global_descriptor for kf in kfs]) @ descriptor
@@ -135,17 +139,19 @@ def optimize_pose_graph(
     for e, (i, j) in enumerate(zip(ii, jj, strict=True)):
         for node in (i, j):
             if slot[node] >= 0:
-                sparsity[6 * e:6 * e + 6, 6 * slot[node]:6 * slot[node] + 6] = 1
-    result = least_squares(residuals, np.zeros(6 * len(free)), jac_sparsity=sparsity, method="trf",
-                           x_scale="jac", max_nfev=50)
+                sparsity[6 * e : 6 * e + 6, 6 * slot[node] : 6 * slot[node] + 6] = 1
+    result = least_squares(
+        residuals, np.zeros(6 * len(free)), jac_sparsity=sparsity, method="trf", x_scale="jac", max_nfev=50
+    )
     return current(result.x)
 
 
 class LoopCloser:
     """Detects loops on new keyframes and corrects the map (runs on the tracking thread: loops are rare)."""
 
-    def __init__(self, slam_map: SlamMap, camera: StereoCamera, features: FeatureType,
-                 config: LoopClosureConfig | None = None) -> None:
+    def __init__(
+        self, slam_map: SlamMap, camera: StereoCamera, features: FeatureType, config: LoopClosureConfig | None = None
+    ) -> None:
         self.map = slam_map
         self.camera = camera
         self.features = features
@@ -170,7 +176,12 @@ class LoopCloser:
             if cand in connected:
                 continue
             T_cw, inliers, matches, kp_index, point_ids = localise_against(
-                self.map, self.camera, self.features, keyframe.keypoints, keyframe.descriptors, keyframe.right_x,
+                self.map,
+                self.camera,
+                self.features,
+                keyframe.keypoints,
+                keyframe.descriptors,
+                keyframe.right_x,
                 cand,
             )
             if T_cw is None or inliers < cfg.min_inliers or inliers < cfg.min_inlier_ratio * matches:

@@ -40,8 +40,7 @@ class _Growable:
     def extend(self, values: np.ndarray) -> np.ndarray:
         n = len(values)
         if self.size + n > len(self.data):
-            grown = np.full((max(2 * len(self.data), self.size + n), *self.data.shape[1:]), self._fill,
-                            self.data.dtype)
+            grown = np.full((max(2 * len(self.data), self.size + n), *self.data.shape[1:]), self._fill, self.data.dtype)
             grown[: self.size] = self.data[: self.size]
             self.data = grown
         index = np.arange(self.size, self.size + n)
@@ -114,8 +113,9 @@ class SlamMap:
     def outlier_count(self) -> np.ndarray:
         return self._outliers.view
 
-    def add_points(self, positions: np.ndarray, descriptors: np.ndarray, camera_center: np.ndarray,
-                   reference_kf: int) -> np.ndarray:
+    def add_points(
+        self, positions: np.ndarray, descriptors: np.ndarray, camera_center: np.ndarray, reference_kf: int
+    ) -> np.ndarray:
         """Append points seen from ``camera_center``; returns their ids."""
         with self.lock:
             normals = positions - camera_center
@@ -215,8 +215,20 @@ class SlamMap:
             return sorted(self.keyframes)
 
     # ---- serialisation ------------------------------------------------------------------------------------------
-    _POINT_ARRAYS = ("_positions", "_descriptors", "_normals", "_alive", "_reference_kf", "_visible", "_found",
-                     "_outliers", "_obs_kf", "_obs_kp", "_obs_pt", "_obs_valid")
+    _POINT_ARRAYS = (
+        "_positions",
+        "_descriptors",
+        "_normals",
+        "_alive",
+        "_reference_kf",
+        "_visible",
+        "_found",
+        "_outliers",
+        "_obs_kf",
+        "_obs_kp",
+        "_obs_pt",
+        "_obs_valid",
+    )
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Every array of the map (points, observations, keyframes concatenated with offsets) for ``np.savez``."""
@@ -229,8 +241,11 @@ class SlamMap:
             out["kf_pose"] = np.array([kf.T_world_cam for kf in kfs]).reshape(-1, 4, 4)
             out["kf_offsets"] = np.concatenate([[0], np.cumsum(sizes)])
             out["kf_keypoints"] = np.concatenate([kf.keypoints for kf in kfs]) if kfs else np.zeros((0, 2))
-            out["kf_descriptors"] = (np.concatenate([kf.descriptors for kf in kfs]) if kfs
-                                     else np.zeros((0, self.descriptor_dim), self.descriptor_dtype))
+            out["kf_descriptors"] = (
+                np.concatenate([kf.descriptors for kf in kfs])
+                if kfs
+                else np.zeros((0, self.descriptor_dim), self.descriptor_dtype)
+            )
             out["kf_right_x"] = np.concatenate([kf.right_x for kf in kfs]) if kfs else np.zeros(0)
             out["kf_point_ids"] = np.concatenate([kf.point_ids for kf in kfs]) if kfs else np.zeros(0, np.int64)
             out["kf_global"] = np.array([kf.global_descriptor for kf in kfs], np.float32)
@@ -248,9 +263,13 @@ class SlamMap:
         for i, kf_id in enumerate(arrays["kf_id"]):
             a, b = int(off[i]), int(off[i + 1])
             slam_map.keyframes[int(kf_id)] = KeyFrame(
-                id=int(kf_id), stamp=float(arrays["kf_stamp"][i]), T_world_cam=arrays["kf_pose"][i].copy(),
-                keypoints=arrays["kf_keypoints"][a:b].copy(), descriptors=arrays["kf_descriptors"][a:b].copy(),
-                right_x=arrays["kf_right_x"][a:b].copy(), point_ids=arrays["kf_point_ids"][a:b].copy(),
+                id=int(kf_id),
+                stamp=float(arrays["kf_stamp"][i]),
+                T_world_cam=arrays["kf_pose"][i].copy(),
+                keypoints=arrays["kf_keypoints"][a:b].copy(),
+                descriptors=arrays["kf_descriptors"][a:b].copy(),
+                right_x=arrays["kf_right_x"][a:b].copy(),
+                point_ids=arrays["kf_point_ids"][a:b].copy(),
                 global_descriptor=arrays["kf_global"][i].copy(),
             )
         slam_map.next_keyframe_id = int(arrays["next_keyframe_id"])

@@ -25,8 +25,7 @@ class MapMismatchError(ValueError):
     """A saved map was made with another descriptor model, feature type or descriptor size."""
 
 
-def save_map(folder: str | Path, slam_map: SlamMap, model_id: str, feature_type: str,
-             camera: StereoCamera) -> Path:
+def save_map(folder: str | Path, slam_map: SlamMap, model_id: str, feature_type: str, camera: StereoCamera) -> Path:
     """Write ``folder/map.npz`` and ``folder/map.yaml``; returns the folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -62,11 +61,13 @@ def load_map(folder: str | Path, model_id: str, feature_type: str, descriptor_di
     meta = read_map_metadata(folder)
     if meta["feature_type"] != feature_type:
         raise MapMismatchError(
-            f"map in {folder} uses {meta['feature_type']!r} features, this SLAM uses {feature_type!r}")
+            f"map in {folder} uses {meta['feature_type']!r} features, this SLAM uses {feature_type!r}"
+        )
     if meta["model_id"] != model_id:
         raise MapMismatchError(
             f"map in {folder} was made with descriptor model {meta['model_id']!r}, this SLAM runs {model_id!r}; "
-            "descriptors of different models cannot be matched")
+            "descriptors of different models cannot be matched"
+        )
     if descriptor_dim is not None and meta["descriptor_dim"] != descriptor_dim:
         raise MapMismatchError(f"map in {folder} has D={meta['descriptor_dim']} descriptors, expected {descriptor_dim}")
     with np.load(Path(folder) / "map.npz") as data:
@@ -99,8 +100,10 @@ def voxel_downsample(points: np.ndarray, voxel_size: float) -> np.ndarray:
 def write_ply(path: str | Path, points: np.ndarray) -> None:
     """Binary little-endian PLY with float32 x, y, z."""
     points = np.ascontiguousarray(points, dtype="<f4").reshape(-1, 3)
-    header = (f"ply\nformat binary_little_endian 1.0\nelement vertex {len(points)}\n"
-              "property float x\nproperty float y\nproperty float z\nend_header\n")
+    header = (
+        f"ply\nformat binary_little_endian 1.0\nelement vertex {len(points)}\n"
+        "property float x\nproperty float y\nproperty float z\nend_header\n"
+    )
     with open(path, "wb") as f:
         f.write(header.encode("ascii"))
         f.write(points.tobytes())
@@ -118,8 +121,9 @@ def write_pcd(path: str | Path, points: np.ndarray, voxel_size: float = 0.0) -> 
     try:
         import open3d as o3d
     except ImportError as exc:
-        raise ImportError("PCD export needs open3d (pip install open3d; Debian also needs libusb-1.0-0); "
-                          "use write_ply otherwise") from exc
+        raise ImportError(
+            "PCD export needs open3d (pip install open3d; Debian also needs libusb-1.0-0); use write_ply otherwise"
+        ) from exc
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, np.float64)))
     if voxel_size > 0:
         cloud = cloud.voxel_down_sample(voxel_size)

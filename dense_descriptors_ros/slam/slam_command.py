@@ -42,8 +42,15 @@ def read_stereo_calibration(path: str | Path, width: int, height: int) -> Stereo
         missing = [k for k in ("fx", "fy", "cx", "cy", "baseline") if k not in data]
         if missing:
             raise ValueError(f"{path}: missing key(s) {missing}; expected fx, fy, cx, cy, baseline (metres)")
-        return StereoCamera(float(data["fx"]), float(data["fy"]), float(data["cx"]), float(data["cy"]),
-                            float(data["baseline"]), width, height)
+        return StereoCamera(
+            float(data["fx"]),
+            float(data["fy"]),
+            float(data["cx"]),
+            float(data["cy"]),
+            float(data["baseline"]),
+            width,
+            height,
+        )
     rows = {}
     for line in path.read_text().splitlines():
         if ":" in line:
@@ -76,8 +83,7 @@ def run_slam(args: argparse.Namespace) -> int:
     right = ImageFolderFrameSource(args.right, fps=args.fps)
     count = len(left.files)
     if count == 0 or count != len(right.files):
-        raise ValueError(f"need the same, non-zero number of left and right images, got {count} and "
-                         f"{len(right.files)}")
+        raise ValueError(f"need the same, non-zero number of left and right images, got {count} and {len(right.files)}")
     stamps = None
     if args.times:
         stamps = np.loadtxt(args.times, ndmin=1).tolist()
@@ -115,8 +121,13 @@ def run_slam(args: argparse.Namespace) -> int:
             "model_id": slam_model_id,
         }
         (out / "summary.yaml").write_text(yaml.safe_dump(summary, sort_keys=False))
-        log.info("slam: %d frames, %d lost, %d keyframes -> %s", summary["frames"], summary["lost"],
-                 summary["keyframes"], out)
+        log.info(
+            "slam: %d frames, %d lost, %d keyframes -> %s",
+            summary["frames"],
+            summary["lost"],
+            summary["keyframes"],
+            out,
+        )
     finally:
         slam.close()
     return 0

@@ -67,8 +67,8 @@ class TrackingConfig:
         default=10, metadata={"help": "covisible keyframes whose points form the local map", "range": (1, 100)}
     )
     keyframe_tracked_ratio: float = field(
-        default=0.7, metadata={"help": "new keyframe when tracked/reference-keyframe points drop below",
-                               "range": (0.0, 1.0)},
+        default=0.7,
+        metadata={"help": "new keyframe when tracked/reference-keyframe points drop below", "range": (0.0, 1.0)},
     )
     keyframe_min_tracked: int = field(
         default=50, metadata={"help": "new keyframe when fewer points are tracked", "range": (0, 10000)}
@@ -213,8 +213,13 @@ class StereoSlam:
         frame_r = self.features.extract(gray_r, right_desc)
         t1 = time.perf_counter()
         right_x = match_stereo_rows(
-            frame_l, frame_r, self.features, self.camera, self.config.tracking.stereo_max_row_px,
-            self.config.tracking.min_depth, self.config.tracking.max_depth,
+            frame_l,
+            frame_r,
+            self.features,
+            self.camera,
+            self.config.tracking.stereo_max_row_px,
+            self.config.tracking.min_depth,
+            self.config.tracking.max_depth,
         )
         t2 = time.perf_counter()
         timings["features_ms"] = 1e3 * (t1 - t0)
@@ -256,8 +261,9 @@ class StereoSlam:
         if stereo.sum() < self.config.tracking.min_init_points:
             self.frames.append(_FrameRecord(ctx.stamp, -1, T_world_cam.copy(), False))
             self.motion.update(ctx.stamp, T_world_cam)
-            return self._result(ctx, T_world_cam, TrackingState.INITIALIZING, np.zeros(0, int), np.zeros(0, int),
-                                False, None)
+            return self._result(
+                ctx, T_world_cam, TrackingState.INITIALIZING, np.zeros(0, int), np.zeros(0, int), False, None
+            )
         point_ids = np.full(len(ctx.frame), -1)
         kf = self._insert_keyframe(ctx, T_world_cam, point_ids)
         self.state = TrackingState.TRACKING
@@ -270,8 +276,10 @@ class StereoSlam:
     def _local_map(self) -> np.ndarray:
         assert self.map is not None and self.reference_kf is not None
         with self.map.lock:
-            kfs = [self.reference_kf,
-                   *self.map.covisible_keyframes(self.reference_kf, self.config.tracking.local_map_keyframes - 1)]
+            kfs = [
+                self.reference_kf,
+                *self.map.covisible_keyframes(self.reference_kf, self.config.tracking.local_map_keyframes - 1),
+            ]
             ids = np.concatenate([self.map.keyframes[k].point_ids for k in kfs] + [self.last_tracked_ids])
             ids = np.unique(ids[ids >= 0])
             return ids[self.map.alive[ids]]
@@ -282,11 +290,11 @@ class StereoSlam:
         predicted = self.motion.predict(ctx.stamp)
         kp_idx = np.zeros(0, np.int64)
         if predicted is not None and self.reference_kf is not None:
-            T_cw, kp_idx, pt_ids, visible_ids = self._track_local_map(
-                ctx, invert_pose(predicted), cfg.search_radius_px)
+            T_cw, kp_idx, pt_ids, visible_ids = self._track_local_map(ctx, invert_pose(predicted), cfg.search_radius_px)
             if len(kp_idx) < cfg.min_inliers:  # a bad prediction: search wider around the last pose
                 T_cw, kp_idx, pt_ids, visible_ids = self._track_local_map(
-                    ctx, invert_pose(self.motion.last_pose), 2.5 * cfg.search_radius_px)
+                    ctx, invert_pose(self.motion.last_pose), 2.5 * cfg.search_radius_px
+                )
         state = TrackingState.TRACKING
         if len(kp_idx) < cfg.min_inliers:
             relocalised = self._relocalise(ctx)
@@ -328,8 +336,9 @@ class StereoSlam:
             positions = self.map.positions[ids].copy()
             descriptors = self.map.descriptors[ids].copy()
         tree = ctx.keypoint_tree
-        m = search_by_projection(self.camera, T_cw, positions, descriptors, ctx.frame, tree, self.features, radius,
-                                 max_depth=cfg.max_depth)
+        m = search_by_projection(
+            self.camera, T_cw, positions, descriptors, ctx.frame, tree, self.features, radius, max_depth=cfg.max_depth
+        )
         empty = np.zeros(0, np.int64)
         if len(m.point_index) < cfg.min_inliers:
             return T_cw, empty, empty, ids[m.visible]
@@ -337,8 +346,17 @@ class StereoSlam:
         if inlier.sum() < cfg.min_inliers:
             return T_cw, empty, empty, ids[m.visible]
         if cfg.refine_radius_px > 0:
-            m = search_by_projection(self.camera, T_cw, positions, descriptors, ctx.frame, tree, self.features,
-                                     cfg.refine_radius_px, max_depth=cfg.max_depth)
+            m = search_by_projection(
+                self.camera,
+                T_cw,
+                positions,
+                descriptors,
+                ctx.frame,
+                tree,
+                self.features,
+                cfg.refine_radius_px,
+                max_depth=cfg.max_depth,
+            )
             if len(m.point_index) >= cfg.min_inliers:
                 T_cw, inlier = self._optimize(ctx, T_cw, positions[m.point_index], m.keypoint_index)
         return T_cw, m.keypoint_index[inlier], ids[m.point_index[inlier]], ids[m.visible]
@@ -356,7 +374,8 @@ class StereoSlam:
         descriptor = self.features.global_descriptor(ctx.gray, ctx.descriptor_image, ctx.frame)
         for cand, _ in retrieve_keyframes(self.map, descriptor, None, self.config.loop_closure.candidates):
             T_cw, inliers, _, kp, pts = localise_against(
-                self.map, self.camera, self.features, ctx.frame.keypoints, ctx.frame.descriptors, ctx.right_x, cand)
+                self.map, self.camera, self.features, ctx.frame.keypoints, ctx.frame.descriptors, ctx.right_x, cand
+            )
             if T_cw is not None and inliers >= self.config.tracking.min_inliers:
                 self.reference_kf = cand
                 T_cw, kp, pts, visible = self._track_local_map(ctx, T_cw, self.config.tracking.refine_radius_px or 4.0)
@@ -411,8 +430,13 @@ class StereoSlam:
         point_ids = point_ids.copy()
         point_ids[new] = self.map.add_points(pw, ctx.frame.descriptors[new], T_world_cam[:3, 3], kf_id)
         kf = KeyFrame(
-            id=kf_id, stamp=ctx.stamp, T_world_cam=T_world_cam.copy(), keypoints=ctx.frame.keypoints.copy(),
-            descriptors=ctx.frame.descriptors.copy(), right_x=ctx.right_x.copy(), point_ids=point_ids,
+            id=kf_id,
+            stamp=ctx.stamp,
+            T_world_cam=T_world_cam.copy(),
+            keypoints=ctx.frame.keypoints.copy(),
+            descriptors=ctx.frame.descriptors.copy(),
+            right_x=ctx.right_x.copy(),
+            point_ids=point_ids,
             global_descriptor=self.features.global_descriptor(ctx.gray, ctx.descriptor_image, ctx.frame),
         )
         self.map.add_keyframe(kf)
@@ -438,12 +462,27 @@ class StereoSlam:
         T_ref = self.map.keyframes[self.reference_kf].T_world_cam
         self.frames.append(_FrameRecord(stamp, self.reference_kf, invert_pose(T_ref) @ T_world_cam, tracked))
 
-    def _result(self, ctx: _FrameContext, T_wc: np.ndarray, state: TrackingState, kp_idx: np.ndarray,
-                pt_ids: np.ndarray, is_kf: bool, loop: LoopClosureEvent | None) -> SlamResult:
+    def _result(
+        self,
+        ctx: _FrameContext,
+        T_wc: np.ndarray,
+        state: TrackingState,
+        kp_idx: np.ndarray,
+        pt_ids: np.ndarray,
+        is_kf: bool,
+        loop: LoopClosureEvent | None,
+    ) -> SlamResult:
         return SlamResult(
-            stamp=ctx.stamp, T_world_cam=T_wc.copy(), state=state, tracked_pixels=ctx.frame.keypoints[kp_idx],
-            tracked_point_ids=np.asarray(pt_ids), num_keypoints=len(ctx.frame),
-            num_stereo=int(np.isfinite(ctx.right_x).sum()), is_keyframe=is_kf, loop_closure=loop, timings_ms={},
+            stamp=ctx.stamp,
+            T_world_cam=T_wc.copy(),
+            state=state,
+            tracked_pixels=ctx.frame.keypoints[kp_idx],
+            tracked_point_ids=np.asarray(pt_ids),
+            num_keypoints=len(ctx.frame),
+            num_stereo=int(np.isfinite(ctx.right_x).sum()),
+            is_keyframe=is_kf,
+            loop_closure=loop,
+            timings_ms={},
         )
 
     # ---- map files ------------------------------------------------------------------------------------------

@@ -29,8 +29,9 @@ class StereoFrame:
 
 
 def _wall_texture(rng: np.random.Generator, size: int, shapes: int) -> np.ndarray:
-    noise = cv2.resize(rng.uniform(0, 255, (size // 32, size // 32)).astype(np.float32), (size, size),
-                       interpolation=cv2.INTER_CUBIC)
+    noise = cv2.resize(
+        rng.uniform(0, 255, (size // 32, size // 32)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC
+    )
     tex = np.clip(0.5 * noise + 64, 0, 255).astype(np.uint8)
     for _ in range(shapes):
         colour = int(rng.integers(0, 256))
@@ -46,8 +47,13 @@ def _wall_texture(rng: np.random.Generator, size: int, shapes: int) -> np.ndarra
 class BoxRoomScene:
     """A box room ``[-sx, sx] x [-sy, sy] x [-sz, sz]`` metres with textured walls and a descriptor oracle."""
 
-    def __init__(self, half_size: tuple[float, float, float] = (5.0, 2.0, 5.0), texture_px: int = 1024,
-                 descriptor_dim: int = 16, seed: int = 0) -> None:
+    def __init__(
+        self,
+        half_size: tuple[float, float, float] = (5.0, 2.0, 5.0),
+        texture_px: int = 1024,
+        descriptor_dim: int = 16,
+        seed: int = 0,
+    ) -> None:
         rng = np.random.default_rng(seed)
         self.half_size = np.asarray(half_size, np.float64)
         self.texture_px = texture_px
@@ -58,9 +64,11 @@ class BoxRoomScene:
         small = texture_px // 16
         fields = rng.normal(size=(6 * small, small, descriptor_dim)).astype(np.float32)
         fields = cv2.GaussianBlur(fields, (0, 0), 0.8)
-        self.descriptor_atlas = cv2.resize(fields, (texture_px // self.descriptor_scale,
-                                                    6 * texture_px // self.descriptor_scale),
-                                           interpolation=cv2.INTER_CUBIC)
+        self.descriptor_atlas = cv2.resize(
+            fields,
+            (texture_px // self.descriptor_scale, 6 * texture_px // self.descriptor_scale),
+            interpolation=cv2.INTER_CUBIC,
+        )
 
     def _atlas_coordinates(self, camera: StereoCamera, T_world_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         u, v = np.meshgrid(np.arange(camera.width, dtype=np.float32), np.arange(camera.height, dtype=np.float32))
@@ -88,8 +96,9 @@ class BoxRoomScene:
         map_y = ((p2 + s2) / (2 * s2) * (n - 1) + face * n).astype(np.float32)
         return map_x, map_y
 
-    def render(self, camera: StereoCamera, T_world_cam: np.ndarray,
-               with_descriptors: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    def render(
+        self, camera: StereoCamera, T_world_cam: np.ndarray, with_descriptors: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Gray image (H, W) uint8 and, optionally, the oracle descriptor image (H, W, D) of one camera."""
         map_x, map_y = self._atlas_coordinates(camera, T_world_cam)
         image = cv2.remap(self.atlas, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
@@ -100,9 +109,15 @@ class BoxRoomScene:
         desc /= np.maximum(np.linalg.norm(desc, axis=-1, keepdims=True), 1e-12)
         return image, desc
 
-    def render_stereo(self, camera: StereoCamera, T_world_cam: np.ndarray, stamp: float,
-                      with_descriptors: bool = True, noise_std: float = 0.0,
-                      rng: np.random.Generator | None = None) -> StereoFrame:
+    def render_stereo(
+        self,
+        camera: StereoCamera,
+        T_world_cam: np.ndarray,
+        stamp: float,
+        with_descriptors: bool = True,
+        noise_std: float = 0.0,
+        rng: np.random.Generator | None = None,
+    ) -> StereoFrame:
         T_world_right = T_world_cam @ se3_exp(np.array([camera.baseline, 0, 0, 0, 0, 0]))
         left, left_desc = self.render(camera, T_world_cam, with_descriptors)
         right, right_desc = self.render(camera, T_world_right, with_descriptors)
@@ -113,8 +128,9 @@ class BoxRoomScene:
         return StereoFrame(stamp, left, right, left_desc, right_desc, T_world_cam.copy())
 
 
-def circular_trajectory(num_frames: int, radius: float = 2.0, turns: float = 1.0, height_wave: float = 0.1,
-                        fps: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+def circular_trajectory(
+    num_frames: int, radius: float = 2.0, turns: float = 1.0, height_wave: float = 0.1, fps: float = 10.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Timestamps and T_world_cam poses on a horizontal circle, the camera looking along the direction of travel
     tilted outwards, with a small vertical wave. Optical frame: x right, y down (world -y up), z forward."""
     stamps = np.arange(num_frames) / fps
@@ -135,12 +151,22 @@ def circular_trajectory(num_frames: int, radius: float = 2.0, turns: float = 1.0
     return stamps, poses
 
 
-def synthetic_stereo_sequence(camera: StereoCamera, num_frames: int, turns: float = 1.0, radius: float = 2.0,
-                              seed: int = 0, with_descriptors: bool = True, noise_std: float = 2.0,
-                              fps: float = 10.0, descriptor_dim: int = 16) -> list[StereoFrame]:
+def synthetic_stereo_sequence(
+    camera: StereoCamera,
+    num_frames: int,
+    turns: float = 1.0,
+    radius: float = 2.0,
+    seed: int = 0,
+    with_descriptors: bool = True,
+    noise_std: float = 2.0,
+    fps: float = 10.0,
+    descriptor_dim: int = 16,
+) -> list[StereoFrame]:
     """Render a stereo sequence along :func:`circular_trajectory` in a :class:`BoxRoomScene`."""
     scene = BoxRoomScene(descriptor_dim=descriptor_dim, seed=seed)
     stamps, poses = circular_trajectory(num_frames, radius=radius, turns=turns, fps=fps)
     rng = np.random.default_rng(seed + 1)
-    return [scene.render_stereo(camera, T, float(t), with_descriptors, noise_std, rng)
-            for t, T in zip(stamps, poses, strict=True)]
+    return [
+        scene.render_stereo(camera, T, float(t), with_descriptors, noise_std, rng)
+        for t, T in zip(stamps, poses, strict=True)
+    ]

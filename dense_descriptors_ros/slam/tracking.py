@@ -90,9 +90,7 @@ def search_by_projection(
     dist_px = np.asarray(dist_px).reshape(len(vis_idx), k)
     valid = np.isfinite(dist_px)
     safe_idx = np.where(valid, kp_idx, 0)
-    desc_dist = features.paired_distances(
-        point_descriptors[vis_idx][:, None, :], frame.descriptors[safe_idx]
-    )
+    desc_dist = features.paired_distances(point_descriptors[vis_idx][:, None, :], frame.descriptors[safe_idx])
     desc_dist = np.where(valid, desc_dist, np.inf).astype(np.float32)
     best, best_d, second_d = best_two(desc_dist)
     ok = accept_matches(best_d, second_d, features.max_distance, features.ratio)
@@ -126,8 +124,14 @@ def pnp_ransac(
         return None, inlier_mask
     cv2.setRNGSeed(seed)
     ok, rvec, tvec, inliers = cv2.solvePnPRansac(
-        points_world.astype(np.float64), pixels.astype(np.float64), camera.K, None,
-        iterationsCount=iterations, reprojectionError=reprojection_px, confidence=0.999, flags=cv2.SOLVEPNP_EPNP,
+        points_world.astype(np.float64),
+        pixels.astype(np.float64),
+        camera.K,
+        None,
+        iterationsCount=iterations,
+        reprojectionError=reprojection_px,
+        confidence=0.999,
+        flags=cv2.SOLVEPNP_EPNP,
     )
     if not ok or inliers is None:
         return None, inlier_mask

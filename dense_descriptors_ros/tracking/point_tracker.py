@@ -433,18 +433,25 @@ class PointTracker:
         limits = torch.tensor([w - 1, h - 1], device=hwd.device, dtype=torch.float32)
         predicted = torch.minimum((self._positions + self._velocities).clamp_min(0.0), limits)
 
-        local = self._local_search(hwd, predicted.round().long(), cfg.search_radius, self._refs)
-        visible = self._accept(hwd, local, torch.arange(self.num_tracks, device=hwd.device))
-        positions, best = local.positions, local.best
+        positions = predicted.clone()
+        best = torch.full((self.num_tracks,), -1.0, device=hwd.device)
+        visible = torch.zeros(self.num_tracks, dtype=torch.bool, device=hwd.device)
+        # Tracks lost in the last frame go straight to the global search (when enabled), which covers their window.
+        local_rows = torch.nonzero(self._visible | (not cfg.redetect)).flatten()
+        if len(local_rows):
+            centres = predicted[local_rows].round().long()
+            local = self._local_search(hwd, centres, cfg.search_radius, self._refs[local_rows])
+            positions[local_rows] = local.positions
+            best[local_rows] = local.best
+            visible[local_rows] = self._accept(hwd, local, local_rows)
         redetected = torch.zeros_like(visible)
         lost = torch.nonzero(~visible).flatten()
         if cfg.redetect and len(lost):
             found = self._global_search(hwd, self._refs[lost])
             found_ok = self._accept(hwd, found, lost)
             accepted = lost[found_ok]
-            positions, best = positions.clone(), best.clone()
             positions[accepted] = found.positions[found_ok]
-            best[accepted] = found.best[found_ok]
+            best[lost] = torch.maximum(best[lost], found.best)
             visible[accepted] = True
             redetected[accepted] = True
 
@@ -533,15 +540,19 @@ class PointTracker:
         stride = min(self.config.redetect_stride, h, w)
         hs, ws = h // stride, w // stride
         # Cell sums (the normalisation makes them means); the last h % stride rows / columns are left out.
-        coarse = hwd[: hs * stride, : ws * stride].reshape(hs, stride, ws, stride, d).sum((1, 3))
-        sims = refs @ F.normalize(coarse.reshape(hs * ws, d), dim=1).T  # one matmul for all lost tracks
+        rows = hwd[: hs * stride, : ws * stride].reshape(hs, stride, ws * stride * d).sum(1)
+        coarse = rows.reshape(hs * ws, stride, d).sum(1)
+        sims = refs @ F.normalize(coarse, dim=1).T  # one matmul for all lost tracks
         best = sims.argmax(dim=1)
-        ys, xs = torch.meshgrid(torch.arange(hs, device=hwd.device), torch.arange(ws, device=hwd.device), indexing="ij")
-        cells = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1).float() * stride + (stride - 1) / 2.0
-        exclusion = max(self.config.ratio_exclusion_radius, 2.0 * stride)
-        near = ((cells[None] - cells[best][:, None]) ** 2).sum(-1) <= exclusion**2
+        by, bx = best // ws, best % ws
+        # Second best outside the exclusion radius (in cells) of the best.
+        reach = max(self.config.ratio_exclusion_radius, 2.0 * stride) / stride
+        dy2 = (torch.arange(hs, device=hwd.device)[None] - by[:, None]) ** 2
+        dx2 = (torch.arange(ws, device=hwd.device)[None] - bx[:, None]) ** 2
+        near = (dy2[:, :, None] + dx2[:, None, :]).reshape(len(refs), -1) <= reach**2
         second = sims.masked_fill_(near, float("-inf")).max(dim=1).values.clamp_min(-1.0)
-        refined = self._local_search(hwd, cells[best].round().long(), stride, refs)
+        cells = torch.stack([bx, by], dim=1) * stride + (stride - 1) // 2
+        refined = self._local_search(hwd, cells, stride, refs)
         return _Match(refined.positions, refined.best, second)
 
     def _accept(self, hwd: torch.Tensor, match: _Match, rows: torch.Tensor) -> torch.Tensor:

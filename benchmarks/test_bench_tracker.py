@@ -1,0 +1,240 @@
+"""PointTracker next to OpenCV pyramidal Lucas-Kanade (with and without ORB re-detection) on rendered sequences.
+
+Run: `bash scripts/run_tests.sh -m bench -s benchmarks/test_bench_tracker.py`.
+Two rendered 200-frame sequences (evaluation/renderer.py: objects tumbling through full rotations, an occluder
+board passing twice, changing light), 100 query points on the object in frame 0, ground truth from depth and pose.
+Prints one JSON line with, per method: TAP-Vid delta_avg, occlusion accuracy and average Jaccard, survival after
+occlusion (share of ground-truth-visible frames after the point's first occlusion where it is tracked visible
+within 8 px) and milliseconds per frame of tracking alone (descriptor computation excluded): the median over the
+first 10 frames (all 100 points tracked) and the mean over the run (LK's mean is low because it loses its points).
+
+Descriptors for our tracker:
+- ``oracle``: an ideal descriptor made from the ground truth (a fixed random-Fourier embedding of each pixel's
+  3D object coordinates, plus noise; background pixels embed their image position). It measures the tracker's
+  own logic: what it achieves when the descriptor is as good as it can be.
+- ``network``: the DescriptorEngine on the RGB frames: the checkpoint folder in $DDR_TRACKER_MODEL when set,
+  otherwise an untrained DescriptorNet (random weights, seed 0), which is a floor, not a result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from synthetic_motion import FourierField
+
+from dense_descriptors_ros.evaluation.renderer import ObjectSequence, point_tracks, render_object_sequence
+from dense_descriptors_ros.evaluation.tracking_metrics import tapvid_metrics
+from dense_descriptors_ros.model.engine import DescriptorEngine
+from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
+from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig
+
+pytestmark = [pytest.mark.bench, pytest.mark.timeout(3000)]
+
+SEQUENCES = ({"object": "drill", "seed": 0}, {"object": "drill", "seed": 3, "background": "blocks"})
+FRAMES = 200
+POINTS = 100
+SURVIVAL_PX = 8.0
+LK_PARAMS = {
+    "winSize": (21, 21),
+    "maxLevel": 3,
+    "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01),
+}
+LK_FB_PX = 1.0  # LK's forward-backward check (as in OpenCV's lk_track.py sample)
+
+
+# --- descriptors ----------------------------------------------------------------------------------------------
+
+
+class OracleDescriptors:
+    """Ground-truth descriptor images: random Fourier features of the 3D object coordinates under each pixel."""
+
+    def __init__(self, seq: ObjectSequence, dim: int = 32, noise: float = 0.03, seed: int = 0) -> None:
+        self.seq, self.noise, self.seed = seq, noise, seed
+        self.pixels_per_metre = seq.K[0, 0] / 0.5  # wavelengths below are in pixels at 0.5 m
+        self.fields = [FourierField(dim, 4.0, 60.0, seed + k, space_dim=3) for k in range(2)]
+        ys, xs = np.mgrid[0 : seq.height, 0 : seq.width].astype(np.float64)
+        pixels = np.stack([xs, ys], -1)
+        self.rays = np.concatenate([pixels, np.ones_like(xs)[..., None]], -1) @ np.linalg.inv(seq.K).T
+        self.background = FourierField(dim, 4.0, 60.0, seed + 2)(pixels).astype(np.float32)  # fixed to the camera
+
+    def __call__(self, t: int) -> np.ndarray:
+        seq = self.seq
+        ids = seq.instance_ids[t]
+        desc = self.background.copy()
+        for instance, field in enumerate(self.fields, start=1):
+            on = (ids == instance) & (seq.depth[t] > 0)
+            if on.any():
+                pose = seq.poses[t, instance - 1]
+                camera = self.rays[on] * seq.depth[t][on][:, None]
+                desc[on] = field((camera - pose[:3, 3]) @ pose[:3, :3] * self.pixels_per_metre)
+        rng = np.random.default_rng(self.seed * 7919 + t)
+        desc += self.noise * rng.standard_normal(desc.shape, dtype=np.float32)
+        return desc / np.linalg.norm(desc, axis=-1, keepdims=True)
+
+
+def network_descriptors() -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    folder = os.environ.get("DDR_TRACKER_MODEL")
+    if folder:
+        return DescriptorEngine.from_checkpoint(folder, device="auto").compute, f"checkpoint {folder}"
+    torch.manual_seed(0)
+    engine = DescriptorEngine(DescriptorNet(ModelConfig(pretrained=False)), device="auto")
+    return engine.compute, "untrained DescriptorNet (mobilenet_v2, random weights, seed 0)"
+
+
+# --- trackers -------------------------------------------------------------------------------------------------
+
+
+def run_point_tracker(descriptors: Callable[[int], np.ndarray], frames: int, queries: np.ndarray) -> dict:
+    tracker = PointTracker(TrackerConfig())
+    tracker.add_queries(descriptors(0), queries)
+    positions, visible, times = [queries.copy()], [np.ones(len(queries), bool)], []
+    for t in range(1, frames):
+        desc = descriptors(t)
+        start = time.perf_counter()
+        frame = tracker.update(desc)
+        times.append(time.perf_counter() - start)
+        positions.append(frame.positions)
+        visible.append(frame.visible)
+    return {"positions": np.stack(positions), "visible": np.stack(visible), "times": times}
+
+
+def _orb_at(orb: cv2.ORB, grey: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ORB descriptors at given points; returns (indices of the points that got one, descriptors)."""
+    keypoints = [cv2.KeyPoint(float(x), float(y), 31.0, -1, 0, 0, i) for i, (x, y) in enumerate(points)]
+    keypoints, desc = orb.compute(grey, keypoints)
+    if desc is None:
+        return np.zeros(0, int), np.zeros((0, 32), np.uint8)
+    return np.array([k.class_id for k in keypoints], int), desc
+
+
+def run_lucas_kanade(rgb: np.ndarray, queries: np.ndarray, redetect_orb: bool, fb_px: float = LK_FB_PX) -> dict:
+    """Pyramidal LK with a forward-backward check; a lost point stays lost unless ORB matching finds it again."""
+    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in rgb]
+    n = len(queries)
+    pts = queries.astype(np.float32).copy()
+    alive = np.ones(n, bool)
+    orb = cv2.ORB_create(nfeatures=2000)
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    ref_index, ref_desc = _orb_at(orb, grey[0], queries)
+    positions, visible, times = [pts.copy()], [alive.copy()], []
+    for t in range(1, len(grey)):
+        start = time.perf_counter()
+        if alive.any():
+            p0 = pts[alive].reshape(-1, 1, 2)
+            p1, status, _ = cv2.calcOpticalFlowPyrLK(grey[t - 1], grey[t], p0, None, **LK_PARAMS)
+            back, status_back, _ = cv2.calcOpticalFlowPyrLK(grey[t], grey[t - 1], p1, None, **LK_PARAMS)
+            fb = np.linalg.norm((back - p0).reshape(-1, 2), axis=1)
+            ok = status.ravel().astype(bool) & status_back.ravel().astype(bool) & (fb < fb_px)
+            rows = np.flatnonzero(alive)
+            pts[rows[ok]] = p1.reshape(-1, 2)[ok]
+            alive[rows[~ok]] = False
+        lost = np.flatnonzero(~alive)
+        if redetect_orb and len(lost):
+            usable = np.isin(ref_index, lost)
+            keypoints, desc = orb.detectAndCompute(grey[t], None)
+            if desc is not None and len(keypoints) >= 2 and usable.any():
+                for pair in matcher.knnMatch(ref_desc[usable], desc, k=2):
+                    if len(pair) == 2 and pair[0].distance < 0.8 * pair[1].distance and pair[0].distance < 64:
+                        point = ref_index[usable][pair[0].queryIdx]
+                        pts[point] = keypoints[pair[0].trainIdx].pt
+                        alive[point] = True
+        times.append(time.perf_counter() - start)
+        positions.append(pts.copy())
+        visible.append(alive.copy())
+    return {"positions": np.stack(positions), "visible": np.stack(visible), "times": times}
+
+
+# --- evaluation -----------------------------------------------------------------------------------------------
+
+
+def query_points(seq: ObjectSequence, count: int, seed: int) -> np.ndarray:
+    """``count`` points on the object in frame 0, at least 4 px inside its silhouette, spread by a grid."""
+    mask = cv2.erode(seq.masks[0].astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    ys, xs = np.nonzero(mask)
+    step = max(1, int(np.sqrt(len(xs) / (2 * count))))
+    on_grid = (xs % step == 0) & (ys % step == 0)
+    chosen = np.random.default_rng(seed).choice(int(on_grid.sum()), count, replace=False)
+    return np.stack([xs[on_grid][chosen], ys[on_grid][chosen]], 1).astype(np.float32)
+
+
+def survival_after_occlusion(result: dict, gt: np.ndarray, gt_visible: np.ndarray) -> float:
+    occluded_before = np.maximum.accumulate(~gt_visible, axis=0)
+    after = gt_visible & occluded_before
+    if not after.any():
+        return float("nan")
+    error = np.linalg.norm(result["positions"] - gt, axis=-1)
+    return float(np.mean((result["visible"] & (error < SURVIVAL_PX))[after]))
+
+
+def score(result: dict, gt: np.ndarray, gt_visible: np.ndarray) -> dict:
+    metrics = tapvid_metrics(
+        np.nan_to_num(gt).transpose(1, 0, 2),
+        ~gt_visible.T,
+        result["positions"].transpose(1, 0, 2),
+        ~result["visible"].T,
+        np.zeros(gt.shape[1], int),
+    )
+    return {
+        "delta_avg": metrics["delta_avg"],
+        "occlusion_accuracy": metrics["occlusion_accuracy"],
+        "average_jaccard": metrics["average_jaccard"],
+        "survival_after_occlusion": survival_after_occlusion(result, gt, gt_visible),
+        # Speed while (nearly) all 100 points are still visible, and over the whole run (with losses, re-detection).
+        "ms_per_frame_first_10": 1000.0 * statistics.median(result["times"][:10]),
+        "ms_per_frame_mean": 1000.0 * statistics.mean(result["times"]),
+    }
+
+
+def test_tracker_against_lucas_kanade():
+    network, network_name = network_descriptors()
+    per_method: dict[str, list[dict]] = {}
+    network_ms: list[float] = []
+    for spec in SEQUENCES:
+        seq = render_object_sequence(n_frames=FRAMES, progress=False, **spec)
+        queries = query_points(seq, POINTS, spec["seed"])
+        gt, gt_visible = point_tracks(seq, queries)
+        start = time.perf_counter()
+        network_frames = [network(image) for image in seq.rgb]
+        network_ms.append(1000.0 * (time.perf_counter() - start) / len(seq))
+        results = {
+            "ours_oracle": run_point_tracker(OracleDescriptors(seq, seed=spec["seed"]), FRAMES, queries),
+            "ours_network": run_point_tracker(lambda t, frames=network_frames: frames[t], FRAMES, queries),
+            "lk": run_lucas_kanade(seq.rgb, queries, redetect_orb=False),
+            "lk_no_fb_check": run_lucas_kanade(seq.rgb, queries, redetect_orb=False, fb_px=float("inf")),
+            "lk_orb": run_lucas_kanade(seq.rgb, queries, redetect_orb=True),
+        }
+        for name, result in results.items():
+            per_method.setdefault(name, []).append(score(result, gt, gt_visible))
+    figures = {
+        name: {key: round(float(np.nanmean([s[key] for s in scores])), 4) for key in scores[0]}
+        for name, scores in per_method.items()
+    }
+    best_lk = max(figures[name]["delta_avg"] for name in ("lk", "lk_no_fb_check", "lk_orb"))
+    report = {
+        "benchmark": "point_tracker_vs_lk",
+        "date": time.strftime("%Y-%m-%d"),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "sequences": [f"{s['object']} seed {s['seed']} {s.get('background', 'photo')}" for s in SEQUENCES],
+        "frames": FRAMES,
+        "points": POINTS,
+        "descriptor_oracle": "ground-truth 3D object-coordinate random-Fourier embedding (D=32) + noise 0.03",
+        "descriptor_network": network_name,
+        "ms_per_frame_excludes": "descriptor computation (network) and frame decoding",
+        "network_ms_per_frame": round(statistics.mean(network_ms), 1),
+        **figures,
+        "delta_avg_gain_oracle_vs_best_lk": round(figures["ours_oracle"]["delta_avg"] - best_lk, 4),
+        "delta_avg_gain_network_vs_best_lk": round(figures["ours_network"]["delta_avg"] - best_lk, 4),
+    }
+    print(json.dumps(report))
+    # The tracker's logic must meet the issue's target with an ideal descriptor.
+    assert report["delta_avg_gain_oracle_vs_best_lk"] >= 0.15
+    assert figures["ours_oracle"]["survival_after_occlusion"] > figures["lk"]["survival_after_occlusion"]

@@ -1,0 +1,142 @@
+"""`dense-descriptors track`: track points through a video, image folder or rosbag2 without ROS.
+
+Writes ``tracks.csv`` (one row per track and frame) and an annotated video ``tracks.mp4`` (or PNG frames with
+``--png``) into the output folder. Queries are given with ``--points x,y ...`` in pixels of the first frame, or
+chosen automatically (``--auto-points N`` distinctive points spread over the first frame).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from dense_descriptors_ros.config import from_mapping, load_yaml
+from dense_descriptors_ros.io.frame_sources import open_frame_source
+from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, open_engine
+from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig
+from dense_descriptors_ros.tracking.track_drawing import TrackDrawer
+
+log = logging.getLogger(__name__)
+CSV_COLUMNS = ("frame", "stamp", "id", "x", "y", "score", "visible", "redetected")
+
+
+def parse_point(text: str) -> tuple[float, float]:
+    """'x,y' -> (x, y); argparse type for --points."""
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a point as x,y (pixels), got {text!r}") from None
+    return x, y
+
+
+def add_track_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="video file, image folder or rosbag2 (folder, .mcap or .db3)")
+    parser.add_argument("--out", required=True, help="output folder (tracks.csv and tracks.mp4 or PNG frames)")
+    parser.add_argument("--model", default="", help="checkpoint folder (empty: untrained network)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--max-side", type=int, default=640, help="inference resolution cap (0 = none)")
+    parser.add_argument("--topic", default=None, help="image topic, for bags with several")
+    parser.add_argument("--stride", type=int, default=1, help="use every n-th frame")
+    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    parser.add_argument(
+        "--points", type=parse_point, nargs="+", default=None, metavar="X,Y", help="query points in the first frame"
+    )
+    parser.add_argument(
+        "--auto-points", type=int, default=50, help="distinctive points chosen automatically when --points is absent"
+    )
+    parser.add_argument("--tracker-config", default=None, help="YAML file with TrackerConfig fields")
+    parser.add_argument("--png", action="store_true", help="write annotated PNG frames instead of tracks.mp4")
+    parser.add_argument("--fps", type=float, default=30.0, help="frame rate of tracks.mp4")
+
+
+def _tracker_config(args: argparse.Namespace) -> TrackerConfig:
+    config = load_yaml(TrackerConfig, args.tracker_config) if args.tracker_config else TrackerConfig()
+    if args.points is None:
+        if args.auto_points < 1:
+            raise ValueError(f"--auto-points must be >= 1 when no --points are given, got {args.auto_points}")
+        return from_mapping(TrackerConfig, {**vars(config), "auto_points": args.auto_points})
+    return config
+
+
+class _AnnotatedOutput:
+    """Annotated frames as one mp4 (cv2.VideoWriter, mp4v) or as numbered PNG files."""
+
+    def __init__(self, folder: Path, png: bool, fps: float) -> None:
+        self.folder, self.png, self.fps = folder, png, fps
+        self.writer: cv2.VideoWriter | None = None
+        self.count = 0
+
+    def write(self, rgb: np.ndarray) -> None:
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        if self.png:
+            if not cv2.imwrite(str(self.folder / f"{self.count:06d}_tracks.png"), bgr):
+                raise OSError(f"could not write PNG frames into {self.folder}")
+        else:
+            if self.writer is None:
+                path = self.folder / "tracks.mp4"
+                self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, bgr.shape[1::-1])
+                if not self.writer.isOpened():
+                    raise OSError(f"OpenCV cannot write {path}; use --png")
+            self.writer.write(bgr)
+        self.count += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+
+
+def run_track(args: argparse.Namespace) -> int:
+    config = _tracker_config(args)
+    options = {"stride": args.stride, "max_frames": args.max_frames}
+    if args.topic:
+        options["topic"] = args.topic
+    source = open_frame_source(args.input, **options)
+    engine = open_engine(DescriptorSourceConfig(model_dir=args.model, device=args.device, max_side=args.max_side), log)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tracker = PointTracker(config)
+    drawer = TrackDrawer()
+    if args.fps <= 0:
+        raise ValueError(f"--fps must be > 0, got {args.fps}")
+    video = _AnnotatedOutput(out, args.png, args.fps)
+    stamps: list[float] = []
+    with open(out / "tracks.csv", "w", newline="") as handle:
+        rows = csv.writer(handle)
+        rows.writerow(CSV_COLUMNS)
+        try:
+            for index, (stamp, rgb) in enumerate(tqdm(source, desc="track", unit="frame")):
+                descriptors = engine.compute(rgb)
+                if index == 0 and args.points is not None:
+                    tracker.add_queries(descriptors, np.array(args.points, np.float32))
+                    frame = tracker.frame()
+                else:
+                    frame = tracker.update(descriptors)
+                for i, track_id in enumerate(frame.ids):
+                    x, y = frame.positions[i]
+                    visible, redetected, score = int(frame.visible[i]), int(frame.redetected[i]), frame.scores[i]
+                    rows.writerow(
+                        [
+                            index,
+                            f"{stamp:.6f}",
+                            int(track_id),
+                            f"{x:.2f}",
+                            f"{y:.2f}",
+                            f"{score:.4f}",
+                            visible,
+                            redetected,
+                        ]
+                    )
+                stamps.append(stamp)
+                video.write(drawer.draw(rgb, frame))
+        finally:
+            video.close()
+    if not stamps:
+        raise ValueError(f"{source.describe()}: no frames selected")
+    log.info("tracked %d point(s) over %d frame(s); wrote %s", tracker.num_tracks, len(stamps), out)
+    return 0
