@@ -17,8 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dense_descriptors_ros.config import from_mapping, load_yaml
-from dense_descriptors_ros.io.frame_sources import open_frame_source
-from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, open_engine
+from dense_descriptors_ros.model.descriptor_source import add_frames_and_model_arguments, frames_and_engine
 from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig
 from dense_descriptors_ros.tracking.track_drawing import TrackDrawer
 
@@ -36,14 +35,8 @@ def parse_point(text: str) -> tuple[float, float]:
 
 
 def add_track_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="video file, image folder or rosbag2 (folder, .mcap or .db3)")
+    add_frames_and_model_arguments(parser)
     parser.add_argument("--out", required=True, help="output folder (tracks.csv and tracks.mp4 or PNG frames)")
-    parser.add_argument("--model", default="", help="checkpoint folder (empty: untrained network)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--max-side", type=int, default=640, help="inference resolution cap (0 = none)")
-    parser.add_argument("--topic", default=None, help="image topic, for bags with several")
-    parser.add_argument("--stride", type=int, default=1, help="use every n-th frame")
-    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     parser.add_argument(
         "--points", type=parse_point, nargs="+", default=None, metavar="X,Y", help="query points in the first frame"
     )
@@ -93,11 +86,7 @@ class _AnnotatedOutput:
 
 def run_track(args: argparse.Namespace) -> int:
     config = _tracker_config(args)
-    options = {"stride": args.stride, "max_frames": args.max_frames}
-    if args.topic:
-        options["topic"] = args.topic
-    source = open_frame_source(args.input, **options)
-    engine = open_engine(DescriptorSourceConfig(model_dir=args.model, device=args.device, max_side=args.max_side), log)
+    source, engine = frames_and_engine(args, log)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tracker = PointTracker(config)
