@@ -21,12 +21,3 @@ def ros():
     harness = RosHarness()
     yield harness
     harness.close()
-
-
-@pytest.fixture(scope="session")
-def data_dir() -> Path:
-    """../shared/data (or $DDR_DATA_DIR); tests that need it skip with a message when it is absent."""
-    path = Path(os.environ.get("DDR_DATA_DIR", REPO.parent / "shared" / "data"))
-    if not path.is_dir():
-        pytest.skip(f"real data folder {path} not found (set DDR_DATA_DIR)")
-    return path
