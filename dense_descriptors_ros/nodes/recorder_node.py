@@ -18,17 +18,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rclpy.clock import Clock, ClockType
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
-from dense_descriptors_ros.config import ConfigError
 from dense_descriptors_ros.io.bag_recorder import BagRecorder
 from dense_descriptors_ros.io.recording_policy import RecordingConfig
+from dense_descriptors_ros.nodes.configured_node import ConfiguredLifecycleNode
 from dense_descriptors_ros.nodes.node_main import run_node
 from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, qos_by_name
-from dense_descriptors_ros.nodes.ros_parameters import declare_config_parameters, read_config_parameters
 
 
 @dataclass
@@ -43,28 +41,19 @@ class RecorderNodeConfig(RecordingConfig):
     autostart: bool = field(default=True, metadata={"help": "configure and activate the lifecycle node at start-up"})
 
 
-class RecorderNode(LifecycleNode):
+class RecorderNode(ConfiguredLifecycleNode):
+    CONFIG = RecorderNodeConfig
+
     def __init__(self, node_name: str = "recorder_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        declare_config_parameters(self, RecorderNodeConfig)
-        self.config: RecorderNodeConfig | None = None
         self.recorder: BagRecorder | None = None
-        self._subs: list[Any] = []
         self._flush_timer = None
         self.create_service(Trigger, "~/start", self._on_start)
         self.create_service(Trigger, "~/stop", self._on_stop)
         self.create_service(Trigger, "~/split", self._on_split)
 
-    # --- lifecycle -------------------------------------------------------------------------------------------
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        try:
-            self.config = read_config_parameters(self, RecorderNodeConfig)
-        except ConfigError as exc:
-            self.get_logger().error(f"configure failed: {exc}")
-            return TransitionCallbackReturn.FAILURE
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+    # --- lifecycle hooks -------------------------------------------------------------------------------------
+    def make_subscriptions(self) -> list:
         config = self.config
         qos = qos_by_name(config.image_qos, depth=config.queue_depth)
         image_sub = self.create_subscription(
@@ -75,43 +64,30 @@ class RecorderNode(LifecycleNode):
             qos_overriding_options=QoSOverridingOptions.with_default_policies(),
             raw=True,
         )
-        self._subs = [image_sub]
+        subs = [image_sub]
         info_topic = None
         if config.record_camera_info:
             info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos, raw=True)
-            self._subs.append(info_sub)
+            subs.append(info_sub)
             info_topic = info_sub.topic_name
         self.recorder = BagRecorder(config, image_sub.topic_name, info_topic)
         # Steady clock: flushing is about wall time lost in a crash, also when use_sim_time pauses ROS time.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._flush_timer = self.create_timer(config.flush_period, self.recorder.flush, clock=steady)
-        if config.record_on_start:
+        return subs
+
+    def start(self) -> None:
+        if self.config.record_on_start:
             try:
                 self._start_recording()
             except (OSError, ValueError) as exc:
-                self.get_logger().error(f"activate failed: cannot start recording: {exc}")
-                self._release()
-                return TransitionCallbackReturn.FAILURE
-        return super().on_activate(state)
+                raise OSError(f"cannot start recording: {exc}") from exc
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def _release(self) -> None:
-        """Close the bag and drop the subscriptions and the flush timer."""
+    def stop(self) -> None:
+        """Close the bag (its metadata and counts are written while ROS is still up)."""
         self._stop_recording()
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        self._subs = []
+
+    def release_resources(self) -> None:
         if self._flush_timer is not None:
             self.destroy_timer(self._flush_timer)
             self._flush_timer = None
