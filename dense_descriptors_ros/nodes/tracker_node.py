@@ -147,7 +147,7 @@ class TrackerNode(FrameWorkerNode):
         )
 
     # --- work ------------------------------------------------------------------------------------------------
-    def _descriptors_and_canvas(self, msg: Image) -> tuple[np.ndarray, np.ndarray] | None:
+    def _descriptors_and_image(self, msg: Image) -> tuple[np.ndarray, np.ndarray | None] | None:
         try:
             array = image_to_numpy(msg)
             if self.config.input == "image":
@@ -158,13 +158,13 @@ class TrackerNode(FrameWorkerNode):
         except ValueError as exc:
             self.problems.report(f"bad input ({msg.encoding})", str(exc))
             return None
-        return array, self.colorizer(array)
+        return array, None  # no camera image: tracks/image is drawn on the descriptor colouring
 
     def process(self, msg: Image) -> None:
-        result = self._descriptors_and_canvas(msg)
+        result = self._descriptors_and_image(msg)
         if result is None:
             return
-        descriptors, canvas = result
+        descriptors, rgb = result
         if not np.isfinite(descriptors).all():
             self.problems.report("non-finite descriptors", "descriptor image holds NaN/inf; frame skipped")
             return
@@ -191,6 +191,7 @@ class TrackerNode(FrameWorkerNode):
                 tracks_to_markers(frame, msg.header, self.config.marker_pixel_scale, self.config.marker_labels)
             )
         if self._pubs["image"].get_subscription_count():
+            canvas = rgb if rgb is not None else self.colorizer(descriptors)
             annotated = numpy_to_image(self.drawer.draw(canvas, frame), "bgr8")
             annotated.header = msg.header
             self._pubs["image"].publish(annotated)
