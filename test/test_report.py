@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from dense_descriptors_ros.evaluation.baselines import make_baseline
+from dense_descriptors_ros.evaluation.gl_rasterizer import RendererUnavailable
 from dense_descriptors_ros.evaluation.report import (
     PAPER_000_TABLE1,
     PAPER_000_TABLE2,
@@ -19,7 +21,9 @@ from dense_descriptors_ros.evaluation.report import (
     write_json,
 )
 from dense_descriptors_ros.evaluation.suites import (
+    SuiteSettings,
     add_evaluate_arguments,
+    evaluate_rendered,
     run_evaluate,
     shrink,
     to_original,
@@ -166,6 +170,31 @@ def test_evaluate_rendered_protocols(tmp_path):
     text = (out / "report.md").read_text()
     assert "papers/000: SIFT" in text and "papers/000 Table 1 protocol" in text
     assert (out / "drill_pixel_error_percentile_cdf.png").is_file()
+
+
+def test_evaluate_rendered_computes_every_descriptor_at_max_side(tmp_path):
+    """A model trained at 160x120 is scored at 160x120: every method sees the frames shrunk to --max-side."""
+    colour = make_baseline("raw_colour")
+    sizes: list[tuple[int, int]] = []
+
+    class Recording:
+        name = "recording"
+
+        def compute(self, image: np.ndarray) -> np.ndarray:
+            sizes.append(image.shape[:2])
+            return colour.compute(image)
+
+    settings = SuiteSettings(
+        objects=("drill",), render_frames=8, pairs=1, points=40, max_side=160, render_dir=str(tmp_path / "renders")
+    )
+    try:
+        results = evaluate_rendered([Recording()], settings, Report(tmp_path / "report", "rendered"))
+    except RendererUnavailable:
+        pytest.skip("no headless OpenGL renderer on this machine")
+    assert sizes and set(sizes) == {(120, 160)}
+    figures = results["drill"]["recording"]
+    assert 0.0 <= figures["table2"]["mean"] <= 100.0
+    assert set(figures["table1"]) == {"same", "different"}
 
 
 def test_evaluate_davis_on_a_generated_sequence(tmp_path):

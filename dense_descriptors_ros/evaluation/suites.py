@@ -400,6 +400,14 @@ def _sift_keypoint_errors(seq: ObjectSequence, i: int, j: int) -> tuple[np.ndarr
     return pts_i[visible], gt_j[visible], np.linalg.norm(sift_pred - gt_j[visible], axis=1)
 
 
+def _shrunk_descriptors(
+    method: DescriptorMethod, image: np.ndarray, max_side: int
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """``method``'s descriptors of ``image`` shrunk to ``max_side``, and the original-to-shrunk scale."""
+    small, scale = shrink(image, max_side)
+    return method.compute(small), scale
+
+
 def evaluate_rendered(methods: list[DescriptorMethod], settings: SuiteSettings, report: Report) -> dict[str, dict]:
     """papers/000 tests 1-4 on rendered objects; see the module docstring."""
     rng = np.random.default_rng(settings.seed)
@@ -417,7 +425,9 @@ def evaluate_rendered(methods: list[DescriptorMethod], settings: SuiteSettings, 
             if len(pts_i) == 0:
                 continue
             for method in methods:
-                values = error_percentiles(method.compute(seq.rgb[i]), method.compute(seq.rgb[j]), pts_i, pts_j)
+                desc_i, scale_i = _shrunk_descriptors(method, seq.rgb[i], settings.max_side)
+                desc_j, scale_j = _shrunk_descriptors(method, seq.rgb[j], settings.max_side)
+                values = error_percentiles(desc_i, desc_j, to_resized(pts_i, scale_i), to_resized(pts_j, scale_j))
                 pixel_percentiles[method.name].append(values)
                 pair_means[method.name].append(float(values.mean()))
         for name, means in pair_means.items():
@@ -449,10 +459,15 @@ def evaluate_rendered(methods: list[DescriptorMethod], settings: SuiteSettings, 
                     kp_i, kp_gt, kp_sift_errors = _sift_keypoint_errors(seq, i, j)
                     sift_errors.append(kp_sift_errors)
                     for method in methods:
-                        desc_i, desc_j = method.compute(seq.rgb[i]), method.compute(seq.rgb[j])
-                        cell_means[method.name].append(mean_error_percentile(desc_i, desc_j, pts_i, pts_j))
+                        desc_i, scale_i = _shrunk_descriptors(method, seq.rgb[i], settings.max_side)
+                        desc_j, scale_j = _shrunk_descriptors(method, seq.rgb[j], settings.max_side)
+                        cell_means[method.name].append(
+                            mean_error_percentile(
+                                desc_i, desc_j, to_resized(pts_i, scale_i), to_resized(pts_j, scale_j)
+                            )
+                        )
                         if len(kp_i):
-                            dense_pred = match_nearest(desc_i, desc_j, kp_i)
+                            dense_pred = to_original(match_nearest(desc_i, desc_j, to_resized(kp_i, scale_i)), scale_j)
                             dense_errors[method.name].append(np.linalg.norm(dense_pred - kp_gt, axis=1))
                 for name, means in cell_means.items():
                     obj_results[name]["table1"].setdefault(background, {})[cell] = float(np.mean(means))
