@@ -129,10 +129,22 @@ def test_recipes_load_and_bad_keys_are_named(tmp_path: Path) -> None:
 def test_split_keeps_train_and_test_halves_apart() -> None:
     assert split_pairs(10, 1, "train") == [(0, 1), (1, 2), (2, 3), (3, 4)]
     assert split_pairs(10, 2, "test") == [(5, 7), (6, 8), (7, 9)]
-    with pytest.raises(ValueError, match="no test pairs"):
+    with pytest.raises(ValueError, match="no test pairs with gaps \\[3\\]"):
         PairDataset(
             [VideoClip("short", [np.zeros((8, 8, 3), np.uint8)] * 4, GroundTruthMasks([]))], None, None, "test", gap=3
         )
+
+
+def test_chained_gaps_give_wide_baseline_pairs_inside_each_half() -> None:
+    config = from_mapping(TrainConfig, {"flow": {"chain": 3, "chain_min": 1}})
+    assert config.flow.gaps == (1, 2, 3)
+    assert from_mapping(TrainConfig, {"flow": {"chain": 2}}).flow.gaps == (2,)
+    clip = VideoClip("clip", [np.zeros((8, 8, 3), np.uint8)] * 10, GroundTruthMasks([]))
+    pairs = PairDataset([clip], None, None, "train", gap=config.flow.gaps).pairs
+    assert sorted((j - i) for _, i, j in pairs) == [1, 1, 1, 1, 2, 2, 2, 3, 3]
+    assert all(j < 5 for _, _, j in pairs)  # never across into the held-out half
+    with pytest.raises(ConfigError, match="chain_min"):
+        from_mapping(TrainConfig, {"flow": {"chain": 2, "chain_min": 3}})
 
 
 def test_error_percentile_by_hand() -> None:

@@ -1,7 +1,8 @@
 """Training pairs from videos: frame source -> flow labels -> masks -> pair sampling -> augmentation.
 
 Each clip is split like papers/000 section 4: the first half of its frames trains, the second half is held out.
-A pair is (frame i, frame i + gap) inside one half; its flow label is cached by the ``FlowLabeler``. Sampling is
+A pair is (frame i, frame i + gap) inside one half, for one or several gaps; its flow label (chained over the gap)
+is cached by the ``FlowLabeler``. Sampling is
 seeded by (seed, epoch, pair index), so a run is reproducible and every epoch sees fresh samples.
 """
 
@@ -104,7 +105,7 @@ class PairDataset(Dataset):
         sampler: PairSampler,
         split: str = "train",
         augmentation: PairAugmentation | None = None,
-        gap: int = 1,
+        gap: int | Sequence[int] = 1,
         seed: int = 0,
     ) -> None:
         self.clips = list(clips)
@@ -112,15 +113,19 @@ class PairDataset(Dataset):
         self.sampler = sampler
         self.split = split
         self.augmentation = augmentation
-        self.gap = gap
+        self.gaps = (gap,) if isinstance(gap, int) else tuple(gap)
         self.seed = seed
         self.epoch = 0
         self.pairs = [
-            (c, i, j) for c, clip in enumerate(self.clips) for i, j in split_pairs(len(clip.frames), gap, split)
+            (c, i, j)
+            for g in self.gaps
+            for c, clip in enumerate(self.clips)
+            for i, j in split_pairs(len(clip.frames), g, split)
         ]
         if not self.pairs:
             sizes = [len(c.frames) for c in self.clips]
-            raise ValueError(f"no {split} pairs with gap {gap} in clips of {sizes} frames; use more frames")
+            gaps = list(self.gaps)
+            raise ValueError(f"no {split} pairs with gaps {gaps} in clips of {sizes} frames; use more frames")
         self._masks: dict[tuple[int, int], np.ndarray] = {}
 
     def __len__(self) -> int:

@@ -20,6 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from dense_descriptors_ros.config import ConfigError
+
 log = logging.getLogger(__name__)
 
 FLOW_METHODS = ("dis", "farneback", "raft")
@@ -53,8 +55,24 @@ class FlowConfig:
     chain: int = field(
         default=1, metadata={"help": "frames between the two images of a pair (chained flow)", "range": (1, 30)}
     )
+    chain_min: int = field(
+        default=0,
+        metadata={
+            "help": "shortest pair gap: pairs span every gap from chain_min to chain frames (0: only chain)",
+            "range": (0, 30),
+        },
+    )
     cache_dir: str = field(default="", metadata={"help": "folder for the flow label cache; empty: no cache"})
     device: str = field(default="cpu", metadata={"help": "torch device for RAFT"})
+
+    def __post_init__(self) -> None:
+        if self.chain_min > self.chain:
+            raise ConfigError(f"flow.chain_min ({self.chain_min}) must not exceed flow.chain ({self.chain})")
+
+    @property
+    def gaps(self) -> tuple[int, ...]:
+        """The frame gaps training pairs span (wider gaps teach invariance to larger viewpoint changes)."""
+        return tuple(range(self.chain_min or self.chain, self.chain + 1))
 
 
 @dataclass

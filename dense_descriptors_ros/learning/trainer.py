@@ -483,9 +483,9 @@ def datasets_from_clips(
     """Train (augmented) and held-out (plain) PairDatasets over in-memory clips."""
     labeler = labeler or FlowLabeler(config.flow)
     sampler = PairSampler(config.sampler)
-    gap = config.flow.chain
-    train = PairDataset(clips, labeler, sampler, "train", PairAugmentation(config.augment), gap, config.seed)
-    val = PairDataset(clips, labeler, sampler, "test", None, gap, config.seed)
+    gaps = config.flow.gaps
+    train = PairDataset(clips, labeler, sampler, "train", PairAugmentation(config.augment), gaps, config.seed)
+    val = PairDataset(clips, labeler, sampler, "test", None, gaps, config.seed)
     return train, val
 
 
