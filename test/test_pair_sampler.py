@@ -71,6 +71,20 @@ def test_object_non_matches_are_uniform_on_the_object() -> None:
     assert points[:, 0].std() == pytest.approx(60 / math.sqrt(12), rel=0.05)
 
 
+def test_background_fraction_draws_that_share_of_non_matches_off_the_object() -> None:
+    label = _translation_label(0.0, 0.0)
+    mask = _box(20, 15, 60, 45)
+    config = SamplerConfig(num_matches=200, non_matches_per_match=40, background_fraction=0.25)
+    samples = PairSampler(config).sample(label, mask, mask, np.random.default_rng(2))
+    points = samples.non_matches_b[0][samples.non_match_valid[0]].astype(int)
+    on_object = mask[points[:, 1], points[:, 0]]
+    assert len(points) == pytest.approx(200 * 40, rel=0.02)
+    assert (~on_object).mean() == pytest.approx(0.25, abs=0.01)
+    off = points[~on_object]
+    assert off[:, 0].min() < 5 and off[:, 0].max() > W - 6  # spread over the whole background
+    assert len({tuple(p) for p in off}) > 1000
+
+
 def test_sand_bands_give_per_group_radii() -> None:
     label = _translation_label(1.0, 1.0)
     mask = np.ones((H, W), bool)

@@ -2,7 +2,8 @@
 
 Matches (papers/000 section 3.3): pixels of image a whose flow is valid and lands on the object in image b.
 Non-matches per match, in one of two ways:
-- ``object``: uniformly at random on the object in image b (papers/000);
+- ``object``: uniformly at random on the object in image b (papers/000), optionally a share of them off the object
+  (``background_fraction``), which keeps the object's descriptors apart from its background;
 - ``bands``: SAND targeted negatives (papers/003 eq. 7) at a distance in (alpha, beta) from the true match, one
   band per descriptor channel group (hierarchical context aggregation, eqs. 8-9; e.g. G = (0, inf), L = (0, 25)).
 Optionally UCN active hard negatives (papers/001): the nearest neighbour in descriptor space, when it lies more
@@ -42,6 +43,14 @@ class SamplerConfig:
     )
     band_max_px: list[float] = field(
         default_factory=lambda: [math.inf], metadata={"help": "beta of each band, px (.inf: unbounded)"}
+    )
+    background_fraction: float = field(
+        default=0.0,
+        metadata={
+            "help": "object negatives: share of each match's non-matches drawn off the object in image b, so the "
+            "object's descriptors also stay apart from the background",
+            "range": (0.0, 1.0),
+        },
     )
     min_non_match_px: float = field(
         default=2.0, metadata={"help": "non-matches closer than this to the true match are dropped", "range": (0, 1000)}
@@ -146,6 +155,13 @@ class PairSampler:
                 non_matches[group] = self._negatives(matches_b, object_b, alpha, beta, (h, w), k, rng)
                 dist = np.linalg.norm(non_matches[group] - matches_b[:, None], axis=-1)
                 non_valid[group] = (dist > alpha) & (dist < beta) & _lookup(mask_b, non_matches[group])
+            background_b = np.stack(np.nonzero(~mask_b)[::-1], -1).astype(np.float32)
+            k_background = round(k * c.background_fraction) if c.negatives == "object" else 0
+            if k_background and background_b.shape[0]:
+                # The last columns: uniform off the object (always farther than any radius that matters).
+                picks = rng.integers(0, background_b.shape[0], size=(m, k_background))
+                non_matches[0, :, k - k_background :] = background_b[picks]
+                non_valid[0, :, k - k_background :] = True
             non_valid &= match_valid[None, :, None]
         return PairSamples(matches_a, matches_b, match_valid, non_matches, non_valid)
 
