@@ -4,6 +4,7 @@ sequences and dataset folders are deterministic from the seed."""
 from __future__ import annotations
 
 import itertools
+import shutil
 import threading
 
 import cv2
@@ -268,8 +269,15 @@ def test_dataset_folder_is_written_once_and_reloaded(tmp_path):
         np.testing.assert_array_equal(seq.instance_ids, first.instance_ids)
         np.testing.assert_array_equal(seq.poses, first.poses)
         assert seq.config == first.config
+    # Object masks for `dense-descriptors train --masks`; written again if a reused folder lacks them.
+    masks = [cv2.imread(str(folder / "mask" / f"{t:06d}.png"), cv2.IMREAD_UNCHANGED) for t in range(4)]
+    np.testing.assert_array_equal(np.stack(masks) > 0, first.masks)
+    shutil.rmtree(folder / "mask")
+    write_object_dataset(folder, seed=2, n_frames=4, object="drill", **options)
+    assert png.stat().st_mtime_ns == stamp and len(list((folder / "mask").glob("*.png"))) == 4
     other = write_object_dataset(folder, seed=5, n_frames=3, object="drill", **options)
     assert len(load_object_dataset(folder)) == 3 and not np.array_equal(other.poses[0], first.poses[0])
+    assert len(list((folder / "mask").glob("*.png"))) == 3
     with pytest.raises(FileNotFoundError, match="no rendered object dataset"):
         load_object_dataset(tmp_path / "missing")
 
