@@ -93,15 +93,15 @@ def test_train_command_on_a_rosbag(tmp_path: Path, capsys: pytest.CaptureFixture
     video = textured_object_video(num_frames=12, height=96, width=128, seed=1)
     bag = write_image_bag(tmp_path / "bag", [(1.0 + 0.1 * k, f) for k, f in enumerate(video.frames)], storage="mcap")
     # SAND bands (G and L, on two channel groups) and UCN hard negatives, end to end.
-    sampler = {"num_matches": 200, "non_matches_per_match": 10, "negatives": "bands", "hard_negatives": True}
+    sampler = {"num_matches": 200, "non_matches_per_match": 10, "negatives": "bands"}
     sampler |= {"band_min_px": [0.0, 0.0], "band_max_px": [float("inf"), 25.0]}
     recipe = {**TINY, "sampler": sampler, "masks": "motion", "epochs": 1, "steps_per_epoch": 2, "val_pairs": 1}
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(recipe))
     parser = argparse.ArgumentParser()
     add_train_arguments(parser)
-    args = parser.parse_args(
-        ["--config", str(tmp_path / "tiny.yaml"), "--data", str(bag), "--out", str(tmp_path / "run"), "--device", "cpu"]
-    )
+    command = ["--config", str(tmp_path / "tiny.yaml"), "--data", str(bag), "--out", str(tmp_path / "run")]
+    command += ["--device", "cpu", "--set", "sampler.hard_negatives=true", "--set", "model.descriptor_dim=8"]
+    args = parser.parse_args(command)
     assert run_train(args) == 0
     net = load_checkpoint(tmp_path / "run" / "best")
     assert (net.config.backbone, net.config.channel_groups) == ("resnet18", (4, 4))
@@ -111,6 +111,10 @@ def test_train_command_on_a_rosbag(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "best_error_percentile" in capsys.readouterr().out
     assert run_train(args) == 2  # the run folder is taken and --resume was not given
     assert "--resume" in capsys.readouterr().out
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["sampler"]["hard_negatives"] is True
+    for bad, message in (("sampler.hard_negative=true", "hard_negative"), ("epochs", "KEY=VALUE")):
+        bad_args = parser.parse_args([*command[:4], "--out", str(tmp_path / "other"), "--set", bad])
+        assert run_train(bad_args) == 2 and message in capsys.readouterr().out
 
 
 def test_recipes_load_and_bad_keys_are_named(tmp_path: Path) -> None:

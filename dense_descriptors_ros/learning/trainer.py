@@ -500,6 +500,31 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     parser.add_argument("--device", default=None, help="override the device: auto, cpu, cuda, cuda:N")
     parser.add_argument("--topic", default=None, help="image topic of rosbag2 inputs")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one recipe value (dotted key, YAML value), e.g. --set model.backbone=resnet18; repeatable",
+    )
+
+
+def apply_overrides(recipe: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``recipe`` with ``KEY=VALUE`` overrides applied (dotted keys into nested sections, values parsed as YAML)."""
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        *sections, leaf = key.split(".")
+        node = recipe
+        for section in sections:
+            child = node.setdefault(section, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: {section!r} is a value, not a section")
+            node = child
+        node[leaf] = yaml.safe_load(text)
+    return recipe
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -510,6 +535,7 @@ def run_train(args: argparse.Namespace) -> int:
         recipe = yaml.safe_load(Path(args.config).read_text()) or {}
         if not isinstance(recipe, dict):
             raise ConfigError(f"{args.config}: expected a mapping at the top level")
+        apply_overrides(recipe, getattr(args, "overrides", []))
         overrides = {"epochs": args.epochs, "device": args.device, "topic": args.topic}
         recipe.update({key: value for key, value in overrides.items() if value is not None})
         if args.masks:
