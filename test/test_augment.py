@@ -102,3 +102,27 @@ def test_colour_jitter_changes_colours_not_geometry() -> None:
     assert not np.array_equal(out_a, image)
     np.testing.assert_array_equal(out.matches_a, samples.matches_a)
     np.testing.assert_array_equal(out.matches_b, samples.matches_b)
+
+
+def test_background_randomisation_keeps_the_object_and_replaces_the_rest() -> None:
+    config = AugmentConfig(hflip_probability=0.0, vflip_probability=0.0, background_probability=1.0)
+    augmentation = PairAugmentation(config)
+    image = smooth_texture(H, W, np.random.default_rng(8))
+    mask = np.zeros((H, W), bool)
+    mask[10:30, 20:44] = True
+    samples = _samples()
+    backgrounds = []
+    for seed in (9, 10):
+        out_a, out_b, out = augmentation(image, image, samples, np.random.default_rng(seed), (mask, mask))
+        for out_image in (out_a, out_b):
+            np.testing.assert_array_equal(out_image[mask], image[mask])
+            assert np.abs(out_image[~mask].astype(int) - image[~mask]).mean() > 20
+        np.testing.assert_array_equal(out.matches_b, samples.matches_b)
+        backgrounds.append(out_a[~mask])
+    assert not np.array_equal(*backgrounds)  # a new texture every time
+    # Without masks (or with a mask that is the whole frame) the images are left alone.
+    out_a, _, _ = augmentation(image, image, samples, np.random.default_rng(9))
+    full = np.ones((H, W), bool)
+    out_full, _, _ = augmentation(image, image, samples, np.random.default_rng(9), (full, full))
+    np.testing.assert_array_equal(out_a, image)
+    np.testing.assert_array_equal(out_full, image)

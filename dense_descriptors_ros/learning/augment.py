@@ -1,7 +1,8 @@
 """Pair augmentation with exactly transformed correspondences.
 
-papers/000 section 3.3 flips one image of the pair across its horizontal and vertical axes. We add colour jitter
-and scale crops (zoom into a random window, resized back to the full size). Every geometric change is one 2x3
+papers/000 section 3.3 flips one image of the pair across its horizontal and vertical axes. We add colour jitter,
+scale crops (zoom into a random window, resized back to the full size) and, where object masks are known,
+background randomisation (Dense Object Nets). Every geometric change is one 2x3
 affine map per image, applied to the pixels with ``cv2.warpAffine`` and to the points with the same matrix, so
 correspondences stay exact; points that leave the image are marked invalid.
 """
@@ -32,6 +33,14 @@ class AugmentConfig:
     contrast: float = field(default=0.0, metadata={"help": "colour jitter: contrast +-fraction", "range": (0, 1)})
     saturation: float = field(default=0.0, metadata={"help": "colour jitter: saturation +-fraction", "range": (0, 1)})
     hue_degrees: float = field(default=0.0, metadata={"help": "colour jitter: hue shift +-degrees", "range": (0, 180)})
+    background_probability: float = field(
+        default=0.0,
+        metadata={
+            "help": "chance to paint a random texture over each image's pixels off the object mask (Dense Object "
+            "Nets' background randomisation: descriptors that do not depend on the background); needs masks",
+            "range": (0, 1),
+        },
+    )
 
 
 def transform_points(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -56,6 +65,28 @@ def crop_affine(height: int, width: int, x0: float, y0: float, crop_w: float, cr
 def compose(second: np.ndarray, first: np.ndarray) -> np.ndarray:
     """The affine map ``second`` after ``first``."""
     return (np.vstack([second, [0, 0, 1]]) @ np.vstack([first, [0, 0, 1]]))[:2]
+
+
+def random_texture(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """A random uint8 RGB texture: smooth colour noise at a random scale, plus fine grain.
+
+    Generated here rather than taken from the evaluation's backgrounds, so nothing of a test background leaks into
+    training.
+    """
+    cells = int(rng.integers(2, 24))
+    coarse = rng.uniform(0, 255, size=(cells, max(2, cells * width // height), 3)).astype(np.float32)
+    texture = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    texture += rng.normal(0.0, rng.uniform(0, 40), size=texture.shape).astype(np.float32)
+    return np.clip(texture, 0, 255).astype(np.uint8)
+
+
+def randomise_background(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``image`` with its pixels off ``mask`` replaced by a random texture (unchanged when the mask is everything)."""
+    if mask.all():
+        return image
+    out = random_texture(*image.shape[:2], rng)
+    out[mask] = image[mask]
+    return out
 
 
 def warp_image(image: np.ndarray, affine: np.ndarray) -> np.ndarray:
@@ -98,9 +129,22 @@ class PairAugmentation:
         return np.clip(rgb, 0, 255).astype(np.uint8)
 
     def __call__(
-        self, image_a: np.ndarray, image_b: np.ndarray, samples: PairSamples, rng: np.random.Generator
+        self,
+        image_a: np.ndarray,
+        image_b: np.ndarray,
+        samples: PairSamples,
+        rng: np.random.Generator,
+        masks: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, PairSamples]:
-        """Augmented images and samples; only image b is flipped (papers/000), both may be cropped and jittered."""
+        """Augmented images and samples; only image b is flipped (papers/000), both may be cropped and jittered.
+
+        With the object ``masks`` of both images, their backgrounds may be replaced by random textures.
+        """
+        if masks is not None and self.config.background_probability:
+            if rng.random() < self.config.background_probability:
+                image_a = randomise_background(image_a, masks[0], rng)
+            if rng.random() < self.config.background_probability:
+                image_b = randomise_background(image_b, masks[1], rng)
         h, w = image_a.shape[:2]
         affine_a = self.random_affine(h, w, rng, allow_flip=False)
         affine_b = self.random_affine(h, w, rng, allow_flip=True)

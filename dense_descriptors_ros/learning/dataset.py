@@ -154,9 +154,10 @@ class PairDataset(Dataset):
         c, i, j = self.pairs[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         image_a, image_b = self.clips[c].frames[i], self.clips[c].frames[j]
-        samples = self.sampler.sample(self.label(index), self.mask(c, i), self.mask(c, j), rng)
+        mask_a, mask_b = self.mask(c, i), self.mask(c, j)
+        samples = self.sampler.sample(self.label(index), mask_a, mask_b, rng)
         if self.augmentation is not None:
-            image_a, image_b, samples = self.augmentation(image_a, image_b, samples, rng)
+            image_a, image_b, samples = self.augmentation(image_a, image_b, samples, rng, (mask_a, mask_b))
         return {
             "image_a": image_to_tensor(image_a),
             "image_b": image_to_tensor(image_b),
