@@ -12,8 +12,9 @@ Descriptors for our tracker:
 - ``oracle``: an ideal descriptor made from the ground truth (a fixed random-Fourier embedding of each pixel's
   3D object coordinates, plus noise; background pixels embed their image position). It measures the tracker's
   own logic: what it achieves when the descriptor is as good as it can be.
-- ``network``: the DescriptorEngine on the RGB frames: the checkpoint folder in $DDR_TRACKER_MODEL when set,
-  otherwise an untrained DescriptorNet (random weights, seed 0), which is a floor, not a result.
+- ``network``: the DescriptorEngine on the RGB frames: the checkpoint folder in $DDR_TRACKER_MODEL when set (run
+  at the image size it was trained at, descriptors upsampled to the frame), otherwise an untrained DescriptorNet
+  (random weights, seed 0), which is a floor, not a result.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from synthetic_motion import FourierField
 
 from dense_descriptors_ros.evaluation.renderer import ObjectSequence, point_tracks, render_object_sequence
 from dense_descriptors_ros.evaluation.tracking_metrics import tapvid_metrics
+from dense_descriptors_ros.model.checkpoint import read_model_meta
 from dense_descriptors_ros.model.engine import DescriptorEngine
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
 from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig
@@ -83,7 +85,10 @@ class OracleDescriptors:
 def network_descriptors() -> tuple[Callable[[np.ndarray], np.ndarray], str]:
     folder = os.environ.get("DDR_TRACKER_MODEL")
     if folder:
-        return DescriptorEngine.from_checkpoint(folder, device="auto").compute, f"checkpoint {folder}"
+        # At the scale it was trained at: a model trained on 160x120 frames sees the object half as big there.
+        max_side = max(read_model_meta(folder).get("image_size") or [0])
+        engine = DescriptorEngine.from_checkpoint(folder, device="auto", max_side=max_side)
+        return engine.compute, f"checkpoint {folder} at max_side {max_side}"
     torch.manual_seed(0)
     engine = DescriptorEngine(DescriptorNet(ModelConfig(pretrained=False)), device="auto")
     return engine.compute, "untrained DescriptorNet (mobilenet_v2, random weights, seed 0)"
