@@ -85,6 +85,23 @@ def test_background_fraction_draws_that_share_of_non_matches_off_the_object() ->
     assert len({tuple(p) for p in off}) > 1000
 
 
+def test_local_fraction_draws_that_share_of_non_matches_near_the_match_on_the_object() -> None:
+    label = _translation_label(0.0, 0.0)
+    mask = _box(10, 10, 70, 50)
+    config = SamplerConfig(
+        num_matches=200, non_matches_per_match=40, background_fraction=0.25, local_fraction=0.5, local_radius_px=6.0
+    )
+    samples = PairSampler(config).sample(label, mask, mask, np.random.default_rng(3))
+    distance = np.linalg.norm(samples.non_matches_b[0] - samples.matches_b[:, None], axis=-1)
+    local = slice(10, 30)  # 40 columns: 10 uniform on the object, 20 local, 10 off the object
+    valid_local = samples.non_match_valid[0][:, local]
+    assert valid_local.mean() > 0.8  # only the ones falling off the box edge are dropped
+    assert ((distance[:, local] > 2.0) & (distance[:, local] < 6.0))[valid_local].all()
+    points = samples.non_matches_b[0][:, local][valid_local].astype(int)
+    assert mask[points[:, 1], points[:, 0]].all()
+    assert np.median(distance[:, :10][samples.non_match_valid[0][:, :10]]) > 10.0
+
+
 def test_sand_bands_give_per_group_radii() -> None:
     label = _translation_label(1.0, 1.0)
     mask = np.ones((H, W), bool)

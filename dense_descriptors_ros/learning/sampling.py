@@ -3,7 +3,8 @@
 Matches (papers/000 section 3.3): pixels of image a whose flow is valid and lands on the object in image b.
 Non-matches per match, in one of two ways:
 - ``object``: uniformly at random on the object in image b (papers/000), optionally a share of them off the object
-  (``background_fraction``), which keeps the object's descriptors apart from its background;
+  (``background_fraction``), which keeps the object's descriptors apart from its background, and a share close to
+  the match (``local_fraction``), which makes them precise enough to track with;
 - ``bands``: SAND targeted negatives (papers/003 eq. 7) at a distance in (alpha, beta) from the true match, one
   band per descriptor channel group (hierarchical context aggregation, eqs. 8-9; e.g. G = (0, inf), L = (0, 25)).
 Optionally UCN active hard negatives (papers/001): the nearest neighbour in descriptor space, when it lies more
@@ -51,6 +52,17 @@ class SamplerConfig:
             "object's descriptors also stay apart from the background",
             "range": (0.0, 1.0),
         },
+    )
+    local_fraction: float = field(
+        default=0.0,
+        metadata={
+            "help": "object negatives: share of each match's non-matches drawn on the object within local_radius_px "
+            "of the true match (the precision a tracker needs; papers/003's local band)",
+            "range": (0.0, 1.0),
+        },
+    )
+    local_radius_px: float = field(
+        default=8.0, metadata={"help": "outer radius of the local non-matches, px", "range": (1.0, 1000.0)}
     )
     min_non_match_px: float = field(
         default=2.0, metadata={"help": "non-matches closer than this to the true match are dropped", "range": (0, 1000)}
@@ -155,15 +167,37 @@ class PairSampler:
                 non_matches[group] = self._negatives(matches_b, object_b, alpha, beta, (h, w), k, rng)
                 dist = np.linalg.norm(non_matches[group] - matches_b[:, None], axis=-1)
                 non_valid[group] = (dist > alpha) & (dist < beta) & _lookup(mask_b, non_matches[group])
-            background_b = np.stack(np.nonzero(~mask_b)[::-1], -1).astype(np.float32)
-            k_background = round(k * c.background_fraction) if c.negatives == "object" else 0
-            if k_background and background_b.shape[0]:
-                # The last columns: uniform off the object (always farther than any radius that matters).
-                picks = rng.integers(0, background_b.shape[0], size=(m, k_background))
-                non_matches[0, :, k - k_background :] = background_b[picks]
-                non_valid[0, :, k - k_background :] = True
+            if c.negatives == "object":
+                self._replace_object_columns(non_matches[0], non_valid[0], matches_b, mask_b, rng)
             non_valid &= match_valid[None, :, None]
         return PairSamples(matches_a, matches_b, match_valid, non_matches, non_valid)
+
+    def _replace_object_columns(
+        self,
+        non_matches: np.ndarray,
+        non_valid: np.ndarray,
+        matches_b: np.ndarray,
+        mask_b: np.ndarray,
+        rng: np.random.Generator,
+    ) -> None:
+        """Object negatives, in place: the last columns off the object, the ones before them local (see config)."""
+        c = self.config
+        m, k = non_valid.shape
+        k_background = round(k * c.background_fraction)
+        k_local = min(round(k * c.local_fraction), k - k_background)
+        background_b = np.stack(np.nonzero(~mask_b)[::-1], -1).astype(np.float32)
+        if k_background and background_b.shape[0]:
+            picks = rng.integers(0, background_b.shape[0], size=(m, k_background))
+            non_matches[:, k - k_background :] = background_b[picks]
+            non_valid[:, k - k_background :] = True
+        if k_local:
+            columns = slice(k - k_background - k_local, k - k_background)
+            alpha, beta = c.min_non_match_px, max(c.local_radius_px, c.min_non_match_px + 1.0)
+            object_b = np.stack(np.nonzero(mask_b)[::-1], -1).astype(np.float32)
+            local = self._negatives(matches_b, object_b, alpha, beta, mask_b.shape, k_local, rng)
+            dist = np.linalg.norm(local - matches_b[:, None], axis=-1)
+            non_matches[:, columns] = local
+            non_valid[:, columns] = (dist > alpha) & (dist < beta) & _lookup(mask_b, local)
 
     @staticmethod
     def _negatives(
