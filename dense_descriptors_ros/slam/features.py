@@ -232,7 +232,9 @@ class LearnedDenseFeatures(FeatureType):
 
     name = "learned"
     norm = "L2"
-    default_max_distance = 1.0
+    # Calibrated with a scene.yaml model on a rendered room that is not the benchmark's (0.6-1.0 x ratio 0.8-0.9):
+    # 0.6 gave the lowest ATE there.
+    default_max_distance = 0.6
 
     @staticmethod
     def supported_detectors() -> tuple[str, ...]:
