@@ -155,8 +155,11 @@ def test_duration_split(ros, tmp_path):
     assert stamps == [10.0 + i for i in range(10)]
 
 
-def _kill_test(ros, tmp_path, storage: str, sig: signal.Signals) -> tuple[list[float], list[float], Path, float]:
-    """Publish frames to a recorder process, send ``sig``; returns (sent stamps, their send times, bag, kill time)."""
+def _kill_test(
+    ros, tmp_path, storage: str, sig: signal.Signals, settle_s: float = 0.0
+) -> tuple[list[float], list[float], Path, float]:
+    """Publish frames to a recorder process, wait ``settle_s``, send ``sig``; returns (sent stamps, their send
+    times, bag, kill time)."""
     out = tmp_path / "bags"
     params = {"output_dir": out, "storage": storage, "image_qos": "reliable", "flush_period": 0.5, **KEEP_ALL}
     command = [sys.executable, "-m", "dense_descriptors_ros.nodes.recorder_node", "--ros-args"]
@@ -177,6 +180,7 @@ def _kill_test(ros, tmp_path, storage: str, sig: signal.Signals) -> tuple[list[f
             sent_at.append(time.monotonic())
             pub.publish(_image_msg(_texture(i), 100 + i))
             time.sleep(0.05)
+        time.sleep(settle_s)
         killed_at = time.monotonic()
         process.send_signal(sig)
         process.wait(timeout=15)
@@ -203,7 +207,8 @@ def test_sigkilled_recorder_leaves_all_but_the_last_second(ros, tmp_path, storag
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_sigint_closes_the_bag(ros, tmp_path, storage):
-    stamps, _, bag, _ = _kill_test(ros, tmp_path, storage, signal.SIGINT)
+    # Let the last frames arrive first: a clean stop must keep everything received, not what is still in flight.
+    stamps, _, bag, _ = _kill_test(ros, tmp_path, storage, signal.SIGINT, settle_s=1.0)
     assert (bag / "metadata.yaml").is_file()
     with AnyReader([bag], default_typestore=jazzy_typestore()) as reader:
         assert reader.message_count == len(stamps)
