@@ -6,6 +6,7 @@ cross-process DDS: run them with scripts/run_tests.sh (private network namespace
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -155,11 +156,20 @@ def test_duration_split(ros, tmp_path):
     assert stamps == [10.0 + i for i in range(10)]
 
 
+def _frames_on_disk(out: Path) -> int:
+    """Frames a recorder still writing has put into its bag so far (read back as a salvage would)."""
+    try:
+        (bag,) = sorted(out.iterdir())
+        return len(open_frame_source(bag).read_all())
+    except (ValueError, OSError, sqlite3.Error):  # no bag yet, a chunk half written, a database being written
+        return 0
+
+
 def _kill_test(
-    ros, tmp_path, storage: str, sig: signal.Signals, settle_s: float = 0.0
+    ros, tmp_path, storage: str, sig: signal.Signals, wait_received: bool = False
 ) -> tuple[list[float], list[float], Path, float]:
-    """Publish frames to a recorder process, wait ``settle_s``, send ``sig``; returns (sent stamps, their send
-    times, bag, kill time)."""
+    """Publish frames to a recorder process (optionally until all are on disk), send ``sig``; returns (sent stamps,
+    their send times, bag, kill time)."""
     out = tmp_path / "bags"
     params = {"output_dir": out, "storage": storage, "image_qos": "reliable", "flush_period": 0.5, **KEEP_ALL}
     command = [sys.executable, "-m", "dense_descriptors_ros.nodes.recorder_node", "--ros-args"]
@@ -180,7 +190,10 @@ def _kill_test(
             sent_at.append(time.monotonic())
             pub.publish(_image_msg(_texture(i), 100 + i))
             time.sleep(0.05)
-        time.sleep(settle_s)
+        if wait_received:
+            # A clean stop must keep everything received, so first let every frame reach the bag (flushed each
+            # flush_period; a loaded machine can be seconds behind the publisher).
+            assert wait_for(lambda: _frames_on_disk(out) == len(stamps), timeout=30), _frames_on_disk(out)
         killed_at = time.monotonic()
         process.send_signal(sig)
         process.wait(timeout=15)
@@ -207,8 +220,7 @@ def test_sigkilled_recorder_leaves_all_but_the_last_second(ros, tmp_path, storag
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_sigint_closes_the_bag(ros, tmp_path, storage):
-    # Let the last frames arrive first: a clean stop must keep everything received, not what is still in flight.
-    stamps, _, bag, _ = _kill_test(ros, tmp_path, storage, signal.SIGINT, settle_s=1.0)
+    stamps, _, bag, _ = _kill_test(ros, tmp_path, storage, signal.SIGINT, wait_received=True)
     assert (bag / "metadata.yaml").is_file()
     with AnyReader([bag], default_typestore=jazzy_typestore()) as reader:
         assert reader.message_count == len(stamps)
