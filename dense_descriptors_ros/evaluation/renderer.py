@@ -468,7 +468,7 @@ def read_png(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def _write_frames(folder: Path, images: np.ndarray) -> None:
+def write_frames(folder: Path, images: np.ndarray) -> None:
     """``images`` as folder/NNNNNN.png, replacing whatever PNGs were there."""
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.png"):
@@ -493,12 +493,12 @@ def write_object_dataset(
     if meta is not None and meta.get("config") == to_mapping(config):
         seq = load_object_dataset(folder)
         if len(list((folder / "mask").glob("*.png"))) != len(seq):  # folders written before masks were added
-            _write_frames(folder / "mask", seq.masks.astype(np.uint8) * 255)
+            write_frames(folder / "mask", seq.masks.astype(np.uint8) * 255)
         return seq
     seq = render_object_sequence(config, progress=progress)
     (folder / "meta.yaml").unlink(missing_ok=True)  # an interrupted write must not look complete
-    _write_frames(folder / "rgb", seq.rgb)
-    _write_frames(folder / "mask", seq.masks.astype(np.uint8) * 255)
+    write_frames(folder / "rgb", seq.rgb)
+    write_frames(folder / "mask", seq.masks.astype(np.uint8) * 255)
     write_png(folder / "background.png", seq.background)
     np.savez_compressed(
         folder / "ground_truth.npz",

@@ -45,7 +45,7 @@ from dense_descriptors_ros.evaluation.render_assets import (
     quad_mesh,
     stripes_texture,
 )
-from dense_descriptors_ros.evaluation.renderer import intrinsics_from_fov, read_dataset_meta, read_png, write_png
+from dense_descriptors_ros.evaluation.renderer import intrinsics_from_fov, read_dataset_meta, read_png, write_frames
 from dense_descriptors_ros.evaluation.trajectory_metrics import Trajectory, write_kitti_poses, write_tum_trajectory
 from dense_descriptors_ros.slam.geometry import invert_pose, so3_log
 
@@ -341,12 +341,8 @@ def write_stereo_dataset(
         return load_stereo_dataset(folder)
     seq = render_stereo_sequence(config, progress=progress)
     (folder / "meta.yaml").unlink(missing_ok=True)  # an interrupted write must not look complete
-    for side, images in (("left", seq.left), ("right", seq.right)):
-        (folder / side).mkdir(parents=True, exist_ok=True)
-        for old in (folder / side).glob("*.png"):
-            old.unlink()
-        for t, image in enumerate(images):
-            write_png(folder / side / f"{t:06d}.png", image)
+    write_frames(folder / "left", seq.left)
+    write_frames(folder / "right", seq.right)
     # Uncompressed: dense depth of a room compresses only to ~50% and zlib would take longer than the rendering.
     np.savez(
         folder / "ground_truth.npz",

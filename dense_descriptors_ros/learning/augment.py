@@ -2,9 +2,9 @@
 
 papers/000 section 3.3 flips one image of the pair across its horizontal and vertical axes. We add colour jitter,
 scale crops (zoom into a random window, resized back to the full size) and, where object masks are known,
-background randomisation (Dense Object Nets). Every geometric change is one 2x3
-affine map per image, applied to the pixels with ``cv2.warpAffine`` and to the points with the same matrix, so
-correspondences stay exact; points that leave the image are marked invalid.
+background randomisation (Dense Object Nets). Every geometric change is one 2x3 affine map per image, applied to
+the pixels with ``cv2.warpAffine`` and to the points with the same matrix, so correspondences stay exact; points
+that leave the image are marked invalid.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Each clip is split like papers/000 section 4: the first half of its frames trains, the second half is held out.
 A pair is (frame i, frame i + gap) inside one half, for one or several gaps; its flow label (chained over the gap)
-is cached by the ``FlowLabeler``. Sampling is
-seeded by (seed, epoch, pair index), so a run is reproducible and every epoch sees fresh samples.
+is cached by the ``FlowLabeler``. Sampling is seeded by (seed, epoch, pair index), so a run is reproducible and
+every epoch sees fresh samples.
 """
 
 from __future__ import annotations

@@ -168,7 +168,7 @@ class PairSampler:
                 dist = np.linalg.norm(non_matches[group] - matches_b[:, None], axis=-1)
                 non_valid[group] = (dist > alpha) & (dist < beta) & _lookup(mask_b, non_matches[group])
             if c.negatives == "object":
-                self._replace_object_columns(non_matches[0], non_valid[0], matches_b, mask_b, rng)
+                self._replace_object_columns(non_matches[0], non_valid[0], matches_b, mask_b, object_b, rng)
             non_valid &= match_valid[None, :, None]
         return PairSamples(matches_a, matches_b, match_valid, non_matches, non_valid)
 
@@ -178,6 +178,7 @@ class PairSampler:
         non_valid: np.ndarray,
         matches_b: np.ndarray,
         mask_b: np.ndarray,
+        object_b: np.ndarray,
         rng: np.random.Generator,
     ) -> None:
         """Object negatives, in place: the last columns off the object, the ones before them local (see config)."""
@@ -193,7 +194,6 @@ class PairSampler:
         if k_local:
             columns = slice(k - k_background - k_local, k - k_background)
             alpha, beta = c.min_non_match_px, max(c.local_radius_px, c.min_non_match_px + 1.0)
-            object_b = np.stack(np.nonzero(mask_b)[::-1], -1).astype(np.float32)
             local = self._negatives(matches_b, object_b, alpha, beta, mask_b.shape, k_local, rng)
             dist = np.linalg.norm(local - matches_b[:, None], axis=-1)
             non_matches[:, columns] = local

@@ -535,7 +535,7 @@ def run_train(args: argparse.Namespace) -> int:
         recipe = yaml.safe_load(Path(args.config).read_text()) or {}
         if not isinstance(recipe, dict):
             raise ConfigError(f"{args.config}: expected a mapping at the top level")
-        apply_overrides(recipe, getattr(args, "overrides", []))
+        apply_overrides(recipe, args.overrides)
         overrides = {"epochs": args.epochs, "device": args.device, "topic": args.topic}
         recipe.update({key: value for key, value in overrides.items() if value is not None})
         if args.masks:
