@@ -9,8 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from dense_descriptors_ros.learning.flow import FlowConfig, FlowLabeler
+from dense_descriptors_ros.learning.dataset import PairDataset, load_clip
+from dense_descriptors_ros.learning.flow import FlowConfig, FlowLabel, FlowLabeler, shrink_label
 from dense_descriptors_ros.learning.masks import FolderMaskProvider, FullMaskProvider, MotionMaskProvider
+from dense_descriptors_ros.learning.sampling import PairSampler
 from dense_descriptors_ros.learning.synthetic_video import smooth_texture, textured_object_video
 
 H, W = 96, 128
@@ -74,6 +76,48 @@ def test_chained_flow_over_three_frames_composes_the_motion() -> None:
     assert np.median(label.flow[label.valid, 0]) == pytest.approx(4.5, abs=0.3)
     assert np.median(label.flow[label.valid, 1]) == pytest.approx(-3.0, abs=0.3)
     assert not label.valid[:, -3:].any()  # those pixels land outside the last frame
+
+
+def test_shrunk_label_is_the_same_motion_at_the_small_size() -> None:
+    # x' = M x + m in small pixels is X' = M (X - 0.5) + 2 m + 0.5 in pixels of the twice larger image.
+    M, m = np.array([[0.98, -0.05], [0.04, 1.01]]), np.array([1.3, -2.2])
+    ys, xs = np.mgrid[0 : 2 * H, 0 : 2 * W].astype(np.float64)
+    big = np.stack([xs, ys], -1)
+    big_flow = (big - 0.5) @ M.T + 2 * m + 0.5 - big
+    valid = np.ones((2 * H, 2 * W), bool)
+    valid[10, 21] = False  # one bad large pixel spoils its block only
+    small = shrink_label(FlowLabel(big_flow.astype(np.float32), valid), 2)
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float64)
+    pts = np.stack([xs, ys], -1)
+    np.testing.assert_allclose(small.flow, pts @ M.T + m - pts, atol=1e-4)
+    assert small.flow.shape == (H, W, 2) and small.flow.dtype == np.float32
+    assert not small.valid[5, 10] and small.valid.sum() == H * W - 1
+    assert shrink_label(small, 1) is small
+    with pytest.raises(ValueError, match="multiple"):
+        shrink_label(FlowLabel(np.zeros((9, 8, 2), np.float32), np.ones((9, 8), bool)), 2)
+
+
+def test_flow_at_twice_the_size_gives_finer_labels(tmp_path: Path) -> None:
+    """flow.scale 2: the dataset computes flow on the frames at twice the training size and shrinks the label,
+    which follows the true motion more closely than flow computed on the small frames."""
+    video = textured_object_video(num_frames=6, height=2 * H, width=2 * W, seed=4, max_step_px=5.0)
+    for k, frame in enumerate(video.frames):
+        cv2.imwrite(str(tmp_path / f"{k:06d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    labeler = FlowLabeler()
+    errors = {}
+    for scale in (1, 2):
+        clip = load_clip(tmp_path, (H, W), labeler=labeler, flow_scale=scale)
+        assert clip.flow_scale == scale and clip.frames[0].shape == (H, W, 3)
+        dataset = PairDataset([clip], labeler, PairSampler(), gap=2)
+        label = dataset.label(0)
+        assert label.flow.shape == (H, W, 2)
+        _, i, j = dataset.pairs[0]
+        inner = cv2.erode(video.masks[i].astype(np.uint8), np.ones((9, 9), np.uint8))[1::2, 1::2].astype(bool)
+        ys, xs = np.nonzero(inner & label.valid)
+        small = np.column_stack([xs, ys]).astype(np.float64)
+        truth = (video.correspondences(i, j, 2 * small + 0.5) - 0.5) / 2
+        errors[scale] = np.median(np.linalg.norm(label.flow[ys, xs] + small - truth, axis=1))
+    assert errors[2] < 0.8 * errors[1], errors
 
 
 def test_flow_cache_hits_on_second_call(tmp_path: Path) -> None:

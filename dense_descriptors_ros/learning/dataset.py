@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from dense_descriptors_ros.io.frame_sources import open_frame_source
 from dense_descriptors_ros.learning.augment import PairAugmentation
-from dense_descriptors_ros.learning.flow import FlowLabel, FlowLabeler
+from dense_descriptors_ros.learning.flow import FlowLabel, FlowLabeler, shrink_label
 from dense_descriptors_ros.learning.masks import (
     MASK_KINDS,
     FolderMaskProvider,
@@ -43,6 +43,11 @@ class VideoClip:
     name: str
     frames: list[np.ndarray]
     masks: MaskProvider
+    flow_frames: list[np.ndarray] | None = None  # the same frames at an integer multiple of the size, for flow
+
+    @property
+    def flow_scale(self) -> int:
+        return self.flow_frames[0].shape[0] // self.frames[0].shape[0] if self.flow_frames else 1
 
 
 def resize_frame(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -60,15 +65,24 @@ def load_clip(
     mask_folder: str | Path | None = None,
     labeler: FlowLabeler | None = None,
     stride: int = 1,
+    flow_scale: int = 1,
     **frame_options: object,
 ) -> VideoClip:
     """Read a video / image folder / rosbag2 at ``image_size`` (height, width) with the chosen mask provider.
 
     ``frame_options`` go to ``open_frame_source`` (start_time, end_time, max_frames, topic, fps). Folder masks
-    are matched to the frames by order, taking the stride into account.
+    are matched to the frames by order, taking the stride into account. With ``flow_scale`` > 1 the clip also
+    keeps every frame at ``flow_scale`` times ``image_size``, where the flow labels are computed.
     """
     height, width = image_size
-    frames = [resize_frame(rgb, height, width) for _, rgb in open_frame_source(path, stride=stride, **frame_options)]
+    frames, flow_frames = [], []
+    for _, rgb in open_frame_source(path, stride=stride, **frame_options):
+        frames.append(resize_frame(rgb, height, width))
+        if flow_scale > 1:
+            if not flow_frames and (rgb.shape[0] < flow_scale * height or rgb.shape[1] < flow_scale * width):
+                size = f"{flow_scale * width}x{flow_scale * height}"
+                log.warning("%s: frames smaller than the flow size %s; flow.scale gains nothing here", path, size)
+            flow_frames.append(resize_frame(rgb, flow_scale * height, flow_scale * width))
     if len(frames) < 4:
         raise ValueError(f"{path}: {len(frames)} frame(s) selected; training needs at least 4 (2 per split)")
     masks: MaskProvider
@@ -83,7 +97,7 @@ def load_clip(
     else:
         raise ValueError(f"mask kind must be one of {list(MASK_KINDS)}, got {mask_kind!r}")
     log.info("%s: %d frames at %dx%d, masks: %s", path, len(frames), width, height, mask_kind)
-    return VideoClip(Path(path).name, frames, masks)
+    return VideoClip(Path(path).name, frames, masks, flow_frames or None)
 
 
 def split_pairs(num_frames: int, gap: int, split: str) -> list[tuple[int, int]]:
@@ -143,12 +157,11 @@ class PairDataset(Dataset):
         return self._masks[key]
 
     def label(self, index: int) -> FlowLabel:
-        """The flow label of pair ``index`` (chained over the gap when gap > 1)."""
+        """The flow label of pair ``index`` (chained over the gap when gap > 1), at the training size."""
         c, i, j = self.pairs[index]
-        frames = self.clips[c].frames
-        if j == i + 1:
-            return self.labeler.label(frames[i], frames[j])
-        return self.labeler.label_chain(frames[i : j + 1])
+        clip = self.clips[c]
+        frames = clip.flow_frames or clip.frames
+        return shrink_label(self.labeler.label_chain(frames[i : j + 1]), clip.flow_scale)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         c, i, j = self.pairs[index]

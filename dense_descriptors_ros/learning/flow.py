@@ -62,6 +62,14 @@ class FlowConfig:
             "range": (0, 30),
         },
     )
+    scale: int = field(
+        default=1,
+        metadata={
+            "help": "compute flow on frames this many times the training size, then shrink the labels to it (finer "
+            "labels; needs a video at that resolution)",
+            "range": (1, 4),
+        },
+    )
     cache_dir: str = field(default="", metadata={"help": "folder for the flow label cache; empty: no cache"})
     device: str = field(default="cpu", metadata={"help": "torch device for RAFT"})
 
@@ -110,6 +118,23 @@ def forward_backward_valid(
     tx, ty = xs + forward[..., 0], ys + forward[..., 1]
     inside = (tx >= border_px) & (tx <= w - 1 - border_px) & (ty >= border_px) & (ty <= h - 1 - border_px)
     return (mismatch < tolerance) & inside & np.isfinite(forward).all(axis=-1)
+
+
+def shrink_label(label: FlowLabel, factor: int) -> FlowLabel:
+    """A label computed on frames ``factor`` times larger, at the smaller size (H / factor, W / factor).
+
+    Each small pixel covers a factor x factor block whose centre is the block mean of the large pixel centres, so
+    its flow is the block mean of the large flow divided by ``factor``; it is valid only where the whole block is.
+    """
+    if factor == 1:
+        return label
+    h, w = label.valid.shape
+    if h % factor or w % factor:
+        raise ValueError(f"a {w}x{h} flow label does not shrink by {factor}: the size must be a multiple")
+    size = (w // factor, h // factor)
+    flow = cv2.resize(label.flow, size, interpolation=cv2.INTER_AREA) / factor
+    valid = cv2.resize(label.valid.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 1.0 - 1e-6
+    return FlowLabel(flow.astype(np.float32), valid)
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
@@ -200,7 +225,7 @@ class FlowLabeler:
     # --- labels -----------------------------------------------------------------------------------------
     def _params(self) -> dict:
         params = asdict(self.config)
-        for key in ("cache_dir", "chain", "device"):
+        for key in ("cache_dir", "chain", "chain_min", "scale", "device"):
             params.pop(key)
         return params
 

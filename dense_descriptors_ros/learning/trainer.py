@@ -464,7 +464,7 @@ def build_datasets(
         raise ConfigError(f"masks: folder needs one --masks folder per --data input ({len(data)} given)")
     flow = replace(config.flow, cache_dir=str(cache_dir)) if cache_dir and not config.flow.cache_dir else config.flow
     labeler = FlowLabeler(flow)
-    frame_options: dict[str, Any] = {"stride": config.frame_stride}
+    frame_options: dict[str, Any] = {"stride": config.frame_stride, "flow_scale": config.flow.scale}
     if config.max_frames:
         frame_options["max_frames"] = config.max_frames
     clips = []
