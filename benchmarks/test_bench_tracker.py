@@ -7,6 +7,8 @@ Prints one JSON line with, per method: TAP-Vid delta_avg, occlusion accuracy and
 occlusion (share of ground-truth-visible frames after the point's first occlusion where it is tracked visible
 within 8 px) and milliseconds per frame of tracking alone (descriptor computation excluded): the median over the
 first 10 frames (all 100 points tracked) and the mean over the run (LK's mean is low because it loses its points).
+For the two descriptors it also prints how far the whole-image nearest neighbour of a point lands from the truth
+1 to 40 frames later (``nearest_neighbour_drift``): the view invariance a fixed-reference tracker relies on.
 
 Descriptors for our tracker:
 - ``oracle``: an ideal descriptor made from the ground truth (a fixed random-Fourier embedding of each pixel's
@@ -31,6 +33,7 @@ import pytest
 import torch
 from synthetic_motion import FourierField
 
+from dense_descriptors_ros.evaluation.matching_metrics import match_nearest
 from dense_descriptors_ros.evaluation.renderer import ObjectSequence, point_tracks, render_object_sequence
 from dense_descriptors_ros.evaluation.tracking_metrics import tapvid_metrics
 from dense_descriptors_ros.model.checkpoint import read_model_meta
@@ -50,6 +53,7 @@ LK_PARAMS = {
     "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01),
 }
 LK_FB_PX = 1.0  # LK's forward-backward check (as in OpenCV's lk_track.py sample)
+GAPS = (1, 5, 10, 20, 40)  # frame gaps of the nearest-neighbour drift figures
 
 
 # --- descriptors ----------------------------------------------------------------------------------------------
@@ -198,10 +202,31 @@ def score(result: dict, gt: np.ndarray, gt_visible: np.ndarray) -> dict:
     }
 
 
+def nearest_neighbour_drift(
+    descriptors: Callable[[int], np.ndarray], gt: np.ndarray, gt_visible: np.ndarray, gaps: tuple[int, ...] = GAPS
+) -> dict[str, float]:
+    """Median pixel error of the whole-image nearest neighbour of a point's descriptor ``gap`` frames later.
+
+    Over frames t = 0, 10, 20, ... and the query points visible in t and t + gap (ground-truth positions in t).
+    It shows how far along the video a descriptor stays the same: what a tracker with a fixed reference needs.
+    """
+    out = {}
+    for gap in gaps:
+        errors = []
+        for t in range(0, len(gt) - gap, 10):
+            both = gt_visible[t] & gt_visible[t + gap]
+            if both.any():
+                found = match_nearest(descriptors(t), descriptors(t + gap), gt[t, both])
+                errors.append(np.linalg.norm(found - gt[t + gap, both], axis=1))
+        out[f"gap_{gap}"] = float(np.median(np.concatenate(errors))) if errors else float("nan")
+    return out
+
+
 def test_tracker_against_lucas_kanade():
     network, network_name = network_descriptors()
     per_method: dict[str, list[dict]] = {}
     network_ms: list[float] = []
+    drift: dict[str, list[dict]] = {"ours_oracle": [], "ours_network": []}
     for spec in SEQUENCES:
         seq = render_object_sequence(n_frames=FRAMES, progress=False, **spec)
         queries = query_points(seq, POINTS, spec["seed"])
@@ -209,9 +234,12 @@ def test_tracker_against_lucas_kanade():
         start = time.perf_counter()
         network_frames = [network(image) for image in seq.rgb]
         network_ms.append(1000.0 * (time.perf_counter() - start) / len(seq))
+        oracle = OracleDescriptors(seq, seed=spec["seed"])
+        drift["ours_oracle"].append(nearest_neighbour_drift(oracle, gt, gt_visible))
+        drift["ours_network"].append(nearest_neighbour_drift(network_frames.__getitem__, gt, gt_visible))
         results = {
-            "ours_oracle": run_point_tracker(OracleDescriptors(seq, seed=spec["seed"]), FRAMES, queries),
-            "ours_network": run_point_tracker(lambda t, frames=network_frames: frames[t], FRAMES, queries),
+            "ours_oracle": run_point_tracker(oracle, FRAMES, queries),
+            "ours_network": run_point_tracker(network_frames.__getitem__, FRAMES, queries),
             "lk": run_lucas_kanade(seq.rgb, queries, redetect_orb=False),
             "lk_no_fb_check": run_lucas_kanade(seq.rgb, queries, redetect_orb=False, fb_px=float("inf")),
             "lk_orb": run_lucas_kanade(seq.rgb, queries, redetect_orb=True),
@@ -236,6 +264,10 @@ def test_tracker_against_lucas_kanade():
         "ms_per_frame_excludes": "descriptor computation (network) and frame decoding",
         "network_ms_per_frame": round(statistics.mean(network_ms), 1),
         **figures,
+        "nearest_neighbour_median_px_by_frame_gap": {
+            name: {key: round(float(np.nanmean([r[key] for r in runs])), 1) for key in runs[0]}
+            for name, runs in drift.items()
+        },
         "delta_avg_gain_oracle_vs_best_lk": round(figures["ours_oracle"]["delta_avg"] - best_lk, 4),
         "delta_avg_gain_network_vs_best_lk": round(figures["ours_network"]["delta_avg"] - best_lk, 4),
     }
