@@ -30,7 +30,7 @@ setup(
     tests_require=["pytest"],
     entry_points={
         "console_scripts": [
-            "dense-descriptors = dense_descriptors_ros.cli:main",
+            "dense-descriptors = dense_descriptors_ros.cli.main:main",
             "descriptor_node = dense_descriptors_ros.nodes.descriptor_node:main",
             "tracker_node = dense_descriptors_ros.nodes.tracker_node:main",
             "slam_node = dense_descriptors_ros.nodes.slam_node:main",

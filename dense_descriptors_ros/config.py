@@ -134,19 +134,27 @@ def from_mapping(cls: type[T], data: dict[str, Any] | None, where: str = "") -> 
     return cls(**kwargs)
 
 
-def load_yaml(cls: type[T], path: str | Path, section: str | None = None) -> T:
-    """Load config ``cls`` from a YAML file (optionally one top-level section of it)."""
+def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """The mapping at the top of YAML file ``path``; ConfigError names the file (``what`` says what it is for)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"{what} not found: {path}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if section is not None:
-        data = data.get(section, {})
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_yaml(cls: type[T], path: str | Path, section: str | None = None) -> T:
+    """Load config ``cls`` from a YAML file (optionally one top-level section of it)."""
+    data = read_yaml_mapping(path)
+    if section is not None:
+        data = data.get(section, {})
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping at section {section!r}")
     try:
         return from_mapping(cls, data)
     except ConfigError as exc:

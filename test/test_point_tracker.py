@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import csv
-
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -18,7 +14,6 @@ from dense_descriptors_ros.tracking.point_tracker import (
     distinctiveness_map,
     select_query_points,
 )
-from dense_descriptors_ros.tracking.track_command import add_track_arguments, run_track
 
 H, W = 96, 96
 CENTRE = (W / 2, H / 2)
@@ -254,26 +249,3 @@ def test_config_is_validated_through_the_config_system():
         from_mapping(TrackerConfig, {"subpixel": "cubic"})
     with pytest.raises(ConfigError, match="odd"):
         TrackerConfig(patch_size=4)
-
-
-def test_track_command_writes_csv_and_annotated_frames(tmp_path):
-    seq = SyntheticSequence(np.array([similarity_transform(0.0, 1.0, 2.0 * t, 0.0, CENTRE) for t in range(4)]), 64, 64)
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    for t in range(4):
-        cv2.imwrite(str(frames / f"{t:04d}.png"), cv2.cvtColor(seq.frame(t)[0], cv2.COLOR_RGB2BGR))
-    parser = argparse.ArgumentParser()
-    add_track_arguments(parser)
-    out = tmp_path / "out"
-    args = parser.parse_args(
-        [str(frames), "--out", str(out), "--device", "cpu", "--png", "--points", "20,30", "40.5,32"]
-    )
-    assert run_track(args) == 0
-    with open(out / "tracks.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    assert len(rows) == 8  # 2 tracks x 4 frames
-    assert [int(r["id"]) for r in rows[:2]] == [0, 1]
-    assert float(rows[1]["x"]) == pytest.approx(40.5)
-    assert len(list(out.glob("*_tracks.png"))) == 4
-    with pytest.raises(SystemExit):
-        parser.parse_args([str(frames), "--out", str(out), "--points", "20;30"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_launch_files import NODE_CONFIGS
 
-from dense_descriptors_ros.cli import SUBCOMMANDS
+from dense_descriptors_ros.cli.main import SUBCOMMANDS
 from dense_descriptors_ros.config import field_specs
 
 REPO = Path(__file__).resolve().parents[1]

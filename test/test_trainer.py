@@ -1,31 +1,21 @@
-"""Trainer: a short run on a generated sequence beats the untrained network on held-out frames; resume;
-the train command on a rosbag2; recipes; the error percentile metric."""
+"""Trainer: a short run on a generated sequence beats the untrained network on held-out frames; resume; recipes;
+the error percentile metric. The train command is tested in test/cli/test_cli_train.py."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from dense_descriptors_ros.config import ConfigError, from_mapping
 from dense_descriptors_ros.evaluation.error_percentile import error_percentiles, mean_error_percentile
-from dense_descriptors_ros.io.bag_writer import write_image_bag
 from dense_descriptors_ros.learning.dataset import PairDataset, VideoClip, split_pairs
 from dense_descriptors_ros.learning.masks import MaskProvider
 from dense_descriptors_ros.learning.synthetic_video import textured_object_video
-from dense_descriptors_ros.learning.trainer import (
-    TrainConfig,
-    Trainer,
-    add_train_arguments,
-    datasets_from_clips,
-    load_train_config,
-    run_train,
-)
+from dense_descriptors_ros.learning.trainer import TrainConfig, Trainer, datasets_from_clips, load_train_config
 from dense_descriptors_ros.model.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,34 +77,6 @@ def test_short_training_beats_the_untrained_network_and_resumes(tmp_path: Path) 
     assert resumed["epochs"] == 3 and resumed["steps"] == 16
     with (out / "val_log.csv").open() as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2, 3]
-
-
-def test_train_command_on_a_rosbag(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    video = textured_object_video(num_frames=12, height=96, width=128, seed=1)
-    bag = write_image_bag(tmp_path / "bag", [(1.0 + 0.1 * k, f) for k, f in enumerate(video.frames)], storage="mcap")
-    # SAND bands (G and L, on two channel groups) and UCN hard negatives, end to end.
-    sampler = {"num_matches": 200, "non_matches_per_match": 10, "negatives": "bands"}
-    sampler |= {"band_min_px": [0.0, 0.0], "band_max_px": [float("inf"), 25.0]}
-    recipe = {**TINY, "sampler": sampler, "masks": "motion", "epochs": 1, "steps_per_epoch": 2, "val_pairs": 1}
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(recipe))
-    parser = argparse.ArgumentParser()
-    add_train_arguments(parser)
-    command = ["--config", str(tmp_path / "tiny.yaml"), "--data", str(bag), "--out", str(tmp_path / "run")]
-    command += ["--device", "cpu", "--set", "sampler.hard_negatives=true", "--set", "model.descriptor_dim=8"]
-    args = parser.parse_args(command)
-    assert run_train(args) == 0
-    net = load_checkpoint(tmp_path / "run" / "best")
-    assert (net.config.backbone, net.config.channel_groups) == ("resnet18", (4, 4))
-    with (tmp_path / "run" / "train_log.csv").open() as f:
-        assert "non_match_loss_g1" in next(csv.DictReader(f))
-    assert any((tmp_path / "run" / "flow_cache").glob("*.npz"))
-    assert "best_error_percentile" in capsys.readouterr().out
-    assert run_train(args) == 2  # the run folder is taken and --resume was not given
-    assert "--resume" in capsys.readouterr().out
-    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["sampler"]["hard_negatives"] is True
-    for bad, message in (("sampler.hard_negative=true", "hard_negative"), ("epochs", "KEY=VALUE")):
-        bad_args = parser.parse_args([*command[:4], "--out", str(tmp_path / "other"), "--set", bad])
-        assert run_train(bad_args) == 2 and message in capsys.readouterr().out
 
 
 def test_recipes_load_and_bad_keys_are_named(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Self-supervised training of a DescriptorNet from video (papers/000), and the ``dense-descriptors train`` command.
+"""Self-supervised training of a DescriptorNet from video (papers/000); ``dense-descriptors train`` runs it.
 
 ``Trainer`` runs AdamW with a cosine or step schedule, AMP on CUDA only, gradient clipping and fixed seeds; it
 shows tqdm bars with the loss and pairs/s, logs to CSV (and TensorBoard when it imports), validates on the
@@ -16,7 +16,6 @@ Run folder layout::
 
 from __future__ import annotations
 
-import argparse
 import csv
 import logging
 import math
@@ -33,7 +32,7 @@ import yaml
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from dense_descriptors_ros.config import ConfigError, from_mapping, load_yaml, to_mapping
+from dense_descriptors_ros.config import ConfigError, load_yaml, to_mapping
 from dense_descriptors_ros.evaluation.error_percentile import error_percentiles
 from dense_descriptors_ros.io.frame_sources import is_rosbag
 from dense_descriptors_ros.learning.augment import AugmentConfig, PairAugmentation
@@ -487,70 +486,3 @@ def datasets_from_clips(
     train = PairDataset(clips, labeler, sampler, "train", PairAugmentation(config.augment), gaps, config.seed)
     val = PairDataset(clips, labeler, sampler, "test", None, gaps, config.seed)
     return train, val
-
-
-# --- command line -----------------------------------------------------------------------------------------
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``dense-descriptors train``."""
-    parser.add_argument("--config", required=True, help="training recipe YAML, e.g. training/object.yaml")
-    parser.add_argument("--data", required=True, nargs="+", help="video file(s), image folder(s) or rosbag2(s)")
-    parser.add_argument("--masks", nargs="+", default=None, help="mask folder per --data input (sets masks: folder)")
-    parser.add_argument("--out", default=None, help="run folder (default runs/<recipe name>)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last")
-    parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
-    parser.add_argument("--device", default=None, help="override the device: auto, cpu, cuda, cuda:N")
-    parser.add_argument("--topic", default=None, help="image topic of rosbag2 inputs")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one recipe value (dotted key, YAML value), e.g. --set model.backbone=resnet18; repeatable",
-    )
-
-
-def apply_overrides(recipe: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """``recipe`` with ``KEY=VALUE`` overrides applied (dotted keys into nested sections, values parsed as YAML)."""
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        *sections, leaf = key.split(".")
-        node = recipe
-        for section in sections:
-            child = node.setdefault(section, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {key}: {section!r} is a value, not a section")
-            node = child
-        node[leaf] = yaml.safe_load(text)
-    return recipe
-
-
-def run_train(args: argparse.Namespace) -> int:
-    """``dense-descriptors train``: returns 0 on success, 2 on a bad recipe or input."""
-    try:
-        if not Path(args.config).is_file():
-            raise ConfigError(f"config file not found: {args.config}")
-        recipe = yaml.safe_load(Path(args.config).read_text()) or {}
-        if not isinstance(recipe, dict):
-            raise ConfigError(f"{args.config}: expected a mapping at the top level")
-        apply_overrides(recipe, args.overrides)
-        overrides = {"epochs": args.epochs, "device": args.device, "topic": args.topic}
-        recipe.update({key: value for key, value in overrides.items() if value is not None})
-        if args.masks:
-            recipe["masks"] = "folder"
-        config = from_mapping(TrainConfig, recipe)
-        out = Path(args.out or Path("runs") / Path(args.config).stem)
-        if (out / "last").exists() and not args.resume:
-            raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-        train_set, val_set = build_datasets(config, args.data, args.masks, cache_dir=out / "flow_cache")
-        trainer = Trainer(config, train_set, val_set, out, provenance={"data": [str(p) for p in args.data]})
-        if args.resume and not trainer.resume():
-            log.warning("%s: nothing to resume, starting a new run", out)
-        summary = trainer.fit()
-    except (ConfigError, ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"dense-descriptors train: error: {exc}")
-        return 2
-    print(yaml.safe_dump(summary, sort_keys=False).strip())
-    return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import gc
 import logging
 from dataclasses import dataclass, field
@@ -10,7 +9,6 @@ from typing import Any
 
 import torch
 
-from dense_descriptors_ros.io.frame_sources import FrameSource, open_frame_source
 from dense_descriptors_ros.model.checkpoint import read_model_meta
 from dense_descriptors_ros.model.engine import DescriptorEngine, resolve_device
 from dense_descriptors_ros.model.network import BACKBONES, DescriptorNet, ModelConfig
@@ -67,24 +65,3 @@ def free_device_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def add_frames_and_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments every command that runs the network over a video, image folder or bag shares."""
-    parser.add_argument("input", help="video file, image folder or rosbag2 (folder, .mcap or .db3)")
-    parser.add_argument("--model", default="", help="checkpoint folder (empty: untrained network)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--max-side", type=int, default=640, help="inference resolution cap (0 = none)")
-    parser.add_argument("--topic", default=None, help="image topic, for bags with several")
-    parser.add_argument("--stride", type=int, default=1, help="use every n-th frame")
-    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
-
-
-def frames_and_engine(args: argparse.Namespace, logger: Any = None) -> tuple[FrameSource, DescriptorEngine]:
-    """The frame source and the engine named by ``add_frames_and_model_arguments``' arguments."""
-    options: dict[str, Any] = {"stride": args.stride, "max_frames": args.max_frames}
-    if args.topic:
-        options["topic"] = args.topic
-    source = open_frame_source(args.input, **options)
-    config = DescriptorSourceConfig(model_dir=args.model, device=args.device, max_side=args.max_side)
-    return source, open_engine(config, logger)

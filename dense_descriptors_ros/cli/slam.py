@@ -1,6 +1,7 @@
 """`dense-descriptors slam`: run StereoSlam on folders of rectified stereo images and write trajectory and map.
 
     dense-descriptors slam --left DIR --right DIR --calib FILE --out DIR [--features learned|orb] [--model DIR]
+                           [--params config/slam.yaml] [--config FILE] [--tracking.min-inliers N ...]
 
 ``--calib`` is a KITTI ``calib.txt`` (rows ``P0:`` and ``P1:``, 12 numbers each; the baseline is -P1[0,3] / P1[0,0])
 or a YAML file with ``fx, fy, cx, cy, baseline`` (metres). Timestamps come from ``--times`` (one per row, KITTI
@@ -8,12 +9,17 @@ or a YAML file with ``fx, fy, cx, cy, baseline`` (metres). Timestamps come from 
 streamed, so long sequences do not have to fit in memory. Outputs: ``trajectory_tum.txt``,
 ``trajectory_kitti.txt``, ``map/`` (map.npz + map.yaml, reloadable), ``map.ply`` (voxel-downsampled cloud) and
 ``summary.yaml``.
+
+Settings, each overriding the one before: the command's defaults (descriptors at full resolution), slam_node's
+parameter file (``--params``: the model parameters and the ``slam`` section), a StereoSlamConfig YAML
+(``--config``), then the options on the command line.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -21,15 +27,26 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from dense_descriptors_ros.config import load_yaml
+from dense_descriptors_ros.cli.config_options import ConfigOptions
+from dense_descriptors_ros.cli.frame_input import MODEL_OPTIONS as FRAME_MODEL_OPTIONS
+from dense_descriptors_ros.cli.parameter_files import (
+    add_params_argument,
+    config_file_values,
+    log_unused_parameters,
+    read_node_parameters,
+    take_parameters,
+)
 from dense_descriptors_ros.io.frame_sources import ImageFolderFrameSource
 from dense_descriptors_ros.model.checkpoint import model_id
-from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, open_engine
+from dense_descriptors_ros.model.descriptor_source import open_engine
 from dense_descriptors_ros.slam.geometry import StereoCamera
 from dense_descriptors_ros.slam.map_io import export_trajectory, voxel_downsample, write_ply
-from dense_descriptors_ros.slam.stereo_slam import FEATURE_TYPES, StereoSlam, StereoSlamConfig, TrackingState
+from dense_descriptors_ros.slam.stereo_slam import StereoSlam, StereoSlamConfig, TrackingState
 
 log = logging.getLogger(__name__)
+# SLAM samples descriptors at sub-pixel keypoints, so the network runs at full resolution unless told otherwise.
+MODEL_OPTIONS = replace(FRAME_MODEL_OPTIONS, defaults={"max_side": 0})
+SLAM_OPTIONS = ConfigOptions(StereoSlamConfig, names={"feature_type": "features"})
 
 
 def read_stereo_calibration(path: str | Path, width: int, height: int) -> StereoCamera:
@@ -67,18 +84,23 @@ def add_slam_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--right", required=True, help="folder of rectified right images (same count)")
     parser.add_argument("--calib", required=True, help="KITTI calib.txt (P0, P1) or YAML (fx fy cx cy baseline)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--features", default="learned", choices=FEATURE_TYPES, help="feature type")
-    parser.add_argument("--model", default="", help="checkpoint folder for learned features (empty: untrained)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_params_argument(parser, "slam_node")
     parser.add_argument("--config", default=None, help="YAML with StereoSlamConfig settings")
     parser.add_argument("--times", default=None, help="timestamps file, one per frame (KITTI times.txt)")
     parser.add_argument("--fps", type=float, default=10.0, help="frame rate when there is no --times")
     parser.add_argument("--voxel", type=float, default=0.05, help="voxel size (m) of the exported cloud")
+    MODEL_OPTIONS.add_to(parser, "network (learned features)")
+    SLAM_OPTIONS.add_to(parser, "SLAM (slam_node's slam.* parameters; --features is slam.feature_type)")
 
 
 def run_slam(args: argparse.Namespace) -> int:
-    config = load_yaml(StereoSlamConfig, args.config) if args.config else StereoSlamConfig()
-    config.feature_type = args.features
+    params = read_node_parameters(args.params, "slam_node")
+    sources = [(args.params, take_parameters(params, SLAM_OPTIONS, prefix="slam."))]
+    if args.config:
+        sources.append((args.config, config_file_values(StereoSlamConfig, args.config)))
+    config = SLAM_OPTIONS.build(args, *sources)
+    model = MODEL_OPTIONS.build(args, (args.params, take_parameters(params, MODEL_OPTIONS)))
+    log_unused_parameters(args.params, params)
     left = ImageFolderFrameSource(args.left, fps=args.fps)
     right = ImageFolderFrameSource(args.right, fps=args.fps)
     count = len(left.files)
@@ -92,10 +114,10 @@ def run_slam(args: argparse.Namespace) -> int:
     height, width = cv2.imread(str(left.files[0]), cv2.IMREAD_UNCHANGED).shape[:2]
     camera = read_stereo_calibration(args.calib, width, height)
     descriptor_fn, slam_model_id = None, "orb"
-    if args.features == "learned":
-        engine = open_engine(DescriptorSourceConfig(model_dir=args.model, device=args.device, max_side=0), log)
+    if config.feature_type == "learned":
+        engine = open_engine(model, log)
         descriptor_fn = engine.compute
-        slam_model_id = model_id(args.model) if args.model else "untrained"
+        slam_model_id = model_id(model.model_dir) if model.model_dir else "untrained"
     slam = StereoSlam(camera, config, model_id=slam_model_id, descriptor_fn=descriptor_fn)
     states = []
     try:

@@ -16,13 +16,21 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from dense_descriptors_ros.config import from_mapping, load_yaml
-from dense_descriptors_ros.model.descriptor_source import add_frames_and_model_arguments, frames_and_engine
+from dense_descriptors_ros.cli.config_options import ConfigOptions
+from dense_descriptors_ros.cli.frame_input import add_frame_input_arguments, open_frames_and_engine
+from dense_descriptors_ros.cli.parameter_files import (
+    add_params_argument,
+    config_file_values,
+    read_node_parameters,
+    take_parameters,
+)
 from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig
 from dense_descriptors_ros.tracking.track_drawing import TrackDrawer
 
 log = logging.getLogger(__name__)
 CSV_COLUMNS = ("frame", "stamp", "id", "x", "y", "score", "visible", "redetected")
+# Without --points the command picks 50 points by itself (the tracker's own default, 0, waits for queries).
+TRACKER_OPTIONS = ConfigOptions(TrackerConfig, defaults={"auto_points": 50})
 
 
 def parse_point(text: str) -> tuple[float, float]:
@@ -35,25 +43,25 @@ def parse_point(text: str) -> tuple[float, float]:
 
 
 def add_track_arguments(parser: argparse.ArgumentParser) -> None:
-    add_frames_and_model_arguments(parser)
+    add_frame_input_arguments(parser)
     parser.add_argument("--out", required=True, help="output folder (tracks.csv and tracks.mp4 or PNG frames)")
     parser.add_argument(
         "--points", type=parse_point, nargs="+", default=None, metavar="X,Y", help="query points in the first frame"
     )
-    parser.add_argument(
-        "--auto-points", type=int, default=50, help="distinctive points chosen automatically when --points is absent"
-    )
+    add_params_argument(parser, "tracker_node")
     parser.add_argument("--tracker-config", default=None, help="YAML file with TrackerConfig fields")
     parser.add_argument("--png", action="store_true", help="write annotated PNG frames instead of tracks.mp4")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of tracks.mp4")
+    TRACKER_OPTIONS.add_to(parser, "tracker (--auto-points is used when --points is absent)")
 
 
-def _tracker_config(args: argparse.Namespace) -> TrackerConfig:
-    config = load_yaml(TrackerConfig, args.tracker_config) if args.tracker_config else TrackerConfig()
-    if args.points is None:
-        if args.auto_points < 1:
-            raise ValueError(f"--auto-points must be >= 1 when no --points are given, got {args.auto_points}")
-        return from_mapping(TrackerConfig, {**vars(config), "auto_points": args.auto_points})
+def _tracker_config(args: argparse.Namespace, params: dict) -> TrackerConfig:
+    sources = [(args.params, take_parameters(params, TRACKER_OPTIONS))]
+    if args.tracker_config:
+        sources.append((args.tracker_config, config_file_values(TrackerConfig, args.tracker_config)))
+    config = TRACKER_OPTIONS.build(args, *sources)
+    if args.points is None and config.auto_points < 1:
+        raise ValueError(f"--auto-points must be >= 1 when no --points are given, got {config.auto_points}")
     return config
 
 
@@ -85,8 +93,9 @@ class _AnnotatedOutput:
 
 
 def run_track(args: argparse.Namespace) -> int:
-    config = _tracker_config(args)
-    source, engine = frames_and_engine(args, log)
+    params = read_node_parameters(args.params, "tracker_node")
+    config = _tracker_config(args, params)
+    source, engine = open_frames_and_engine(args, params, log)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tracker = PointTracker(config)

@@ -1,7 +1,8 @@
 """`dense-descriptors`: the library from the command line, without ROS.
 
-Each subcommand lives in the module that does the work (``add_*_arguments`` + ``run_*``); this file only
-wires them together, so `dense-descriptors <cmd> --help` documents every option.
+One module per subcommand (``add_<name>_arguments`` + ``run_<name>``); this file only wires them together, so
+`dense-descriptors <cmd> --help` documents every option, and it is the one place where bad input becomes a
+one-line message on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ from importlib import import_module
 
 # subcommand -> (module, help); each module provides add_<name>_arguments(parser) and run_<name>(args) -> int.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("dense_descriptors_ros.demo", "run the main job on a generated sequence and write the results"),
-    "train": ("dense_descriptors_ros.learning.trainer", "train a descriptor network self-supervised from video"),
+    "demo": ("dense_descriptors_ros.cli.demo", "run the main job on a generated sequence and write the results"),
+    "train": ("dense_descriptors_ros.cli.train", "train a descriptor network self-supervised from video"),
     "evaluate": ("dense_descriptors_ros.evaluation.suites", "evaluate a model against baselines; writes a report"),
     "render": ("dense_descriptors_ros.evaluation.render_command", "render a ground-truth object or stereo dataset"),
-    "track": ("dense_descriptors_ros.tracking.track_command", "track points through a video, folder or bag"),
-    "slam": ("dense_descriptors_ros.slam.slam_command", "stereo SLAM on rectified image folders: trajectory + map"),
-    "describe": ("dense_descriptors_ros.model.describe", "compute descriptor images and their colouring for frames"),
-    "export": ("dense_descriptors_ros.model.export_command", "export a checkpoint to ONNX and check it"),
+    "track": ("dense_descriptors_ros.cli.track", "track points through a video, folder or bag"),
+    "slam": ("dense_descriptors_ros.cli.slam", "stereo SLAM on rectified image folders: trajectory + map"),
+    "describe": ("dense_descriptors_ros.cli.describe", "compute descriptor images and their colouring for frames"),
+    "export": ("dense_descriptors_ros.cli.export", "export a checkpoint to ONNX and check it"),
 }
+EXIT_BAD_INPUT = 2
+log = logging.getLogger("dense-descriptors")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dense-descriptors",
         description="Self-supervised dense visual descriptors: train, evaluate, track, SLAM, export.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (and tracebacks of errors)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = import_module(module_name)
@@ -48,10 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
-    except (ValueError, FileNotFoundError) as exc:
-        # Bad input is reported in one line, not as a traceback.
-        logging.getLogger("dense-descriptors").error("%s", exc)
-        return 2
+    except (ValueError, OSError) as exc:
+        # Bad input (ConfigError, CheckpointError, a missing file, ...) is one line, not a traceback.
+        log.debug("traceback of the error below", exc_info=True)
+        message = " ".join(str(exc).split("\n"))
+        print(f"dense-descriptors {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
 

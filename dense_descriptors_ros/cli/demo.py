@@ -26,7 +26,7 @@ import yaml
 from tqdm import tqdm
 
 log = logging.getLogger(__name__)
-RECIPE = Path(__file__).resolve().parents[1] / "training" / "demo.yaml"
+RECIPE = Path(__file__).resolve().parents[2] / "training" / "demo.yaml"
 
 
 @dataclass

@@ -8,7 +8,7 @@ from argparse import Namespace
 
 import pytest
 
-from dense_descriptors_ros.demo import run_demo
+from dense_descriptors_ros.cli.demo import run_demo
 
 pytestmark = pytest.mark.ros
 

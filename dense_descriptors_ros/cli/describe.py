@@ -10,20 +10,22 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from dense_descriptors_ros.cli.frame_input import add_frame_input_arguments, open_frames_and_engine
+from dense_descriptors_ros.cli.parameter_files import add_params_argument, read_node_parameters
 from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
-from dense_descriptors_ros.model.descriptor_source import add_frames_and_model_arguments, frames_and_engine
 
 log = logging.getLogger(__name__)
 
 
 def add_describe_arguments(parser: argparse.ArgumentParser) -> None:
-    add_frames_and_model_arguments(parser)
+    add_frame_input_arguments(parser)
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--save-descriptors", action="store_true", help="also write (H, W, D) float16 .npy files")
+    add_params_argument(parser, "descriptor_node")
 
 
 def run_describe(args: argparse.Namespace) -> int:
-    source, engine = frames_and_engine(args, log)
+    source, engine = open_frames_and_engine(args, read_node_parameters(args.params, "descriptor_node"), log)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     colorizer = DescriptorColorizer()
