@@ -29,6 +29,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
+from dense_descriptors_ros.geometry.camera import StereoCamera, optical_to_body_points, optical_to_body_pose
 from dense_descriptors_ros.io.image_conversion import image_to_numpy, numpy_to_image, to_rgb8
 from dense_descriptors_ros.io.pointcloud import xyz_to_pointcloud2
 from dense_descriptors_ros.model.checkpoint import model_id
@@ -37,7 +38,6 @@ from dense_descriptors_ros.nodes.frame_worker_node import FrameWorkerNode
 from dense_descriptors_ros.nodes.node_main import run_node
 from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, RELIABLE_OUT, TRANSIENT_LOCAL_OUT, qos_by_name
 from dense_descriptors_ros.nodes.stereo_sync import StereoSynchronizer
-from dense_descriptors_ros.slam.geometry import StereoCamera
 from dense_descriptors_ros.slam.stereo_slam import StereoSlam, StereoSlamConfig, TrackingState
 
 try:  # pragma: no cover - only on a machine with a ROS install
@@ -48,9 +48,6 @@ try:  # pragma: no cover - only on a machine with a ROS install
     import message_filters
 except ImportError:
     message_filters = None
-
-# REP-103 body axes (x forward, y left, z up) from camera optical axes (z forward, x right, y down).
-R_BODY_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
 
 @dataclass
@@ -76,31 +73,6 @@ class SlamNodeConfig(DescriptorSourceConfig):
     max_path_length: int = field(default=10000, metadata={"help": "poses kept in the path topic", "range": (1, 10**7)})
     map_dir: str = field(default="slam_map", metadata={"help": "folder used by ~/save_map and ~/load_map"})
     autostart: bool = field(default=True, metadata={"help": "configure and activate the lifecycle node at start-up"})
-
-
-def stereo_camera_from_infos(left: Any, right: Any) -> StereoCamera:
-    """Rectified intrinsics and baseline from the two CameraInfo P matrices (REP-104 / image_pipeline convention)."""
-    p_left = np.asarray(left.p, np.float64).reshape(3, 4)
-    p_right = np.asarray(right.p, np.float64).reshape(3, 4)
-    if p_left[0, 0] <= 0:
-        raise ValueError("left camera_info has no projection matrix P (fx = 0): the images must be rectified")
-    if (left.width, left.height) != (right.width, right.height):
-        raise ValueError(
-            f"left and right camera_info sizes differ: {left.width}x{left.height} vs {right.width}x{right.height}"
-        )
-    if p_right[0, 3] >= 0:
-        raise ValueError(
-            f"right camera_info P[0,3] = {p_right[0, 3]}: it must be -fx * baseline (< 0) for a rectified right camera"
-        )
-    return StereoCamera(
-        fx=p_left[0, 0],
-        fy=p_left[1, 1],
-        cx=p_left[0, 2],
-        cy=p_left[1, 2],
-        baseline=-p_right[0, 3] / p_right[0, 0],
-        width=int(left.width),
-        height=int(left.height),
-    )
 
 
 def _stamp_seconds(header: Any) -> float:
@@ -239,7 +211,7 @@ class SlamNode(FrameWorkerNode):
         if "left" not in self.infos or "right" not in self.infos:
             self.problems.report("no camera_info yet", "waiting for left/camera_info and right/camera_info")
             return None
-        camera = stereo_camera_from_infos(self.infos["left"], self.infos["right"])
+        camera = StereoCamera.from_camera_infos(self.infos["left"], self.infos["right"])
         learned = self.config.slam.feature_type == "learned"
         name = (model_id(self.config.model_dir) if self.config.model_dir else "untrained") if learned else "orb"
         self.get_logger().info(
@@ -289,16 +261,9 @@ class SlamNode(FrameWorkerNode):
             return True
         return False
 
-    def _body_pose(self, T_world_cam: np.ndarray) -> np.ndarray:
-        if not self.config.camera_is_optical:
-            return T_world_cam
-        S = np.eye(4)
-        S[:3, :3] = R_BODY_OPTICAL
-        return S @ T_world_cam @ S.T
-
     def _publish(self, header: Any, left: np.ndarray, result: Any, points: np.ndarray | None) -> None:
         cfg = self.config
-        pose = self._body_pose(result.T_world_cam)
+        pose = optical_to_body_pose(result.T_world_cam) if cfg.camera_is_optical else result.T_world_cam
         qx, qy, qz, qw = Rotation.from_matrix(pose[:3, :3]).as_quat()
         tx, ty, tz = pose[:3, 3]
         odom = Odometry()
@@ -340,7 +305,7 @@ class SlamNode(FrameWorkerNode):
     def _cloud(self, header: Any, points_world: np.ndarray) -> PointCloud2:
         points = np.asarray(points_world, np.float64).reshape(-1, 3)
         if self.config.camera_is_optical:
-            points = points @ R_BODY_OPTICAL.T
+            points = optical_to_body_points(points)
         cloud_header = Header(stamp=header.stamp, frame_id=self.config.map_frame)
         return xyz_to_pointcloud2(points, cloud_header)
 

@@ -18,9 +18,10 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import least_squares
 
+from dense_descriptors_ros.geometry.camera import StereoCamera
+from dense_descriptors_ros.geometry.se3 import invert_pose, se3_exp, se3_log
 from dense_descriptors_ros.slam.bundle_adjustment import optimize_pose
 from dense_descriptors_ros.slam.features import FeatureType
-from dense_descriptors_ros.slam.geometry import StereoCamera, invert_pose, se3_exp, se3_log
 from dense_descriptors_ros.slam.map import KeyFrame, SlamMap
 from dense_descriptors_ros.slam.tracking import match_descriptors, pnp_ransac
 

@@ -1,4 +1,4 @@
-"""Map and trajectory files: map save/load (npz + yaml), TUM/KITTI trajectories, PLY/PCD clouds, voxel filter.
+"""Map files: map save/load (npz + yaml), PLY/PCD clouds, voxel filter.
 
 A saved map is a folder with ``map.npz`` (every map array, see :meth:`SlamMap.to_arrays`) and ``map.yaml``
 (format version, descriptor model id, feature type, descriptor size and dtype, intrinsics, counts). Loading refuses a
@@ -13,12 +13,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from dense_descriptors_ros.evaluation.trajectory_metrics import Trajectory, write_kitti_poses, write_tum_trajectory
-from dense_descriptors_ros.slam.geometry import StereoCamera
+from dense_descriptors_ros.geometry.camera import StereoCamera
 from dense_descriptors_ros.slam.map import SlamMap
 
 MAP_FORMAT_VERSION = 1
-TRAJECTORY_FORMATS = ("tum", "kitti")
 
 
 class MapMismatchError(ValueError):
@@ -72,16 +70,6 @@ def load_map(folder: str | Path, model_id: str, feature_type: str, descriptor_di
         raise MapMismatchError(f"map in {folder} has D={meta['descriptor_dim']} descriptors, expected {descriptor_dim}")
     with np.load(Path(folder) / "map.npz") as data:
         return SlamMap.from_arrays({k: data[k] for k in data.files})
-
-
-def export_trajectory(trajectory: Trajectory, path: str | Path, fmt: str = "tum") -> None:
-    """Write a trajectory as TUM (``t tx ty tz qx qy qz qw``) or KITTI (12 numbers per row) text."""
-    if fmt == "tum":
-        write_tum_trajectory(trajectory, path)
-    elif fmt == "kitti":
-        write_kitti_poses(trajectory, path)
-    else:
-        raise ValueError(f"unknown trajectory format {fmt!r}; expected one of {TRAJECTORY_FORMATS}")
 
 
 def voxel_downsample(points: np.ndarray, voxel_size: float) -> np.ndarray:

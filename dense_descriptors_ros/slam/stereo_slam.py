@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
-from dense_descriptors_ros.evaluation.trajectory_metrics import Trajectory
+from dense_descriptors_ros.geometry.camera import StereoCamera
+from dense_descriptors_ros.geometry.se3 import invert_pose
+from dense_descriptors_ros.geometry.trajectory import Trajectory
 from dense_descriptors_ros.slam.bundle_adjustment import optimize_pose
 from dense_descriptors_ros.slam.features import (
     FeatureConfig,
@@ -30,7 +32,6 @@ from dense_descriptors_ros.slam.features import (
     make_features,
     to_gray,
 )
-from dense_descriptors_ros.slam.geometry import StereoCamera, invert_pose
 from dense_descriptors_ros.slam.local_mapping import LocalMapper, LocalMappingConfig
 from dense_descriptors_ros.slam.loop_closure import (
     LoopCloser,

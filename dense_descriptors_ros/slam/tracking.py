@@ -14,8 +14,9 @@ import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
+from dense_descriptors_ros.geometry.camera import StereoCamera
+from dense_descriptors_ros.geometry.se3 import invert_pose, se3_exp, se3_log
 from dense_descriptors_ros.slam.features import FeatureType, FrameFeatures
-from dense_descriptors_ros.slam.geometry import StereoCamera, invert_pose, se3_exp, se3_log
 from dense_descriptors_ros.slam.stereo_matching import accept_matches, best_two, unique_targets
 
 
