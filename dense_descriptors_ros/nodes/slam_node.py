@@ -98,7 +98,7 @@ class SlamNode(FrameWorkerNode):
         self.create_service(Trigger, "~/load_map", self._on_load_map)
 
     def check_config(self) -> None:
-        if self.config.slam.feature_type == "learned":
+        if self.config.slam.needs_descriptor_image:
             self.config.check_model()
 
     def make_publishers(self) -> dict[str, Any]:
@@ -116,7 +116,7 @@ class SlamNode(FrameWorkerNode):
         }
 
     def acquire(self) -> None:
-        if self.config.slam.feature_type == "learned":
+        if self.config.slam.needs_descriptor_image:
             self.engine = open_engine(self.config, self.get_logger())
 
     def make_subscriptions(self) -> list:
@@ -212,13 +212,15 @@ class SlamNode(FrameWorkerNode):
             self.problems.report("no camera_info yet", "waiting for left/camera_info and right/camera_info")
             return None
         camera = StereoCamera.from_camera_infos(self.infos["left"], self.infos["right"])
-        learned = self.config.slam.feature_type == "learned"
-        name = (model_id(self.config.model_dir) if self.config.model_dir else "untrained") if learned else "orb"
+        slam_config = self.config.slam
+        name = slam_config.feature_type
+        if slam_config.needs_descriptor_image:
+            name = model_id(self.config.model_dir) if self.config.model_dir else "untrained"
         self.get_logger().info(
             f"stereo camera {camera.width}x{camera.height}, fx {camera.fx:.1f}, baseline {camera.baseline:.4f} m; "
-            f"features: {self.config.slam.feature_type} ({name})"
+            f"features: {slam_config.feature_type} ({name})"
         )
-        return StereoSlam(camera, self.config.slam, model_id=name)
+        return StereoSlam(camera, slam_config, model_id=name)
 
     def process(self, pair: tuple[Image, Image]) -> None:
         left_msg, right_msg = pair

@@ -1,4 +1,4 @@
-"""Map files: map save/load (npz + yaml), PLY/PCD clouds, voxel filter.
+"""Map files: map save/load (npz + yaml), PLY point clouds, voxel filter.
 
 A saved map is a folder with ``map.npz`` (every map array, see :meth:`SlamMap.to_arrays`) and ``map.yaml``
 (format version, descriptor model id, feature type, descriptor size and dtype, intrinsics, counts). Loading refuses a
@@ -102,17 +102,3 @@ def read_ply(path: str | Path) -> np.ndarray:
     data = Path(path).read_bytes()
     end = data.index(b"end_header\n") + len(b"end_header\n")
     return np.frombuffer(data[end:], dtype="<f4").reshape(-1, 3).astype(np.float64)
-
-
-def write_pcd(path: str | Path, points: np.ndarray, voxel_size: float = 0.0) -> None:
-    """PCD via open3d (optional extra: ``pip install open3d``), voxel-downsampled by open3d when asked."""
-    try:
-        import open3d as o3d
-    except ImportError as exc:
-        raise ImportError(
-            "PCD export needs open3d (pip install open3d; Debian also needs libusb-1.0-0); use write_ply otherwise"
-        ) from exc
-    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, np.float64)))
-    if voxel_size > 0:
-        cloud = cloud.voxel_down_sample(voxel_size)
-    o3d.io.write_point_cloud(str(path), cloud)
