@@ -21,3 +21,17 @@ def ros():
     harness = RosHarness()
     yield harness
     harness.close()
+
+
+@pytest.fixture
+def shared_dataset():
+    """``shared_dataset(name)``: the folder of a dataset of ../shared/data (or $DDR_DATA_DIR); skips when absent."""
+    from dense_descriptors_ros.evaluation import real_datasets
+
+    def find(name: str) -> Path:
+        try:
+            return real_datasets.dataset_dir(name)
+        except real_datasets.DatasetMissing as err:
+            pytest.skip(str(err))
+
+    return find

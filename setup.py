@@ -20,7 +20,6 @@ setup(
     ],
     package_data={PACKAGE: ["py.typed"]},
     install_requires=["setuptools", "numpy", "pyyaml", "tqdm"],
-    extras_require={"open3d": ["open3d"]},
     zip_safe=True,
     maintainer="dense_descriptors_ros maintainers",
     maintainer_email="maintainers@dense-descriptors.invalid",

@@ -38,15 +38,11 @@ from matplotlib.figure import Figure
 
 from dense_descriptors_ros.evaluation import real_datasets
 from dense_descriptors_ros.evaluation.stereo_renderer import write_stereo_dataset
-from dense_descriptors_ros.evaluation.trajectory_metrics import (
-    Trajectory,
-    absolute_trajectory_error,
-    align_trajectory,
-    relative_pose_error,
-)
+from dense_descriptors_ros.geometry.camera import StereoCamera
+from dense_descriptors_ros.geometry.trajectory import Trajectory
+from dense_descriptors_ros.metrics.trajectory import absolute_trajectory_error, align_trajectory, relative_pose_error
 from dense_descriptors_ros.model.engine import DescriptorEngine
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
-from dense_descriptors_ros.slam.geometry import StereoCamera
 from dense_descriptors_ros.slam.stereo_slam import StereoSlam, StereoSlamConfig, TrackingState
 from dense_descriptors_ros.slam.synthetic_scene import synthetic_stereo_sequence
 
@@ -144,8 +140,7 @@ def test_slam_learned_vs_orb(tmp_path):
 
     # --- gl_room: rendered room with occlusions -----------------------------------------------------------------
     seq = write_stereo_dataset(out_dir / "gl_room", seed=0, n_frames=GL_FRAMES, progress=False)
-    K = seq.K
-    camera = StereoCamera(K[0, 0], K[1, 1], K[0, 2], K[1, 2], seq.baseline, seq.width, seq.height)
+    camera = StereoCamera.from_intrinsics(seq.K, seq.baseline, seq.width, seq.height)
     start = time.perf_counter()
     net_frames = []
     for t in range(len(seq)):
@@ -220,7 +215,7 @@ def euroc_drift(euroc, engine: DescriptorEngine, model_id: str) -> dict:
         cv2.initUndistortRectifyMap(c.K, c.distortion, R, P, size, cv2.CV_32FC1)
         for c, R, P in ((c0, R1, P1), (c1, R2, P2))
     ]
-    camera = StereoCamera(P1[0, 0], P1[1, 1], P1[0, 2], P1[1, 2], -P2[0, 3] / P2[0, 0], size[0], size[1])
+    camera = StereoCamera.from_projections(P1, P2, size[0], size[1])
     frames = []
     for t, (left, right) in enumerate(zip(euroc.left, euroc.right, strict=True)):
         rl = cv2.remap(left, *maps[0], cv2.INTER_LINEAR)

@@ -25,7 +25,6 @@ from dense_descriptors_ros.evaluation.render_assets import (
 from dense_descriptors_ros.evaluation.renderer import (
     correspondences,
     dense_correspondences,
-    intrinsics_from_fov,
     load_object_dataset,
     point_tracks,
     render_object_sequence,
@@ -40,8 +39,9 @@ from dense_descriptors_ros.evaluation.stereo_renderer import (
     render_stereo_sequence,
     write_stereo_dataset,
 )
-from dense_descriptors_ros.evaluation.trajectory_metrics import read_kitti_poses, read_tum_trajectory
-from dense_descriptors_ros.slam.geometry import so3_log
+from dense_descriptors_ros.geometry.camera import intrinsics_from_fov
+from dense_descriptors_ros.geometry.se3 import so3_log
+from dense_descriptors_ros.geometry.trajectory import read_kitti_poses, read_tum_trajectory
 
 _AVAILABLE, _REASON = renderer_available()
 pytestmark = pytest.mark.skipif(not _AVAILABLE, reason=f"headless OpenGL renderer unavailable: {_REASON}")

@@ -5,12 +5,14 @@ threaded local mapping, loop closure, relocalisation, map save/load and exports.
 import numpy as np
 import pytest
 
-from dense_descriptors_ros.evaluation.trajectory_metrics import (
+from dense_descriptors_ros.geometry.camera import StereoCamera
+from dense_descriptors_ros.geometry.trajectory import (
     Trajectory,
-    absolute_trajectory_error,
     read_kitti_poses,
     read_tum_trajectory,
+    write_trajectory,
 )
+from dense_descriptors_ros.metrics.trajectory import absolute_trajectory_error
 from dense_descriptors_ros.slam.features import (
     FeatureConfig,
     LearnedDenseFeatures,
@@ -18,10 +20,8 @@ from dense_descriptors_ros.slam.features import (
     grid_spread,
     sample_descriptors,
 )
-from dense_descriptors_ros.slam.geometry import StereoCamera
 from dense_descriptors_ros.slam.map_io import (
     MapMismatchError,
-    export_trajectory,
     read_ply,
     voxel_downsample,
     write_ply,
@@ -194,14 +194,12 @@ def test_map_save_load_round_trip_and_relocalisation(arc_sequence, tmp_path):
 def test_trajectory_and_cloud_exports(arc_sequence, tmp_path):
     slam, _ = run_slam(arc_sequence[:8], "learned")
     traj = slam.trajectory()
-    export_trajectory(traj, tmp_path / "traj.tum", "tum")
-    export_trajectory(traj, tmp_path / "traj.kitti", "kitti")
+    write_trajectory(traj, tmp_path / "traj.tum", "tum")
+    write_trajectory(traj, tmp_path / "traj.kitti", "kitti")
     tum = read_tum_trajectory(tmp_path / "traj.tum")
     kitti = read_kitti_poses(tmp_path / "traj.kitti")
     assert np.allclose(tum.poses, traj.poses, atol=1e-6) and np.allclose(tum.timestamps, traj.timestamps)
     assert np.allclose(kitti.poses, traj.poses, atol=1e-6)
-    with pytest.raises(ValueError, match="unknown trajectory format"):
-        export_trajectory(traj, tmp_path / "x", "csv")
     points = slam.map_points()
     write_ply(tmp_path / "map.ply", points)
     assert np.allclose(read_ply(tmp_path / "map.ply"), points, atol=1e-5)

@@ -5,6 +5,7 @@ import pytest
 import torch
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, PointStamped
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy_harness import wait_for
@@ -14,11 +15,11 @@ from synthetic_motion import SyntheticSequence, similarity_transform
 from visualization_msgs.msg import Marker, MarkerArray
 
 from dense_descriptors_ros.io.image_conversion import numpy_to_image
-from dense_descriptors_ros.io.pointcloud import pointcloud2_to_array
 from dense_descriptors_ros.learning.synthetic_video import textured_object_video
 from dense_descriptors_ros.model.checkpoint import save_checkpoint
 from dense_descriptors_ros.model.engine import DescriptorEngine
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
+from dense_descriptors_ros.nodes.messages.pointcloud import pointcloud2_to_array
 from dense_descriptors_ros.nodes.tracker_node import TrackerNode
 from dense_descriptors_ros.tracking.point_tracker import PointTracker
 
@@ -30,9 +31,8 @@ def _node(ros, **params):
     overrides = [Parameter("image_qos", value="reliable"), Parameter("stats_period", value=0.0)]
     overrides += [Parameter(k, value=v) for k, v in params.items()]
     node = ros.add(TrackerNode(context=ros.context, parameter_overrides=overrides))
-    node.trigger_configure()
-    node.trigger_activate()
-    assert node._state_machine.current_state[1] == "active"
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     return node
 
 
@@ -174,5 +174,4 @@ def test_bad_input_is_skipped_and_node_keeps_running(ros):
 def test_odd_number_of_query_coordinates_fails_configure(ros):
     overrides = [Parameter("query_points", value=[1.0, 2.0, 3.0]), Parameter("input", value="descriptors")]
     node = ros.add(TrackerNode(context=ros.context, parameter_overrides=overrides))
-    node.trigger_configure()
-    assert node._state_machine.current_state[1] == "unconfigured"
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE

@@ -206,8 +206,8 @@ def track_held_out(seq: Any, held_out: list[int], model_dir: Path, folder: Path,
     from visualization_msgs.msg import MarkerArray
 
     from dense_descriptors_ros.io.image_conversion import image_to_numpy, numpy_to_image
-    from dense_descriptors_ros.io.pointcloud import pointcloud2_to_array
     from dense_descriptors_ros.nodes.in_process_graph import InProcessGraph, wait_for
+    from dense_descriptors_ros.nodes.messages.pointcloud import pointcloud2_to_array
     from dense_descriptors_ros.nodes.tracker_node import TrackerNode
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -36,11 +36,12 @@ from dense_descriptors_ros.cli.parameter_files import (
     read_node_parameters,
     take_parameters,
 )
+from dense_descriptors_ros.geometry.camera import StereoCamera
+from dense_descriptors_ros.geometry.trajectory import write_trajectory
 from dense_descriptors_ros.io.frame_sources import ImageFolderFrameSource
 from dense_descriptors_ros.model.checkpoint import model_id
 from dense_descriptors_ros.model.descriptor_source import open_engine
-from dense_descriptors_ros.slam.geometry import StereoCamera
-from dense_descriptors_ros.slam.map_io import export_trajectory, voxel_downsample, write_ply
+from dense_descriptors_ros.slam.map_io import voxel_downsample, write_ply
 from dense_descriptors_ros.slam.stereo_slam import StereoSlam, StereoSlamConfig, TrackingState
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,7 @@ def read_stereo_calibration(path: str | Path, width: int, height: int) -> Stereo
             rows[key.strip()] = np.array(values.split(), dtype=np.float64)
     if "P0" not in rows or "P1" not in rows or len(rows["P0"]) != 12 or len(rows["P1"]) != 12:
         raise ValueError(f"{path}: expected KITTI rows 'P0:' and 'P1:' with 12 numbers each")
-    P0, P1 = rows["P0"].reshape(3, 4), rows["P1"].reshape(3, 4)
-    return StereoCamera(P0[0, 0], P0[1, 1], P0[0, 2], P0[1, 2], -P1[0, 3] / P1[0, 0], width, height)
+    return StereoCamera.from_projections(rows["P0"], rows["P1"], width, height)
 
 
 def add_slam_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,7 +114,7 @@ def run_slam(args: argparse.Namespace) -> int:
     height, width = cv2.imread(str(left.files[0]), cv2.IMREAD_UNCHANGED).shape[:2]
     camera = read_stereo_calibration(args.calib, width, height)
     descriptor_fn, slam_model_id = None, "orb"
-    if config.feature_type == "learned":
+    if config.needs_descriptor_image:
         engine = open_engine(model, log)
         descriptor_fn = engine.compute
         slam_model_id = model_id(model.model_dir) if model.model_dir else "untrained"
@@ -128,8 +128,8 @@ def run_slam(args: argparse.Namespace) -> int:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         trajectory = slam.trajectory()
-        export_trajectory(trajectory, out / "trajectory_tum.txt", "tum")
-        export_trajectory(trajectory, out / "trajectory_kitti.txt", "kitti")
+        write_trajectory(trajectory, out / "trajectory_tum.txt", "tum")
+        write_trajectory(trajectory, out / "trajectory_kitti.txt", "kitti")
         slam.save_map(out / "map")
         write_ply(out / "map.ply", voxel_downsample(slam.map_points(), args.voxel))
         summary = {

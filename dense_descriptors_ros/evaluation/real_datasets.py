@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 
 from dense_descriptors_ros.evaluation.matching_metrics import read_flo
-from dense_descriptors_ros.evaluation.trajectory_metrics import Trajectory, read_kitti_poses, read_tum_trajectory
+from dense_descriptors_ros.geometry.trajectory import Trajectory, read_kitti_poses, read_tum_trajectory
 
 DATA_ENV = "DDR_DATA_DIR"
 SINTEL_SEQUENCES = ("alley_1_easy", "cave_2_medium", "market_5_hard")

@@ -49,7 +49,8 @@ from dense_descriptors_ros.evaluation.render_assets import (
     make_background,
     make_object,
 )
-from dense_descriptors_ros.slam.geometry import invert_pose, so3_exp
+from dense_descriptors_ros.geometry.camera import intrinsics_from_fov
+from dense_descriptors_ros.geometry.se3 import invert_pose, so3_exp
 
 __all__ = [
     "ObjectSceneConfig",
@@ -57,7 +58,6 @@ __all__ = [
     "RendererUnavailable",
     "correspondences",
     "dense_correspondences",
-    "intrinsics_from_fov",
     "load_object_dataset",
     "point_tracks",
     "render_object_sequence",
@@ -151,12 +151,6 @@ class ObjectSequence:
     def object_poses(self) -> np.ndarray:
         """(T, 4, 4) T_cam_obj of the target object."""
         return self.poses[:, 0]
-
-
-def intrinsics_from_fov(width: int, height: int, fov_deg: float) -> np.ndarray:
-    """Pinhole K with square pixels, the given horizontal field of view and the principal point at the centre."""
-    f = 0.5 * width / math.tan(math.radians(fov_deg) / 2)
-    return np.array([[f, 0.0, (width - 1) / 2], [0.0, f, (height - 1) / 2], [0.0, 0.0, 1.0]])
 
 
 def _smooth_signal(

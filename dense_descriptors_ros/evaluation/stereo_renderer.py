@@ -14,7 +14,7 @@ Usage::
     seq.left[i], seq.right[i], seq.depth_left[i]      # uint8 RGB pairs and metric depth of the left view
     seq.camera_info("right")                            # CameraInfo fields: width, height, k, d, r, p
     seq.poses[i]                                        # T_world_left; seq.relative_poses(): first pose = identity
-    seq.trajectory()                                    # evaluation.trajectory_metrics.Trajectory (relative poses)
+    seq.trajectory()                                    # geometry.trajectory.Trajectory (relative poses)
     seq.loop_closures()                                 # (i, j) frame pairs seeing the same place from the same pose
 
 The folder also holds ``poses_tum.txt`` and ``poses_kitti.txt`` (left camera, relative to the first frame, optical
@@ -45,9 +45,10 @@ from dense_descriptors_ros.evaluation.render_assets import (
     quad_mesh,
     stripes_texture,
 )
-from dense_descriptors_ros.evaluation.renderer import intrinsics_from_fov, read_dataset_meta, read_png, write_frames
-from dense_descriptors_ros.evaluation.trajectory_metrics import Trajectory, write_kitti_poses, write_tum_trajectory
-from dense_descriptors_ros.slam.geometry import invert_pose, so3_log
+from dense_descriptors_ros.evaluation.renderer import read_dataset_meta, read_png, write_frames
+from dense_descriptors_ros.geometry.camera import intrinsics_from_fov
+from dense_descriptors_ros.geometry.se3 import invert_pose, so3_log
+from dense_descriptors_ros.geometry.trajectory import Trajectory, write_kitti_poses, write_tum_trajectory
 
 __all__ = [
     "StereoSceneConfig",

@@ -9,36 +9,35 @@ the ``map_dir`` parameter).
 
 Poses: SLAM estimates the left camera's optical frame (z forward, x right, y down) in the frame of the first
 camera pose. With ``camera_is_optical`` (default) the node re-expresses that in REP-103 axes (x forward, z up)
-so ``base_link`` moves like a robot body whose camera looks forward; map -> odom is the identity.
+so ``base_link`` moves like a robot body whose camera looks forward; map -> odom is the identity. The messages are
+built in nodes/messages/ (odometry.py, slam.py, pointcloud.py).
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
-from geometry_msgs.msg import PoseStamped, TransformStamped
 from nav_msgs.msg import Odometry, Path
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
-from dense_descriptors_ros.io.image_conversion import image_to_numpy, numpy_to_image, to_rgb8
-from dense_descriptors_ros.io.pointcloud import xyz_to_pointcloud2
+from dense_descriptors_ros.geometry.camera import StereoCamera, optical_to_body_points, optical_to_body_pose
+from dense_descriptors_ros.io.image_conversion import image_to_numpy, to_rgb8
 from dense_descriptors_ros.model.checkpoint import model_id
 from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, free_device_memory, open_engine
 from dense_descriptors_ros.nodes.frame_worker_node import FrameWorkerNode
+from dense_descriptors_ros.nodes.messages.odometry import append_to_path, odometry_message, odometry_transforms
+from dense_descriptors_ros.nodes.messages.pointcloud import xyz_to_pointcloud2
+from dense_descriptors_ros.nodes.messages.slam import status_message, tracked_features_image
 from dense_descriptors_ros.nodes.node_main import run_node
 from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, RELIABLE_OUT, TRANSIENT_LOCAL_OUT, qos_by_name
 from dense_descriptors_ros.nodes.stereo_sync import StereoSynchronizer
-from dense_descriptors_ros.slam.geometry import StereoCamera
-from dense_descriptors_ros.slam.stereo_slam import StereoSlam, StereoSlamConfig, TrackingState
+from dense_descriptors_ros.slam.stereo_slam import SlamResult, StereoSlam, StereoSlamConfig
 
 try:  # pragma: no cover - only on a machine with a ROS install
     from tf2_ros import TransformBroadcaster
@@ -48,9 +47,6 @@ try:  # pragma: no cover - only on a machine with a ROS install
     import message_filters
 except ImportError:
     message_filters = None
-
-# REP-103 body axes (x forward, y left, z up) from camera optical axes (z forward, x right, y down).
-R_BODY_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
 
 @dataclass
@@ -78,31 +74,6 @@ class SlamNodeConfig(DescriptorSourceConfig):
     autostart: bool = field(default=True, metadata={"help": "configure and activate the lifecycle node at start-up"})
 
 
-def stereo_camera_from_infos(left: Any, right: Any) -> StereoCamera:
-    """Rectified intrinsics and baseline from the two CameraInfo P matrices (REP-104 / image_pipeline convention)."""
-    p_left = np.asarray(left.p, np.float64).reshape(3, 4)
-    p_right = np.asarray(right.p, np.float64).reshape(3, 4)
-    if p_left[0, 0] <= 0:
-        raise ValueError("left camera_info has no projection matrix P (fx = 0): the images must be rectified")
-    if (left.width, left.height) != (right.width, right.height):
-        raise ValueError(
-            f"left and right camera_info sizes differ: {left.width}x{left.height} vs {right.width}x{right.height}"
-        )
-    if p_right[0, 3] >= 0:
-        raise ValueError(
-            f"right camera_info P[0,3] = {p_right[0, 3]}: it must be -fx * baseline (< 0) for a rectified right camera"
-        )
-    return StereoCamera(
-        fx=p_left[0, 0],
-        fy=p_left[1, 1],
-        cx=p_left[0, 2],
-        cy=p_left[1, 2],
-        baseline=-p_right[0, 3] / p_right[0, 0],
-        width=int(left.width),
-        height=int(left.height),
-    )
-
-
 def _stamp_seconds(header: Any) -> float:
     return header.stamp.sec + header.stamp.nanosec * 1e-9
 
@@ -120,13 +91,12 @@ class SlamNode(FrameWorkerNode):
         self._path = Path()
         self._last_cloud_time = -np.inf
         self._tf = None
-        self.last_result = None
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_service(Trigger, "~/save_map", self._on_save_map)
         self.create_service(Trigger, "~/load_map", self._on_load_map)
 
     def check_config(self) -> None:
-        if self.config.slam.feature_type == "learned":
+        if self.config.slam.needs_descriptor_image:
             self.config.check_model()
 
     def make_publishers(self) -> dict[str, Any]:
@@ -144,7 +114,7 @@ class SlamNode(FrameWorkerNode):
         }
 
     def acquire(self) -> None:
-        if self.config.slam.feature_type == "learned":
+        if self.config.slam.needs_descriptor_image:
             self.engine = open_engine(self.config, self.get_logger())
 
     def make_subscriptions(self) -> list:
@@ -239,14 +209,16 @@ class SlamNode(FrameWorkerNode):
         if "left" not in self.infos or "right" not in self.infos:
             self.problems.report("no camera_info yet", "waiting for left/camera_info and right/camera_info")
             return None
-        camera = stereo_camera_from_infos(self.infos["left"], self.infos["right"])
-        learned = self.config.slam.feature_type == "learned"
-        name = (model_id(self.config.model_dir) if self.config.model_dir else "untrained") if learned else "orb"
+        camera = StereoCamera.from_camera_infos(self.infos["left"], self.infos["right"])
+        slam_config = self.config.slam
+        name = slam_config.feature_type
+        if slam_config.needs_descriptor_image:
+            name = model_id(self.config.model_dir) if self.config.model_dir else "untrained"
         self.get_logger().info(
             f"stereo camera {camera.width}x{camera.height}, fx {camera.fx:.1f}, baseline {camera.baseline:.4f} m; "
-            f"features: {self.config.slam.feature_type} ({name})"
+            f"features: {slam_config.feature_type} ({name})"
         )
-        return StereoSlam(camera, self.config.slam, model_id=name)
+        return StereoSlam(camera, slam_config, model_id=name)
 
     def process(self, pair: tuple[Image, Image]) -> None:
         left_msg, right_msg = pair
@@ -276,7 +248,6 @@ class SlamNode(FrameWorkerNode):
                 return
             cloud_due = self._cloud_due()
             points = self.slam.map_points() if cloud_due else None
-        self.last_result = result
         self._publish(left_msg.header, left, result, points)
 
     def _cloud_due(self) -> bool:
@@ -289,76 +260,23 @@ class SlamNode(FrameWorkerNode):
             return True
         return False
 
-    def _body_pose(self, T_world_cam: np.ndarray) -> np.ndarray:
-        if not self.config.camera_is_optical:
-            return T_world_cam
-        S = np.eye(4)
-        S[:3, :3] = R_BODY_OPTICAL
-        return S @ T_world_cam @ S.T
-
-    def _publish(self, header: Any, left: np.ndarray, result: Any, points: np.ndarray | None) -> None:
+    def _publish(self, header: Any, left: np.ndarray, result: SlamResult, points: np.ndarray | None) -> None:
         cfg = self.config
-        pose = self._body_pose(result.T_world_cam)
-        qx, qy, qz, qw = Rotation.from_matrix(pose[:3, :3]).as_quat()
-        tx, ty, tz = pose[:3, 3]
-        odom = Odometry()
-        odom.header.stamp, odom.header.frame_id, odom.child_frame_id = header.stamp, cfg.odom_frame, cfg.base_frame
-        odom.pose.pose.position.x, odom.pose.pose.position.y, odom.pose.pose.position.z = tx, ty, tz
-        o = odom.pose.pose.orientation
-        o.x, o.y, o.z, o.w = qx, qy, qz, qw
+        pose = optical_to_body_pose(result.T_world_cam) if cfg.camera_is_optical else result.T_world_cam
+        odom = odometry_message(pose, header.stamp, cfg.odom_frame, cfg.base_frame)
         self._pubs["odometry"].publish(odom)
-        stamped = PoseStamped()
-        stamped.header.stamp, stamped.header.frame_id = header.stamp, cfg.map_frame
-        stamped.pose = odom.pose.pose
-        self._path.header.stamp, self._path.header.frame_id = header.stamp, cfg.map_frame
-        self._path.poses.append(stamped)
-        del self._path.poses[: -cfg.max_path_length]
+        append_to_path(self._path, odom.pose.pose, header.stamp, cfg.map_frame, cfg.max_path_length)
         self._pubs["path"].publish(self._path)
-        status = {
-            "state": result.state.value if isinstance(result.state, TrackingState) else str(result.state),
-            "tracked": len(result.tracked_point_ids),
-            "keypoints": result.num_keypoints,
-            "keyframe": bool(result.is_keyframe),
-            "loop_closure": result.loop_closure is not None,
-            "tracking_ms": round(result.timings_ms.get("total_ms", 0.0), 2),
-            "bad_input": self.problems.total,
-            "dropped_frames": self.worker.counts.dropped,
-        }
-        self._pubs["status"].publish(String(data=json.dumps(status)))
+        self._pubs["status"].publish(status_message(result, self.problems.total, self.worker.counts.dropped))
         if self._pubs["tracked_features"].get_subscription_count():
-            canvas = left.copy()
-            for x, y in np.asarray(result.tracked_pixels).reshape(-1, 2):
-                cv2.circle(canvas, (round(float(x)), round(float(y))), 3, (0, 255, 0), 1, cv2.LINE_AA)
-            image = numpy_to_image(canvas, "bgr8")
-            image.header = header
-            self._pubs["tracked_features"].publish(image)
+            self._pubs["tracked_features"].publish(tracked_features_image(left, result, header))
         if points is not None:
-            self._pubs["map_points"].publish(self._cloud(header, points))
+            if cfg.camera_is_optical:
+                points = optical_to_body_points(points)
+            cloud_header = Header(stamp=header.stamp, frame_id=cfg.map_frame)
+            self._pubs["map_points"].publish(xyz_to_pointcloud2(points, cloud_header))
         if self._tf is not None:  # pragma: no cover - ROS install
-            self._tf.sendTransform(self._transforms(header, odom))
-
-    def _cloud(self, header: Any, points_world: np.ndarray) -> PointCloud2:
-        points = np.asarray(points_world, np.float64).reshape(-1, 3)
-        if self.config.camera_is_optical:
-            points = points @ R_BODY_OPTICAL.T
-        cloud_header = Header(stamp=header.stamp, frame_id=self.config.map_frame)
-        return xyz_to_pointcloud2(points, cloud_header)
-
-    def _transforms(self, header: Any, odom: Odometry) -> list[TransformStamped]:  # pragma: no cover - ROS install
-        identity = TransformStamped()
-        identity.header.stamp, identity.header.frame_id = header.stamp, self.config.map_frame
-        identity.child_frame_id = self.config.odom_frame
-        identity.transform.rotation.w = 1.0
-        body = TransformStamped()
-        body.header.stamp, body.header.frame_id, body.child_frame_id = (
-            header.stamp,
-            self.config.odom_frame,
-            self.config.base_frame,
-        )
-        p = odom.pose.pose.position
-        body.transform.translation.x, body.transform.translation.y, body.transform.translation.z = p.x, p.y, p.z
-        body.transform.rotation = odom.pose.pose.orientation
-        return [identity, body]
+            self._tf.sendTransform(odometry_transforms(odom, cfg.map_frame))
 
 
 def main(args: list[str] | None = None) -> None:

@@ -24,10 +24,10 @@ from visualization_msgs.msg import MarkerArray
 
 from dense_descriptors_ros.config import ConfigError
 from dense_descriptors_ros.io.image_conversion import image_to_numpy, numpy_to_image, to_rgb8
-from dense_descriptors_ros.io.track_messages import delete_all_markers, tracks_to_markers, tracks_to_pointcloud2
 from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
 from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, free_device_memory, open_engine
 from dense_descriptors_ros.nodes.frame_worker_node import FrameWorkerNode
+from dense_descriptors_ros.nodes.messages.tracks import delete_all_markers, tracks_to_markers, tracks_to_pointcloud2
 from dense_descriptors_ros.nodes.node_main import run_node
 from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, RELIABLE_OUT, qos_by_name
 from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig

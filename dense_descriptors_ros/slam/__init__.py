@@ -1,6 +1,8 @@
 """S-PTAM-style stereo SLAM on pluggable features (learned dense descriptors or ORB), free of ROS.
 
 Entry point: :class:`dense_descriptors_ros.slam.stereo_slam.StereoSlam` (``process(stamp, left, right, left_desc,
-right_desc) -> SlamResult``). Modules: geometry (SE(3), stereo camera), features, stereo_matching, tracking,
-bundle_adjustment, map, local_mapping, loop_closure, map_io, synthetic_scene (test/benchmark world).
+right_desc) -> SlamResult``). Modules: features, stereo_matching, frame_tracker (tracking a frame against the local
+map, with motion_model, projection_search and relocalisation), bundle_adjustment, map, local_mapping, loop_closure,
+map_io, synthetic_scene (test/benchmark world). Poses and the stereo camera model are in
+:mod:`dense_descriptors_ros.geometry`.
 """

@@ -18,13 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from dense_descriptors_ros.slam.geometry import (
-    StereoCamera,
-    point_pose_jacobian,
-    se3_exp,
-    stereo_pose_jacobian,
-    stereo_projection_jacobian,
-)
+from dense_descriptors_ros.geometry.camera import StereoCamera, stereo_pose_jacobian, stereo_projection_jacobian
+from dense_descriptors_ros.geometry.se3 import point_pose_jacobian, se3_exp
 
 CHI2_STEREO_95 = 7.815
 CHI2_MONO_95 = 5.991

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -184,6 +185,8 @@ class FeatureType(ABC):
     name: str
     norm: str
     default_max_distance: float
+    # Whether extraction reads the frame's dense (H, W, D) descriptor image, so a descriptor network has to run.
+    needs_descriptor_image: ClassVar[bool] = False
 
     def __init__(self, config: FeatureConfig | None = None) -> None:
         self.config = config or FeatureConfig()
@@ -198,10 +201,6 @@ class FeatureType(ABC):
     @staticmethod
     def supported_detectors() -> tuple[str, ...]:
         return ("gftt", "fast")
-
-    @property
-    def needs_descriptor_image(self) -> bool:
-        return False
 
     @abstractmethod
     def extract(self, gray: np.ndarray, descriptor_image: np.ndarray | None = None) -> FrameFeatures:
@@ -235,14 +234,11 @@ class LearnedDenseFeatures(FeatureType):
     # Calibrated with a scene.yaml model on a rendered room that is not the benchmark's (0.6-1.0 x ratio 0.8-0.9):
     # 0.6 gave the lowest ATE there.
     default_max_distance = 0.6
+    needs_descriptor_image = True
 
     @staticmethod
     def supported_detectors() -> tuple[str, ...]:
         return KEYPOINT_DETECTORS
-
-    @property
-    def needs_descriptor_image(self) -> bool:
-        return True
 
     @property
     def descriptor_dtype(self) -> np.dtype:
@@ -332,9 +328,14 @@ class OrbFeatures(FeatureType):
         return thumb / max(float(np.linalg.norm(thumb)), 1e-12)
 
 
-def make_features(name: str, config: FeatureConfig | None = None) -> FeatureType:
+def feature_class(name: str) -> type[FeatureType]:
     """'learned' -> LearnedDenseFeatures, 'orb' -> OrbFeatures."""
     types = {"learned": LearnedDenseFeatures, "orb": OrbFeatures}
     if name not in types:
         raise ValueError(f"unknown feature type {name!r}; expected one of {sorted(types)}")
-    return types[name](config)
+    return types[name]
+
+
+def make_features(name: str, config: FeatureConfig | None = None) -> FeatureType:
+    """The feature type called ``name`` with ``config``."""
+    return feature_class(name)(config)

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dense_descriptors_ros.geometry.camera import StereoCamera
+from dense_descriptors_ros.geometry.se3 import invert_pose
 from dense_descriptors_ros.slam.bundle_adjustment import (
     CHI2_STEREO_95,
     BundleAdjustmentProblem,
     solve_bundle_adjustment,
 )
-from dense_descriptors_ros.slam.geometry import StereoCamera, invert_pose
 from dense_descriptors_ros.slam.map import SlamMap
 
 log = logging.getLogger(__name__)

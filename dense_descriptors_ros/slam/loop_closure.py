@@ -1,13 +1,11 @@
-"""Loop closure and relocalisation: keyframe retrieval by a pooled global descriptor, PnP RANSAC verification and
-SE(3) pose-graph correction.
+"""Loop closure: candidate keyframes from global-descriptor retrieval, PnP RANSAC verification (both in
+relocalisation.py) and SE(3) pose-graph correction.
 
-Retrieval needs no vocabulary (a DBoW vocabulary is tied to one binary descriptor, so it would have to be re-trained
-for every learned model): each keyframe stores the feature type's global descriptor (for learned features the
-normalised grid-pooled dense descriptor map), candidates are the most similar old keyframes by dot product.
-Verification matches the query keyframe's descriptors to the candidate's local map and runs cv2.solvePnPRansac.
-The correction optimises a pose graph over all keyframes (odometry edges between consecutive keyframes from their
-current relative poses, plus the loop edge) with scipy ``least_squares`` and moves every map point with the
-correction of the keyframe that created it.
+Candidates are old keyframes similar to the new keyframe that share no points with it. Verification matches the new
+keyframe's descriptors to the candidate's local map and runs cv2.solvePnPRansac. The correction optimises a pose
+graph over all keyframes (odometry edges between consecutive keyframes from their current relative poses, plus the
+loop edge) with scipy ``least_squares`` and moves every map point with the correction of the keyframe that created
+it.
 """
 
 from __future__ import annotations
@@ -18,11 +16,11 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import least_squares
 
-from dense_descriptors_ros.slam.bundle_adjustment import optimize_pose
+from dense_descriptors_ros.geometry.camera import StereoCamera
+from dense_descriptors_ros.geometry.se3 import invert_pose, se3_exp, se3_log
 from dense_descriptors_ros.slam.features import FeatureType
-from dense_descriptors_ros.slam.geometry import StereoCamera, invert_pose, se3_exp, se3_log
 from dense_descriptors_ros.slam.map import KeyFrame, SlamMap
-from dense_descriptors_ros.slam.tracking import match_descriptors, pnp_ransac
+from dense_descriptors_ros.slam.relocalisation import localise_against, retrieve_keyframes
 
 
 @dataclass
@@ -52,61 +50,6 @@ class LoopClosureEvent:
     match_keyframe: int
     inliers: int
     correction_m: float  # how far the query keyframe moved
-
-
-def retrieve_keyframes(
-    slam_map: SlamMap, descriptor: np.ndarray, exclude_after: int | None, top_k: int
-) -> list[tuple[int, float]]:
-    """The ``top_k`` keyframes most similar to ``descriptor`` (id, cosine), optionally only ids <= exclude_after."""
-    with slam_map.lock:
-        kfs = [
-            kf
-            for kf in slam_map.keyframes.values()
-            if len(kf.global_descriptor) and (exclude_after is None or kf.id <= exclude_after)
-        ]
-        if not kfs:
-            return []
-        sims = np.array([kf.global_descriptor for kf in kfs]) @ descriptor
-    order = np.argsort(-sims, kind="stable")[:top_k]
-    return [(kfs[i].id, float(sims[i])) for i in order]
-
-
-def local_map_of(slam_map: SlamMap, keyframe_id: int, covisible: int = 5) -> np.ndarray:
-    """Alive point ids seen by a keyframe and its most covisible keyframes."""
-    with slam_map.lock:
-        ids = [keyframe_id, *slam_map.covisible_keyframes(keyframe_id, covisible)]
-        pts = np.concatenate([slam_map.keyframes[k].point_ids for k in ids])
-        pts = np.unique(pts[pts >= 0])
-        return pts[slam_map.alive[pts]]
-
-
-def localise_against(
-    slam_map: SlamMap,
-    camera: StereoCamera,
-    features: FeatureType,
-    keypoints: np.ndarray,
-    descriptors: np.ndarray,
-    right_x: np.ndarray,
-    candidate_kf: int,
-) -> tuple[np.ndarray | None, int, int, np.ndarray, np.ndarray]:
-    """PnP RANSAC + pose-only refinement of a frame against a keyframe's local map.
-
-    Returns (T_cam_world or None, inliers, descriptor matches, matched keypoint indices, matched point ids).
-    """
-    pts = local_map_of(slam_map, candidate_kf)
-    with slam_map.lock:
-        positions = slam_map.positions[pts].copy()
-        point_desc = slam_map.descriptors[pts].copy()
-    q, t = match_descriptors(features, descriptors, point_desc)
-    T, inlier = pnp_ransac(camera, positions[t], keypoints[q])
-    if T is None:
-        return None, 0, len(q), q, pts[t]
-    meas = np.zeros((len(q), 3))
-    meas[:, :2] = keypoints[q]
-    meas[:, 2] = np.nan_to_num(right_x[q])
-    stereo = np.isfinite(right_x[q])
-    T, inlier = optimize_pose(camera, T, positions[t], meas, stereo)
-    return T, int(inlier.sum()), len(q), q[inlier], pts[t][inlier]
 
 
 def optimize_pose_graph(

@@ -1,4 +1,4 @@
-"""Map and trajectory files: map save/load (npz + yaml), TUM/KITTI trajectories, PLY/PCD clouds, voxel filter.
+"""Map files: map save/load (npz + yaml), PLY point clouds, voxel filter.
 
 A saved map is a folder with ``map.npz`` (every map array, see :meth:`SlamMap.to_arrays`) and ``map.yaml``
 (format version, descriptor model id, feature type, descriptor size and dtype, intrinsics, counts). Loading refuses a
@@ -13,12 +13,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from dense_descriptors_ros.evaluation.trajectory_metrics import Trajectory, write_kitti_poses, write_tum_trajectory
-from dense_descriptors_ros.slam.geometry import StereoCamera
+from dense_descriptors_ros.geometry.camera import StereoCamera
 from dense_descriptors_ros.slam.map import SlamMap
 
 MAP_FORMAT_VERSION = 1
-TRAJECTORY_FORMATS = ("tum", "kitti")
 
 
 class MapMismatchError(ValueError):
@@ -74,16 +72,6 @@ def load_map(folder: str | Path, model_id: str, feature_type: str, descriptor_di
         return SlamMap.from_arrays({k: data[k] for k in data.files})
 
 
-def export_trajectory(trajectory: Trajectory, path: str | Path, fmt: str = "tum") -> None:
-    """Write a trajectory as TUM (``t tx ty tz qx qy qz qw``) or KITTI (12 numbers per row) text."""
-    if fmt == "tum":
-        write_tum_trajectory(trajectory, path)
-    elif fmt == "kitti":
-        write_kitti_poses(trajectory, path)
-    else:
-        raise ValueError(f"unknown trajectory format {fmt!r}; expected one of {TRAJECTORY_FORMATS}")
-
-
 def voxel_downsample(points: np.ndarray, voxel_size: float) -> np.ndarray:
     """Mean of the points in each occupied voxel (numpy; the cloud published on the topic)."""
     if voxel_size <= 0:
@@ -114,17 +102,3 @@ def read_ply(path: str | Path) -> np.ndarray:
     data = Path(path).read_bytes()
     end = data.index(b"end_header\n") + len(b"end_header\n")
     return np.frombuffer(data[end:], dtype="<f4").reshape(-1, 3).astype(np.float64)
-
-
-def write_pcd(path: str | Path, points: np.ndarray, voxel_size: float = 0.0) -> None:
-    """PCD via open3d (optional extra: ``pip install open3d``), voxel-downsampled by open3d when asked."""
-    try:
-        import open3d as o3d
-    except ImportError as exc:
-        raise ImportError(
-            "PCD export needs open3d (pip install open3d; Debian also needs libusb-1.0-0); use write_ply otherwise"
-        ) from exc
-    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, np.float64)))
-    if voxel_size > 0:
-        cloud = cloud.voxel_down_sample(voxel_size)
-    o3d.io.write_point_cloud(str(path), cloud)

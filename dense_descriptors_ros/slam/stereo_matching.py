@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dense_descriptors_ros.geometry.camera import StereoCamera
 from dense_descriptors_ros.slam.features import FeatureType, FrameFeatures
-from dense_descriptors_ros.slam.geometry import StereoCamera
 
 
 def best_two(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dense_descriptors_ros.slam.geometry import StereoCamera, se3_exp
+from dense_descriptors_ros.geometry.camera import StereoCamera
+from dense_descriptors_ros.geometry.se3 import se3_exp
 
 
 @dataclass

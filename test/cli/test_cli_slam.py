@@ -9,8 +9,8 @@ import yaml
 
 from dense_descriptors_ros.cli.main import main
 from dense_descriptors_ros.cli.slam import read_stereo_calibration
-from dense_descriptors_ros.evaluation.trajectory_metrics import read_tum_trajectory
-from dense_descriptors_ros.slam.geometry import StereoCamera
+from dense_descriptors_ros.geometry.camera import StereoCamera
+from dense_descriptors_ros.geometry.trajectory import read_tum_trajectory
 from dense_descriptors_ros.slam.map_io import read_ply
 from dense_descriptors_ros.slam.synthetic_scene import synthetic_stereo_sequence
 

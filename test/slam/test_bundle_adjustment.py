@@ -1,74 +1,20 @@
-"""SLAM geometry: SE(3) exp/log, stereo triangulation, pose-only refinement and the Schur-complement BA
-(converges to ground truth and agrees with scipy.optimize.least_squares on the same problem)."""
+"""Pose-only refinement and the Schur-complement bundle adjustment (converges to ground truth and agrees with
+scipy.optimize.least_squares on the same problem)."""
 
 import numpy as np
-import pytest
 import scipy.sparse as sp
 from scipy.optimize import least_squares
 
+from dense_descriptors_ros.geometry.camera import StereoCamera
+from dense_descriptors_ros.geometry.se3 import invert_pose, se3_exp, transform_points
 from dense_descriptors_ros.slam.bundle_adjustment import (
     BundleAdjustmentProblem,
     optimize_pose,
     solve_bundle_adjustment,
     stereo_residuals,
 )
-from dense_descriptors_ros.slam.geometry import (
-    StereoCamera,
-    invert_pose,
-    se3_exp,
-    se3_log,
-    so3_exp,
-    so3_log,
-    transform_points,
-)
 
 CAMERA = StereoCamera(fx=300.0, fy=300.0, cx=159.5, cy=119.5, baseline=0.12, width=320, height=240)
-
-
-def test_so3_and_se3_exp_log_round_trip():
-    rng = np.random.default_rng(0)
-    phis = rng.normal(size=(50, 3))
-    phis *= (rng.uniform(0, np.pi - 1e-3, 50) / np.linalg.norm(phis, axis=1))[:, None]
-    phis[0] = 0.0
-    phis[1] = [1e-10, 0, 0]
-    R = so3_exp(phis)
-    assert np.allclose(np.swapaxes(R, 1, 2) @ R, np.eye(3), atol=1e-12)
-    assert np.allclose(np.linalg.det(R), 1.0)
-    assert np.allclose(so3_log(R), phis, atol=1e-9)
-    xi = np.concatenate([rng.normal(size=(50, 3)), phis], axis=1)
-    T = se3_exp(xi)
-    assert np.allclose(se3_log(T), xi, atol=1e-8)
-    assert np.allclose(invert_pose(T) @ T, np.eye(4), atol=1e-12)
-
-
-def test_so3_log_near_pi():
-    axis = np.array([0.3, -0.5, 0.8]) / np.linalg.norm([0.3, -0.5, 0.8])
-    for angle in (np.pi - 1e-5, np.pi):
-        phi = so3_log(so3_exp(axis * angle))
-        assert np.allclose(so3_exp(phi), so3_exp(axis * angle), atol=1e-8)
-
-
-def test_se3_exp_matches_matrix_exponential():
-    from scipy.linalg import expm
-
-    xi = np.array([0.3, -0.2, 0.5, 0.4, -0.1, 0.7])
-    hat = np.zeros((4, 4))
-    hat[:3, :3] = [[0, -xi[5], xi[4]], [xi[5], 0, -xi[3]], [-xi[4], xi[3], 0]]
-    hat[:3, 3] = xi[:3]
-    assert np.allclose(se3_exp(xi), expm(hat), atol=1e-12)
-
-
-def test_stereo_triangulation_inverts_projection():
-    rng = np.random.default_rng(1)
-    points = np.stack([rng.uniform(-2, 2, 100), rng.uniform(-1, 1, 100), rng.uniform(0.5, 20, 100)], axis=1)
-    uL, v, uR = CAMERA.project(points).T
-    assert np.allclose(CAMERA.triangulate(uL, v, uR), points, atol=1e-9)
-    assert np.all(np.isinf(CAMERA.triangulate(np.array([10.0]), np.array([5.0]), np.array([12.0]))[:, 2]))
-
-
-def test_camera_rejects_bad_intrinsics():
-    with pytest.raises(ValueError, match="baseline"):
-        StereoCamera(300, 300, 160, 120, 0.0, 320, 240)
 
 
 def _synthetic_problem(seed: int, n_poses: int = 6, n_points: int = 300, noise_px: float = 0.0):

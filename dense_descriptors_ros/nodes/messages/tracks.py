@@ -13,7 +13,7 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
-from dense_descriptors_ros.io.pointcloud import array_to_pointcloud2
+from dense_descriptors_ros.nodes.messages.pointcloud import array_to_pointcloud2
 from dense_descriptors_ros.tracking.point_tracker import TrackFrame
 from dense_descriptors_ros.tracking.track_drawing import track_color
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from nav_msgs.msg import Odometry, Path
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy_harness import wait_for
@@ -14,9 +15,9 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from dense_descriptors_ros.geometry.camera import StereoCamera, optical_to_body_pose
 from dense_descriptors_ros.io.image_conversion import numpy_to_image
-from dense_descriptors_ros.nodes.slam_node import R_BODY_OPTICAL, SlamNode, stereo_camera_from_infos
-from dense_descriptors_ros.slam.geometry import StereoCamera
+from dense_descriptors_ros.nodes.slam_node import SlamNode
 from dense_descriptors_ros.slam.synthetic_scene import synthetic_stereo_sequence
 
 pytestmark = pytest.mark.ros
@@ -34,18 +35,6 @@ def _infos(camera=CAMERA):
     return infos
 
 
-def test_camera_from_camera_info_and_its_errors():
-    left, right = _infos()
-    camera = stereo_camera_from_infos(left, right)
-    assert camera == CAMERA
-    right.p = [200.0, 0.0, 160.0, 0.0, 0.0, 200.0, 120.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    with pytest.raises(ValueError, match=r"P\[0,3\] = 0.0: it must be -fx \* baseline"):
-        stereo_camera_from_infos(left, right)
-    left.p = [0.0] * 12
-    with pytest.raises(ValueError, match="must be rectified"):
-        stereo_camera_from_infos(left, _infos()[1])
-
-
 def _stamp(msg, t):
     sec = int(t)
     msg.header.stamp = Time(sec=100 + sec, nanosec=round((t - sec) * 1e9))
@@ -56,9 +45,8 @@ def _stamp(msg, t):
 def _run(ros, frames, **params):
     overrides = [Parameter("image_qos", value="reliable")] + [Parameter(k, value=v) for k, v in params.items()]
     node = ros.add(SlamNode(context=ros.context, parameter_overrides=overrides))
-    node.trigger_configure()
-    node.trigger_activate()
-    assert node._state_machine.current_state[1] == "active"
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     odometry = ros.collector(Odometry, "odometry")
     paths = ros.collector(Path, "path")
     status = ros.collector(String, "status")
@@ -95,11 +83,9 @@ def test_orb_slam_odometry_and_path_follow_ground_truth(ros):
         assert (odom.header.frame_id, odom.child_frame_id) == ("odom", "base_link")
     # Compare relative motion (SLAM starts at identity) in body axes against the ground truth.
     T0 = frames[0].T_world_cam
-    S = np.eye(4)
-    S[:3, :3] = R_BODY_OPTICAL
     errors = []
     for frame, odom in zip(frames, odometry, strict=True):
-        truth = S @ (np.linalg.inv(T0) @ frame.T_world_cam) @ S.T
+        truth = optical_to_body_pose(np.linalg.inv(T0) @ frame.T_world_cam)
         p = odom.pose.pose.position
         errors.append(np.linalg.norm(truth[:3, 3] - [p.x, p.y, p.z]))
         q = odom.pose.pose.orientation
