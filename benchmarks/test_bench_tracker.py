@@ -33,9 +33,9 @@ import pytest
 import torch
 from synthetic_motion import FourierField
 
-from dense_descriptors_ros.evaluation.matching_metrics import match_nearest
 from dense_descriptors_ros.evaluation.renderer import ObjectSequence, point_tracks, render_object_sequence
-from dense_descriptors_ros.evaluation.tracking_metrics import tapvid_metrics
+from dense_descriptors_ros.metrics.matching import match_nearest
+from dense_descriptors_ros.metrics.point_tracking import tapvid_metrics
 from dense_descriptors_ros.model.checkpoint import read_model_meta
 from dense_descriptors_ros.model.engine import DescriptorEngine
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig

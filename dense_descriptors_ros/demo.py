@@ -291,9 +291,9 @@ def evaluate_held_out(
     import matplotlib.pyplot as plt
 
     from dense_descriptors_ros.evaluation.baselines import make_baseline
-    from dense_descriptors_ros.evaluation.error_percentile import error_percentiles
     from dense_descriptors_ros.evaluation.renderer import correspondences, point_tracks
-    from dense_descriptors_ros.evaluation.tracking_metrics import tapvid_metrics
+    from dense_descriptors_ros.metrics.error_percentile import error_percentiles
+    from dense_descriptors_ros.metrics.point_tracking import tapvid_metrics
     from dense_descriptors_ros.model.checkpoint import load_checkpoint
     from dense_descriptors_ros.model.engine import DescriptorEngine
     from dense_descriptors_ros.model.network import DescriptorNet

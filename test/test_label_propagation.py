@@ -7,7 +7,7 @@ import pytest
 import torch
 from synthetic_motion import SyntheticSequence, similarity_transform
 
-from dense_descriptors_ros.evaluation.segmentation_metrics import region_jaccard
+from dense_descriptors_ros.metrics.segmentation import region_jaccard
 from dense_descriptors_ros.tracking.label_propagation import LabelPropagator, PropagationConfig, propagate_labels
 
 H, W, FRAMES = 96, 128, 10

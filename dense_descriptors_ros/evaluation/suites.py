@@ -43,9 +43,17 @@ from dense_descriptors_ros.evaluation.baselines import (
     NetworkDescriptors,
     make_baseline,
 )
-from dense_descriptors_ros.evaluation.error_percentile import error_percentiles, mean_error_percentile
 from dense_descriptors_ros.evaluation.gl_rasterizer import RendererUnavailable
-from dense_descriptors_ros.evaluation.matching_metrics import (
+from dense_descriptors_ros.evaluation.renderer import ObjectSequence, correspondences, write_object_dataset
+from dense_descriptors_ros.evaluation.report import (
+    PAPER_000_TABLE1,
+    PAPER_000_TABLE2,
+    Report,
+    plot_cumulative_curves,
+    plot_histograms,
+)
+from dense_descriptors_ros.metrics.error_percentile import error_percentiles, mean_error_percentile
+from dense_descriptors_ros.metrics.matching import (
     SAND_LOCAL_RADIUS,
     flow_correspondences,
     grid_points,
@@ -58,15 +66,7 @@ from dense_descriptors_ros.evaluation.matching_metrics import (
     sand_auc,
     warp_points_homography,
 )
-from dense_descriptors_ros.evaluation.renderer import ObjectSequence, correspondences, write_object_dataset
-from dense_descriptors_ros.evaluation.report import (
-    PAPER_000_TABLE1,
-    PAPER_000_TABLE2,
-    Report,
-    plot_cumulative_curves,
-    plot_histograms,
-)
-from dense_descriptors_ros.evaluation.segmentation_metrics import davis_j_and_f
+from dense_descriptors_ros.metrics.segmentation import davis_j_and_f
 from dense_descriptors_ros.tracking.label_propagation import PropagationConfig, propagate_labels
 
 log = logging.getLogger(__name__)
