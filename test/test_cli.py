@@ -4,9 +4,9 @@ import cv2
 import pytest
 
 from dense_descriptors_ros.cli import build_parser, main
-from dense_descriptors_ros.learning.synthetic_video import textured_object_video
 from dense_descriptors_ros.model.checkpoint import save_checkpoint
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
+from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from dense_descriptors_ros.learning.dataset import PairDataset, load_clip
 from dense_descriptors_ros.learning.flow import FlowConfig, FlowLabel, FlowLabeler, shrink_label
 from dense_descriptors_ros.learning.masks import FolderMaskProvider, FullMaskProvider, MotionMaskProvider
 from dense_descriptors_ros.learning.sampling import PairSampler
-from dense_descriptors_ros.learning.synthetic_video import smooth_texture, textured_object_video
+from dense_descriptors_ros.synthetic.sprite_video import smooth_texture, textured_object_video
 
 H, W = 96, 128
 

@@ -12,17 +12,10 @@ import numpy as np
 import pytest
 import yaml
 
-from dense_descriptors_ros.evaluation.gl_rasterizer import Lighting, renderer_available
-from dense_descriptors_ros.evaluation.render_assets import (
-    ObjectModel,
-    box_faces,
-    checker_texture,
-    make_object,
-    pack_atlas,
-    pose_matrix,
-    quad_mesh,
-)
-from dense_descriptors_ros.evaluation.renderer import (
+from dense_descriptors_ros.evaluation.trajectory_metrics import read_kitti_poses, read_tum_trajectory
+from dense_descriptors_ros.slam.geometry import so3_log
+from dense_descriptors_ros.synthetic.gl_rasterizer import Lighting, renderer_available
+from dense_descriptors_ros.synthetic.object_renderer import (
     correspondences,
     dense_correspondences,
     intrinsics_from_fov,
@@ -32,7 +25,16 @@ from dense_descriptors_ros.evaluation.renderer import (
     render_poses,
     write_object_dataset,
 )
-from dense_descriptors_ros.evaluation.stereo_renderer import (
+from dense_descriptors_ros.synthetic.render_assets import (
+    ObjectModel,
+    box_faces,
+    checker_texture,
+    make_object,
+    pack_atlas,
+    pose_matrix,
+    quad_mesh,
+)
+from dense_descriptors_ros.synthetic.stereo_renderer import (
     StereoSceneConfig,
     camera_trajectory,
     load_stereo_dataset,
@@ -40,8 +42,6 @@ from dense_descriptors_ros.evaluation.stereo_renderer import (
     render_stereo_sequence,
     write_stereo_dataset,
 )
-from dense_descriptors_ros.evaluation.trajectory_metrics import read_kitti_poses, read_tum_trajectory
-from dense_descriptors_ros.slam.geometry import so3_log
 
 _AVAILABLE, _REASON = renderer_available()
 pytestmark = pytest.mark.skipif(not _AVAILABLE, reason=f"headless OpenGL renderer unavailable: {_REASON}")

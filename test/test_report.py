@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from dense_descriptors_ros.evaluation.baselines import make_baseline
-from dense_descriptors_ros.evaluation.gl_rasterizer import RendererUnavailable
 from dense_descriptors_ros.evaluation.report import (
     PAPER_000_TABLE1,
     PAPER_000_TABLE2,
@@ -29,6 +28,7 @@ from dense_descriptors_ros.evaluation.suites import (
     to_original,
     to_resized,
 )
+from dense_descriptors_ros.synthetic.gl_rasterizer import RendererUnavailable
 
 
 def test_markdown_table_formats_cells():

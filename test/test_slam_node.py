@@ -17,7 +17,7 @@ from std_srvs.srv import Trigger
 from dense_descriptors_ros.io.image_conversion import numpy_to_image
 from dense_descriptors_ros.nodes.slam_node import R_BODY_OPTICAL, SlamNode, stereo_camera_from_infos
 from dense_descriptors_ros.slam.geometry import StereoCamera
-from dense_descriptors_ros.slam.synthetic_scene import synthetic_stereo_sequence
+from dense_descriptors_ros.synthetic.box_room import synthetic_stereo_sequence
 
 pytestmark = pytest.mark.ros
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)

@@ -16,7 +16,6 @@ from dense_descriptors_ros.config import ConfigError, from_mapping
 from dense_descriptors_ros.io.bag_writer import write_image_bag
 from dense_descriptors_ros.learning.dataset import PairDataset, VideoClip, split_pairs
 from dense_descriptors_ros.learning.masks import MaskProvider
-from dense_descriptors_ros.learning.synthetic_video import textured_object_video
 from dense_descriptors_ros.learning.trainer import (
     TrainConfig,
     Trainer,
@@ -26,6 +25,7 @@ from dense_descriptors_ros.learning.trainer import (
     run_train,
 )
 from dense_descriptors_ros.model.checkpoint import load_checkpoint
+from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {

@@ -43,8 +43,6 @@ from dense_descriptors_ros.evaluation.baselines import (
     NetworkDescriptors,
     make_baseline,
 )
-from dense_descriptors_ros.evaluation.gl_rasterizer import RendererUnavailable
-from dense_descriptors_ros.evaluation.renderer import ObjectSequence, correspondences, write_object_dataset
 from dense_descriptors_ros.evaluation.report import (
     PAPER_000_TABLE1,
     PAPER_000_TABLE2,
@@ -67,6 +65,8 @@ from dense_descriptors_ros.metrics.matching import (
     warp_points_homography,
 )
 from dense_descriptors_ros.metrics.segmentation import davis_j_and_f
+from dense_descriptors_ros.synthetic.gl_rasterizer import RendererUnavailable
+from dense_descriptors_ros.synthetic.object_renderer import ObjectSequence, correspondences, write_object_dataset
 from dense_descriptors_ros.tracking.label_propagation import PropagationConfig, propagate_labels
 
 log = logging.getLogger(__name__)

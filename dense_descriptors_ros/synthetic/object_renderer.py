@@ -9,7 +9,7 @@ background pixels correspond to themselves.
 
 Usage::
 
-    from dense_descriptors_ros.evaluation.renderer import (
+    from dense_descriptors_ros.synthetic.object_renderer import (
         ObjectSceneConfig, render_object_sequence, write_object_dataset, load_object_dataset,
         correspondences, dense_correspondences, point_tracks)
 
@@ -41,15 +41,15 @@ import yaml
 from tqdm import tqdm
 
 from dense_descriptors_ros.config import from_mapping, to_mapping
-from dense_descriptors_ros.evaluation.gl_rasterizer import Lighting, MeshRasterizer, RendererUnavailable
-from dense_descriptors_ros.evaluation.render_assets import (
+from dense_descriptors_ros.slam.geometry import invert_pose, so3_exp
+from dense_descriptors_ros.synthetic.gl_rasterizer import Lighting, MeshRasterizer, RendererUnavailable
+from dense_descriptors_ros.synthetic.render_assets import (
     BACKGROUND_NAMES,
     OBJECT_NAMES,
     ObjectModel,
     make_background,
     make_object,
 )
-from dense_descriptors_ros.slam.geometry import invert_pose, so3_exp
 
 __all__ = [
     "ObjectSceneConfig",

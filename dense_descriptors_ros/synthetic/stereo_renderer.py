@@ -8,7 +8,7 @@ seen in the right image at (u - fx * baseline / Z, v).
 
 Usage::
 
-    from dense_descriptors_ros.evaluation.stereo_renderer import write_stereo_dataset, load_stereo_dataset
+    from dense_descriptors_ros.synthetic.stereo_renderer import write_stereo_dataset, load_stereo_dataset
 
     seq = write_stereo_dataset("/tmp/room_seed0", seed=0, n_frames=240)   # rendered once, then reused
     seq.left[i], seq.right[i], seq.depth_left[i]      # uint8 RGB pairs and metric depth of the left view
@@ -33,8 +33,16 @@ import yaml
 from tqdm import tqdm
 
 from dense_descriptors_ros.config import from_mapping, to_mapping
-from dense_descriptors_ros.evaluation.gl_rasterizer import Lighting, MeshRasterizer
-from dense_descriptors_ros.evaluation.render_assets import (
+from dense_descriptors_ros.evaluation.trajectory_metrics import Trajectory, write_kitti_poses, write_tum_trajectory
+from dense_descriptors_ros.slam.geometry import invert_pose, so3_log
+from dense_descriptors_ros.synthetic.gl_rasterizer import Lighting, MeshRasterizer
+from dense_descriptors_ros.synthetic.object_renderer import (
+    intrinsics_from_fov,
+    read_dataset_meta,
+    read_png,
+    write_frames,
+)
+from dense_descriptors_ros.synthetic.render_assets import (
     TILE_PX,
     ObjectModel,
     blocks_texture,
@@ -45,9 +53,6 @@ from dense_descriptors_ros.evaluation.render_assets import (
     quad_mesh,
     stripes_texture,
 )
-from dense_descriptors_ros.evaluation.renderer import intrinsics_from_fov, read_dataset_meta, read_png, write_frames
-from dense_descriptors_ros.evaluation.trajectory_metrics import Trajectory, write_kitti_poses, write_tum_trajectory
-from dense_descriptors_ros.slam.geometry import invert_pose, so3_log
 
 __all__ = [
     "StereoSceneConfig",
