@@ -48,7 +48,7 @@ from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
 from dense_descriptors_ros.slam.geometry import StereoCamera
 from dense_descriptors_ros.slam.stereo_slam import StereoSlam, StereoSlamConfig, TrackingState
 from dense_descriptors_ros.synthetic.box_room import synthetic_stereo_sequence
-from dense_descriptors_ros.synthetic.stereo_renderer import write_stereo_dataset
+from dense_descriptors_ros.synthetic.dataset_folders import write_stereo_dataset
 
 pytestmark = pytest.mark.bench
 

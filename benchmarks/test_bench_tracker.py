@@ -38,7 +38,7 @@ from dense_descriptors_ros.model.checkpoint import read_model_meta
 from dense_descriptors_ros.model.engine import DescriptorEngine
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
 from dense_descriptors_ros.synthetic.object_renderer import ObjectSequence, point_tracks, render_object_sequence
-from dense_descriptors_ros.synthetic.plane_video import FourierField
+from dense_descriptors_ros.synthetic.textures import FourierField
 from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(3000)]

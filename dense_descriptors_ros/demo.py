@@ -90,7 +90,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 # --- 1. render ---------------------------------------------------------------------------------------------------
 def render_video(folder: Path, frames: int, seed: int, obj: str) -> Any:
-    from dense_descriptors_ros.synthetic.object_renderer import write_object_dataset
+    from dense_descriptors_ros.synthetic.dataset_folders import write_object_dataset
 
     print(f"== rendering a {frames}-frame video of a {obj} with ground truth into {folder}")
     return write_object_dataset(

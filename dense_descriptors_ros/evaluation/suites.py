@@ -65,8 +65,9 @@ from dense_descriptors_ros.metrics.matching import (
     warp_points_homography,
 )
 from dense_descriptors_ros.metrics.segmentation import davis_j_and_f
+from dense_descriptors_ros.synthetic.dataset_folders import write_object_dataset
 from dense_descriptors_ros.synthetic.gl_rasterizer import RendererUnavailable
-from dense_descriptors_ros.synthetic.object_renderer import ObjectSequence, correspondences, write_object_dataset
+from dense_descriptors_ros.synthetic.object_renderer import ObjectSequence, correspondences
 from dense_descriptors_ros.tracking.label_propagation import PropagationConfig, propagate_labels
 
 log = logging.getLogger(__name__)
