@@ -16,7 +16,10 @@ from importlib import import_module
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("dense_descriptors_ros.demo", "run the main job on a generated sequence and write the results"),
     "train": ("dense_descriptors_ros.learning.trainer", "train a descriptor network self-supervised from video"),
-    "evaluate": ("dense_descriptors_ros.evaluation.suites", "evaluate a model against baselines; writes a report"),
+    "evaluate": (
+        "dense_descriptors_ros.evaluation.suites.command",
+        "evaluate a model against baselines; writes a report",
+    ),
     "render": ("dense_descriptors_ros.evaluation.render_command", "render a ground-truth object or stereo dataset"),
     "track": ("dense_descriptors_ros.tracking.track_command", "track points through a video, folder or bag"),
     "slam": ("dense_descriptors_ros.slam.slam_command", "stereo SLAM on rectified image folders: trajectory + map"),
