@@ -45,6 +45,20 @@ def read_dataset_meta(folder: Path, expected_format: str) -> dict | None:
     return meta if isinstance(meta, dict) and meta.get("format") == expected_format else None
 
 
+def _made_with(folder: Path, expected_format: str, config: Any) -> bool:
+    """Whether ``folder`` holds a complete dataset of this format rendered with this configuration."""
+    meta = read_dataset_meta(folder, expected_format)
+    return meta is not None and meta.get("config") == to_mapping(config)
+
+
+def _existing_meta(folder: Path, expected_format: str, kind: str) -> dict:
+    """meta.yaml of a complete dataset folder, or FileNotFoundError naming the folder and the format."""
+    meta = read_dataset_meta(folder, expected_format)
+    if meta is None:
+        raise FileNotFoundError(f"{folder}: no rendered {kind} dataset (meta.yaml of {expected_format!r})")
+    return meta
+
+
 def write_png(path: Path, image: np.ndarray) -> None:
     """Write an RGB or single-channel uint8 image as PNG (raises OSError when it cannot)."""
     pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
@@ -70,6 +84,11 @@ def write_frames(folder: Path, images: np.ndarray) -> None:
         write_png(folder / f"{t:06d}.png", image)
 
 
+def read_frames(folder: Path, count: int) -> np.ndarray:
+    """The first ``count`` images written by write_frames, stacked."""
+    return np.stack([read_png(folder / f"{t:06d}.png") for t in range(count)])
+
+
 def write_object_dataset(
     folder: str | Path, seed: int = 0, n_frames: int = 200, progress: bool = True, **options: Any
 ) -> ObjectSequence:
@@ -82,8 +101,7 @@ def write_object_dataset(
     """
     folder = Path(folder)
     config = from_mapping(ObjectSceneConfig, {**options, "seed": seed, "n_frames": n_frames})
-    meta = read_dataset_meta(folder, OBJECT_DATASET_FORMAT)
-    if meta is not None and meta.get("config") == to_mapping(config):
+    if _made_with(folder, OBJECT_DATASET_FORMAT, config):
         seq = load_object_dataset(folder)
         if len(list((folder / "mask").glob("*.png"))) != len(seq):  # folders written before masks were added
             write_frames(folder / "mask", seq.masks.astype(np.uint8) * 255)
@@ -124,11 +142,9 @@ def write_object_dataset(
 def load_object_dataset(folder: str | Path) -> ObjectSequence:
     """Load a folder written by write_object_dataset."""
     folder = Path(folder)
-    meta = read_dataset_meta(folder, OBJECT_DATASET_FORMAT)
-    if meta is None:
-        raise FileNotFoundError(f"{folder}: no rendered object dataset (meta.yaml of {OBJECT_DATASET_FORMAT!r})")
+    meta = _existing_meta(folder, OBJECT_DATASET_FORMAT, "object")
     config = from_mapping(ObjectSceneConfig, meta["config"])
-    rgb = np.stack([read_png(folder / "rgb" / f"{t:06d}.png") for t in range(meta["frames"])])
+    rgb = read_frames(folder / "rgb", meta["frames"])
     with np.load(folder / "ground_truth.npz") as gt:
         return ObjectSequence(
             rgb,
@@ -173,8 +189,7 @@ def write_stereo_dataset(
     """
     folder = Path(folder)
     config = from_mapping(StereoSceneConfig, {**options, "seed": seed, "n_frames": n_frames})
-    meta = read_dataset_meta(folder, STEREO_DATASET_FORMAT)
-    if meta is not None and meta.get("config") == to_mapping(config):
+    if _made_with(folder, STEREO_DATASET_FORMAT, config):
         return load_stereo_dataset(folder)
     seq = render_stereo_sequence(config, progress=progress)
     (folder / "meta.yaml").unlink(missing_ok=True)  # an interrupted write must not look complete
@@ -218,12 +233,9 @@ def write_stereo_dataset(
 def load_stereo_dataset(folder: str | Path) -> StereoSequence:
     """Load a folder written by write_stereo_dataset."""
     folder = Path(folder)
-    meta = read_dataset_meta(folder, STEREO_DATASET_FORMAT)
-    if meta is None:
-        raise FileNotFoundError(f"{folder}: no rendered stereo dataset (meta.yaml of {STEREO_DATASET_FORMAT!r})")
+    meta = _existing_meta(folder, STEREO_DATASET_FORMAT, "stereo")
     config = from_mapping(StereoSceneConfig, meta["config"])
-    left = np.stack([read_png(folder / "left" / f"{t:06d}.png") for t in range(meta["frames"])])
-    right = np.stack([read_png(folder / "right" / f"{t:06d}.png") for t in range(meta["frames"])])
+    left, right = (read_frames(folder / side, meta["frames"]) for side in ("left", "right"))
     with np.load(folder / "ground_truth.npz") as gt:
         return StereoSequence(
             left,

@@ -30,6 +30,7 @@ from dense_descriptors_ros.evaluation.report import (
 )
 from dense_descriptors_ros.evaluation.suites.rendered_videos import (
     SPLIT_PAIRS,
+    ObjectVideos,
     object_correspondences,
     render_object_videos,
     sample_frame_pairs,
@@ -42,20 +43,16 @@ from dense_descriptors_ros.synthetic.object_renderer import ObjectSequence, corr
 
 
 def consecutive_frames_test(
-    obj: str,
-    seq: ObjectSequence,
-    n: int,
-    methods: list[DescriptorMethod],
-    settings: SuiteSettings,
-    rng: np.random.Generator,
+    videos: ObjectVideos, methods: list[DescriptorMethod], settings: SuiteSettings, rng: np.random.Generator
 ) -> tuple[dict[str, dict[str, float]], dict[str, list[np.ndarray]]]:
     """papers/000 test 1 (Table 2) on up to ``settings.pairs`` consecutive frame pairs of the test half (first
     background): per method the mean, std and number of the pairs' mean error percentiles, and every object
     pixel's error percentile (for test 3)."""
+    seq, n = videos.seq, videos.n
     consecutive = [(t, t + 1) for t in range(n // 2, n - 1)][: settings.pairs]
     pixel_percentiles: dict[str, list[np.ndarray]] = {m.name: [] for m in methods}
     pair_means: dict[str, list[float]] = {m.name: [] for m in methods}
-    for i, j in tqdm(consecutive, desc=f"{obj}: consecutive frames", unit="pair"):
+    for i, j in tqdm(consecutive, desc=f"{videos.name}: consecutive frames", unit="pair"):
         pts_i, pts_j = object_correspondences(seq, i, j, settings.points, rng)
         if len(pts_i) == 0:
             continue
@@ -161,9 +158,7 @@ class SiftKeypointTest:
 
 
 def background_grid_test(
-    obj: str,
-    seq: ObjectSequence,
-    n: int,
+    videos: ObjectVideos,
     methods: list[DescriptorMethod],
     settings: SuiteSettings,
     rng: np.random.Generator,
@@ -172,13 +167,14 @@ def background_grid_test(
     """papers/000 test 2 (Table 1): per method, background (same, different) and train/test cell, the mean error
     percentile over ``settings.pairs`` random frame pairs. Frame i is from the first background, frame j from the
     same or the other one. Every pair and its descriptors also go to ``keypoints`` (test 4)."""
+    seq, n = videos.seq, videos.n
     table1: dict[str, dict[str, dict[str, float]]] = {m.name: {} for m in methods}
     for background in ("same", "different"):
         for splits in SPLIT_PAIRS:
             cell = f"{splits[0]}-{splits[1]}"
             pairs = sample_frame_pairs(seq, n, splits, background == "different", settings.pairs, rng)
             cell_means: dict[str, list[float]] = {m.name: [] for m in methods}
-            for i, j in tqdm(pairs, desc=f"{obj}: {background} background, {cell}", unit="pair"):
+            for i, j in tqdm(pairs, desc=f"{videos.name}: {background} background, {cell}", unit="pair"):
                 pts_i, pts_j = object_correspondences(seq, i, j, settings.points, rng)
                 keypoints.start_pair(seq, i, j)
                 for method in methods:
@@ -199,9 +195,9 @@ def evaluate_rendered(methods: list[DescriptorMethod], settings: SuiteSettings, 
     results: dict[str, dict] = {}
     table1_rows, table2_rows, test4_rows, plots = [], [], [], []
     for obj in settings.objects:
-        seq, n = render_object_videos(obj, settings)
+        videos = render_object_videos(obj, settings)
         obj_results: dict[str, dict] = {m.name: {"table1": {}, "table2": {}} for m in methods}
-        table2, pixel_percentiles = consecutive_frames_test(obj, seq, n, methods, settings, rng)
+        table2, pixel_percentiles = consecutive_frames_test(videos, methods, settings, rng)
         for name, figures in table2.items():
             obj_results[name]["table2"] = figures
             table2_rows.append({"object": obj, "method": name, **figures})
@@ -209,7 +205,7 @@ def evaluate_rendered(methods: list[DescriptorMethod], settings: SuiteSettings, 
             table2_rows.append({"object": obj, "method": f"papers/000: {paper_method}", **figures})
         plots.append(plot_pixel_percentiles(obj, pixel_percentiles, report))
         keypoints = SiftKeypointTest()
-        table1 = background_grid_test(obj, seq, n, methods, settings, rng, keypoints)
+        table1 = background_grid_test(videos, methods, settings, rng, keypoints)
         for name, grid in table1.items():
             obj_results[name]["table1"] = grid
             for background, cells in grid.items():

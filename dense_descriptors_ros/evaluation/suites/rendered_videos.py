@@ -6,6 +6,7 @@ video is "train", the second half "test".
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,21 @@ from dense_descriptors_ros.synthetic.object_renderer import ObjectSequence, corr
 SPLIT_PAIRS = (("train", "train"), ("train", "test"), ("test", "test"))
 
 
-def render_object_videos(obj: str, settings: SuiteSettings) -> tuple[ObjectSequence, int]:
-    """Videos of ``obj`` over each background (same seed: same object, motion and light), as one sequence.
+@dataclass
+class ObjectVideos:
+    """The videos of one object over each background (same seed: same object, motion and light), as one sequence.
 
-    Frame t of background b is frame b * n + t of the result, so ``object_renderer.correspondences`` links frames across
+    Frame t of background b is frame b * n + t of ``seq``, so ``object_renderer.correspondences`` links frames across
     backgrounds. The first half of each video is "train", the second half "test" (papers/000 section 4).
     """
+
+    name: str
+    seq: ObjectSequence
+    n: int  # frames per video
+
+
+def render_object_videos(obj: str, settings: SuiteSettings) -> ObjectVideos:
+    """Videos of ``obj`` over each of ``settings.backgrounds``, rendered into ``settings.render_dir`` once."""
     folder = Path(settings.render_dir)
     videos = [
         write_object_dataset(
@@ -46,7 +56,7 @@ def render_object_videos(obj: str, settings: SuiteSettings) -> tuple[ObjectSeque
         lights=np.concatenate([v.lights for v in videos]),
         instance_names=first.instance_names,
     )
-    return combined, settings.render_frames
+    return ObjectVideos(obj, combined, settings.render_frames)
 
 
 def object_correspondences(
