@@ -14,9 +14,11 @@ import pytest
 import torch
 
 from dense_descriptors_ros.evaluation import real_datasets
-from dense_descriptors_ros.evaluation.baselines import BASELINE_NAMES
+from dense_descriptors_ros.evaluation.baselines import BASELINE_NAMES, build_methods
 from dense_descriptors_ros.evaluation.report import Report
-from dense_descriptors_ros.evaluation.suites import SuiteSettings, build_methods, evaluate_hpatches, evaluate_sintel
+from dense_descriptors_ros.evaluation.suites.hpatches import evaluate_hpatches
+from dense_descriptors_ros.evaluation.suites.settings import SuiteSettings
+from dense_descriptors_ros.evaluation.suites.sintel import evaluate_sintel
 
 pytestmark = pytest.mark.bench
 KEYS = ("pck@1", "pck@3", "pck@10", "mma@3", "mma_mean", "auc_global", "auc_local", "error_percentile")

@@ -19,11 +19,11 @@ from rclpy_harness import wait_for
 from sensor_msgs.msg import Image
 
 from dense_descriptors_ros.io.image_conversion import numpy_to_image
-from dense_descriptors_ros.learning.synthetic_video import textured_object_video
 from dense_descriptors_ros.model.checkpoint import save_checkpoint
 from dense_descriptors_ros.model.engine import DescriptorEngine
 from dense_descriptors_ros.model.network import BACKBONES, DescriptorNet, ModelConfig
 from dense_descriptors_ros.nodes.descriptor_node import DescriptorNode
+from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 
 pytestmark = pytest.mark.bench
 SIZES = {"320x240": (240, 320), "640x480": (480, 640)}

@@ -3,9 +3,9 @@
 Run: `bash scripts/run_tests.sh -m bench -s benchmarks/test_bench_slam.py`.
 
 Sequences:
-- ``gl_room``: evaluation/stereo_renderer.py, a textured room with blocks (occlusions), 240 rectified 320x240 pairs
+- ``gl_room``: synthetic/stereo_renderer.py, a textured room with blocks (occlusions), 240 rectified 320x240 pairs
   along a closed loop driven 1.15 times (so loop closure can fire), 10 Hz, ground truth poses.
-- ``box_room``: slam/synthetic_scene.py, a box room ray-cast with a descriptor oracle (exactly view-invariant dense
+- ``box_room``: synthetic/box_room.py, a box room ray-cast with a descriptor oracle (exactly view-invariant dense
   descriptors: the ceiling of what a learned model can give this SLAM), 120 pairs, 1.3 turns.
 - ``euroc_v101_micro`` (real, ../shared/data or $DDR_DATA_DIR, skipped when absent): 20 EuRoC pairs, rectified with
   OpenCV. The rig stands still (1.7 mm of motion), so the figure is the drift in metres, not an ATE.
@@ -37,14 +37,14 @@ import torch
 from matplotlib.figure import Figure
 
 from dense_descriptors_ros.evaluation import real_datasets
-from dense_descriptors_ros.evaluation.stereo_renderer import write_stereo_dataset
 from dense_descriptors_ros.geometry.camera import StereoCamera
 from dense_descriptors_ros.geometry.trajectory import Trajectory
 from dense_descriptors_ros.metrics.trajectory import absolute_trajectory_error, align_trajectory, relative_pose_error
 from dense_descriptors_ros.model.engine import DescriptorEngine
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
 from dense_descriptors_ros.slam.stereo_slam import StereoSlam, StereoSlamConfig, TrackingState
-from dense_descriptors_ros.slam.synthetic_scene import synthetic_stereo_sequence
+from dense_descriptors_ros.synthetic.box_room import synthetic_stereo_sequence
+from dense_descriptors_ros.synthetic.dataset_folders import write_stereo_dataset
 
 pytestmark = pytest.mark.bench
 

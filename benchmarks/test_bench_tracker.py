@@ -1,7 +1,7 @@
 """PointTracker next to OpenCV pyramidal Lucas-Kanade (with and without ORB re-detection) on rendered sequences.
 
 Run: `bash scripts/run_tests.sh -m bench -s benchmarks/test_bench_tracker.py`.
-Two rendered 200-frame sequences (evaluation/renderer.py: objects tumbling through full rotations, an occluder
+Two rendered 200-frame sequences (synthetic/object_renderer.py: objects tumbling through full rotations, an occluder
 board passing twice, changing light), 100 query points on the object in frame 0, ground truth from depth and pose.
 Prints one JSON line with, per method: TAP-Vid delta_avg, occlusion accuracy and average Jaccard, survival after
 occlusion (share of ground-truth-visible frames after the point's first occlusion where it is tracked visible
@@ -31,14 +31,14 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from synthetic_motion import FourierField
 
-from dense_descriptors_ros.evaluation.matching_metrics import match_nearest
-from dense_descriptors_ros.evaluation.renderer import ObjectSequence, point_tracks, render_object_sequence
-from dense_descriptors_ros.evaluation.tracking_metrics import tapvid_metrics
+from dense_descriptors_ros.metrics.matching import match_nearest
+from dense_descriptors_ros.metrics.point_tracking import tapvid_metrics
 from dense_descriptors_ros.model.checkpoint import read_model_meta
 from dense_descriptors_ros.model.engine import DescriptorEngine
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
+from dense_descriptors_ros.synthetic.object_renderer import ObjectSequence, point_tracks, render_object_sequence
+from dense_descriptors_ros.synthetic.textures import FourierField
 from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(3000)]

@@ -23,12 +23,12 @@ import torch
 
 from dense_descriptors_ros.config import from_mapping
 from dense_descriptors_ros.evaluation.baselines import DenseSift
-from dense_descriptors_ros.evaluation.error_percentile import error_percentiles
 from dense_descriptors_ros.learning.dataset import VideoClip
 from dense_descriptors_ros.learning.flow import FlowConfig, FlowLabeler
 from dense_descriptors_ros.learning.masks import MaskProvider
-from dense_descriptors_ros.learning.synthetic_video import textured_object_video
 from dense_descriptors_ros.learning.trainer import TrainConfig, Trainer, datasets_from_clips
+from dense_descriptors_ros.metrics.error_percentile import error_percentiles
+from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 
 pytestmark = pytest.mark.bench
 HEIGHT, WIDTH = 240, 320

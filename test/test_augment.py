@@ -16,7 +16,7 @@ from dense_descriptors_ros.learning.augment import (
 )
 from dense_descriptors_ros.learning.flow import FlowLabel
 from dense_descriptors_ros.learning.sampling import PairSampler, SamplerConfig
-from dense_descriptors_ros.learning.synthetic_video import smooth_texture
+from dense_descriptors_ros.synthetic.textures import smooth_texture
 
 H, W = 48, 64
 

@@ -13,7 +13,8 @@ from dense_descriptors_ros.learning.dataset import PairDataset, load_clip
 from dense_descriptors_ros.learning.flow import FlowConfig, FlowLabel, FlowLabeler, shrink_label
 from dense_descriptors_ros.learning.masks import FolderMaskProvider, FullMaskProvider, MotionMaskProvider
 from dense_descriptors_ros.learning.sampling import PairSampler
-from dense_descriptors_ros.learning.synthetic_video import smooth_texture, textured_object_video
+from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
+from dense_descriptors_ros.synthetic.textures import smooth_texture
 
 H, W = 96, 128
 

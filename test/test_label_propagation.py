@@ -1,13 +1,13 @@
-"""Label propagation (CRW protocol) on synthetic sequences with oracle descriptors (synthetic_motion.py)."""
+"""Label propagation (CRW protocol) on synthetic sequences with oracle descriptors (synthetic/plane_video)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from synthetic_motion import SyntheticSequence, similarity_transform
 
-from dense_descriptors_ros.evaluation.segmentation_metrics import region_jaccard
+from dense_descriptors_ros.metrics.segmentation import region_jaccard
+from dense_descriptors_ros.synthetic.plane_video import SyntheticSequence, similarity_transform
 from dense_descriptors_ros.tracking.label_propagation import LabelPropagator, PropagationConfig, propagate_labels
 
 H, W, FRAMES = 96, 128, 10

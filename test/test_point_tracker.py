@@ -1,13 +1,13 @@
-"""PointTracker on synthetic sequences with known motion, occlusion and oracle descriptors (synthetic_motion.py)."""
+"""PointTracker on synthetic sequences with known motion, occlusion and oracle descriptors (synthetic/plane_video)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from synthetic_motion import SyntheticSequence, similarity_transform
 
 from dense_descriptors_ros.config import ConfigError, from_mapping
+from dense_descriptors_ros.synthetic.plane_video import SyntheticSequence, similarity_transform
 from dense_descriptors_ros.tracking.point_tracker import (
     PointTracker,
     TrackerConfig,

@@ -1,4 +1,4 @@
-"""StereoSlam end to end on rendered stereo sequences (a textured box room, see slam/synthetic_scene.py):
+"""StereoSlam end to end on rendered stereo sequences (a textured box room, see synthetic/box_room.py):
 features, stereo matching, tracking accuracy against ground truth for learned (descriptor oracle) and ORB features,
 threaded local mapping, loop closure, relocalisation, map save/load and exports."""
 
@@ -28,7 +28,7 @@ from dense_descriptors_ros.slam.map_io import (
 )
 from dense_descriptors_ros.slam.stereo_matching import match_stereo_rows
 from dense_descriptors_ros.slam.stereo_slam import StereoSlam, StereoSlamConfig, TrackingState
-from dense_descriptors_ros.slam.synthetic_scene import synthetic_stereo_sequence
+from dense_descriptors_ros.synthetic.box_room import synthetic_stereo_sequence
 
 CAMERA = StereoCamera(fx=260.0, fy=260.0, cx=159.5, cy=119.5, baseline=0.2, width=320, height=240)
 

@@ -11,16 +11,16 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy_harness import wait_for
 from sensor_msgs.msg import Image, PointCloud2
 from std_srvs.srv import SetBool, Trigger
-from synthetic_motion import SyntheticSequence, similarity_transform
 from visualization_msgs.msg import Marker, MarkerArray
 
 from dense_descriptors_ros.io.image_conversion import numpy_to_image
-from dense_descriptors_ros.learning.synthetic_video import textured_object_video
 from dense_descriptors_ros.model.checkpoint import save_checkpoint
 from dense_descriptors_ros.model.engine import DescriptorEngine
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
 from dense_descriptors_ros.nodes.messages.pointcloud import pointcloud2_to_array
 from dense_descriptors_ros.nodes.tracker_node import TrackerNode
+from dense_descriptors_ros.synthetic.plane_video import SyntheticSequence, similarity_transform
+from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 from dense_descriptors_ros.tracking.point_tracker import PointTracker
 
 pytestmark = pytest.mark.ros

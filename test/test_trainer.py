@@ -1,5 +1,5 @@
-"""Trainer: a short run on a generated sequence beats the untrained network on held-out frames; resume; recipes;
-the error percentile metric. The train command is tested in test/cli/test_cli_train.py."""
+"""Trainer: a short run on a generated sequence beats the untrained network on held-out frames; resume; recipes.
+The train command is tested in test/cli/test_cli_train.py."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ import pytest
 import torch
 
 from dense_descriptors_ros.config import ConfigError, from_mapping
-from dense_descriptors_ros.evaluation.error_percentile import error_percentiles, mean_error_percentile
 from dense_descriptors_ros.learning.dataset import PairDataset, VideoClip, split_pairs
 from dense_descriptors_ros.learning.masks import MaskProvider
-from dense_descriptors_ros.learning.synthetic_video import textured_object_video
 from dense_descriptors_ros.learning.trainer import TrainConfig, Trainer, datasets_from_clips, load_train_config
 from dense_descriptors_ros.model.checkpoint import load_checkpoint
+from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
@@ -111,16 +110,3 @@ def test_chained_gaps_give_wide_baseline_pairs_inside_each_half() -> None:
     assert all(j < 5 for _, _, j in pairs)  # never across into the held-out half
     with pytest.raises(ConfigError, match="chain_min"):
         from_mapping(TrainConfig, {"flow": {"chain": 2, "chain_min": 3}})
-
-
-def test_error_percentile_by_hand() -> None:
-    desc_b = np.zeros((2, 3, 1), np.float32)
-    desc_b[..., 0] = [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
-    desc_a = np.full((2, 3, 1), 1.2, np.float32)
-    # Query value 1.2. True match at (x=2, y=0) = 2.0 (distance 0.8): only 1.0 (0.2) is closer -> 1/6.
-    # True match at (x=1, y=0) = 1.0: nothing is closer -> 0.
-    values = error_percentiles(desc_a, desc_b, np.array([[0, 0], [0, 0]]), np.array([[2, 0], [1, 0]]))
-    np.testing.assert_allclose(values, [100 / 6, 0.0])
-    assert mean_error_percentile(desc_a, desc_b, np.array([[0, 0]]), np.array([[2, 0]])) == pytest.approx(100 / 6)
-    with pytest.raises(ValueError, match="descriptor images"):
-        error_percentiles(desc_a, desc_b[..., :0], np.zeros((1, 2)), np.zeros((1, 2)))

@@ -90,7 +90,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 # --- 1. render ---------------------------------------------------------------------------------------------------
 def render_video(folder: Path, frames: int, seed: int, obj: str) -> Any:
-    from dense_descriptors_ros.evaluation.renderer import write_object_dataset
+    from dense_descriptors_ros.synthetic.dataset_folders import write_object_dataset
 
     print(f"== rendering a {frames}-frame video of a {obj} with ground truth into {folder}")
     return write_object_dataset(
@@ -291,12 +291,12 @@ def evaluate_held_out(
     import matplotlib.pyplot as plt
 
     from dense_descriptors_ros.evaluation.baselines import make_baseline
-    from dense_descriptors_ros.evaluation.error_percentile import error_percentiles
-    from dense_descriptors_ros.evaluation.renderer import correspondences, point_tracks
-    from dense_descriptors_ros.evaluation.tracking_metrics import tapvid_metrics
+    from dense_descriptors_ros.metrics.error_percentile import error_percentiles
+    from dense_descriptors_ros.metrics.point_tracking import tapvid_metrics
     from dense_descriptors_ros.model.checkpoint import load_checkpoint
     from dense_descriptors_ros.model.engine import DescriptorEngine
     from dense_descriptors_ros.model.network import DescriptorNet
+    from dense_descriptors_ros.synthetic.object_renderer import correspondences, point_tracks
 
     folder.mkdir(parents=True, exist_ok=True)
     trained = DescriptorEngine.from_checkpoint(model_dir, device="auto")

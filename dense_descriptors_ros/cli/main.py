@@ -17,7 +17,10 @@ from importlib import import_module
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("dense_descriptors_ros.cli.demo", "run the main job on a generated sequence and write the results"),
     "train": ("dense_descriptors_ros.cli.train", "train a descriptor network self-supervised from video"),
-    "evaluate": ("dense_descriptors_ros.evaluation.suites", "evaluate a model against baselines; writes a report"),
+    "evaluate": (
+        "dense_descriptors_ros.evaluation.suites.command",
+        "evaluate a model against baselines; writes a report",
+    ),
     "render": ("dense_descriptors_ros.evaluation.render_command", "render a ground-truth object or stereo dataset"),
     "track": ("dense_descriptors_ros.cli.track", "track points through a video, folder or bag"),
     "slam": ("dense_descriptors_ros.cli.slam", "stereo SLAM on rectified image folders: trajectory + map"),

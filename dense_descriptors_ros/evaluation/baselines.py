@@ -13,6 +13,8 @@ L2 norm per pixel, so the matching metrics treat all of them alike:
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import Protocol
 
 import cv2
@@ -29,6 +31,8 @@ from dense_descriptors_ros.model.network import (
     ModelConfig,
     imagenet_weights_file,
 )
+
+log = logging.getLogger(__name__)
 
 BASELINE_NAMES = ("dense_sift", "orb", "raw_colour", "mobilenet_v2", "untrained")
 
@@ -222,3 +226,18 @@ def make_baseline(name: str) -> DescriptorMethod:
     if name not in builders:
         raise ValueError(f"unknown baseline {name!r}; choose from {list(BASELINE_NAMES)}")
     return builders[name]()
+
+
+def build_methods(model: str | None, baselines: Sequence[str]) -> list[DescriptorMethod]:
+    """Our checkpoint (when given) followed by the named baselines; unavailable baselines are skipped with a warning."""
+    methods: list[DescriptorMethod] = []
+    if model:
+        methods.append(NetworkDescriptors.from_checkpoint(model, name="ours"))
+    for name in baselines:
+        try:
+            methods.append(make_baseline(name))
+        except BaselineUnavailable as err:
+            log.warning("skipping baseline %s: %s", name, err)
+    if not methods:
+        raise ValueError("nothing to evaluate: give --model and/or --baselines")
+    return methods

@@ -2,7 +2,7 @@
 
 The folder comes from the ``DDR_DATA_DIR`` environment variable, by default ``../shared/data`` relative to the
 repository root. A missing dataset raises :class:`DatasetMissing` with the path it looked for, so benchmarks and
-suites can skip with a message. Images are returned as uint8 RGB (H, W, 3) (KITTI / EuRoC: mono (H, W)).
+suites can skip with a message. Images are returned as uint8 RGB (H, W, 3) (EuRoC: mono (H, W)).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import cv2
 import numpy as np
 import yaml
 
-from dense_descriptors_ros.evaluation.matching_metrics import read_flo
-from dense_descriptors_ros.geometry.trajectory import Trajectory, read_kitti_poses, read_tum_trajectory
+from dense_descriptors_ros.geometry.trajectory import Trajectory, read_tum_trajectory
 
 DATA_ENV = "DDR_DATA_DIR"
 SINTEL_SEQUENCES = ("alley_1_easy", "cave_2_medium", "market_5_hard")
 SINTEL_PASSES = ("clean", "final")
+FLO_MAGIC = 202021.25
 
 
 class DatasetMissing(FileNotFoundError):
@@ -64,6 +64,19 @@ def read_mono(path: Path) -> np.ndarray:
     if image is None:
         raise ValueError(f"cannot decode image {path}")
     return image
+
+
+def read_flo(path: str | Path) -> np.ndarray:
+    """Read a Middlebury .flo optical flow file -> float32 (H, W, 2) of (u, v) pixels."""
+    path = Path(path)
+    data = path.read_bytes()
+    if len(data) < 12 or np.frombuffer(data[:4], "<f4")[0] != FLO_MAGIC:
+        raise ValueError(f"{path}: not a .flo file (magic number {FLO_MAGIC} missing)")
+    width, height = (int(v) for v in np.frombuffer(data[4:12], "<i4"))
+    expected = 12 + width * height * 2 * 4
+    if len(data) != expected or width <= 0 or height <= 0:
+        raise ValueError(f"{path}: size {len(data)} B does not match a {width}x{height} flow ({expected} B)")
+    return np.frombuffer(data[12:], "<f4").reshape(height, width, 2).copy()
 
 
 @dataclass
@@ -137,55 +150,6 @@ def load_davis_sequence(name: str, root: str | Path | None = None, max_frames: i
     frames = [read_rgb(f) for f in frame_files]
     masks = [read_mono(mask_dir / f"{f.stem}.png") > 127 for f in frame_files]
     return DavisSequence(name, frames, masks)
-
-
-@dataclass
-class KittiSequence:
-    """KITTI odometry frames (mono), ground-truth poses T_w_cam0 with timestamps, and intrinsics K."""
-
-    images: list[np.ndarray]
-    groundtruth: Trajectory
-    K: np.ndarray
-
-
-def load_kitti(root: str | Path | None = None, name: str = "kitti_00_100_119") -> KittiSequence:
-    folder = dataset_dir(name, root)
-    times = np.loadtxt(_require(folder / "times.txt"))
-    groundtruth = read_kitti_poses(folder / "poses.txt", timestamps=times)
-    images = [read_mono(p) for p in sorted((folder / "image_0").glob("*.png"))]
-    projection = None
-    for line in _require(folder / "calib.txt").read_text().splitlines():
-        if line.startswith("P0:"):
-            projection = np.array(line.split()[1:], dtype=np.float64).reshape(3, 4)
-    if projection is None:
-        raise ValueError(f"{folder / 'calib.txt'}: no P0 line")
-    return KittiSequence(images, groundtruth, projection[:, :3])
-
-
-@dataclass
-class TumSequence:
-    """TUM RGB-D frames (raw, distorted RGB) with their timestamps, the GT trajectory, K and distortion."""
-
-    images: list[np.ndarray]
-    image_timestamps: np.ndarray
-    groundtruth: Trajectory
-    K: np.ndarray
-    distortion: np.ndarray
-
-
-def load_tum(root: str | Path | None = None, name: str = "tum_fr2_desk") -> TumSequence:
-    folder = dataset_dir(name, root)
-    files = sorted((folder / "rgb").glob("*.png"), key=lambda p: float(p.stem))
-    calib = yaml.safe_load(_require(folder / "calib.yaml").read_text())
-    full = calib.get("full_precision", calib)
-    K = np.array([[full["fx"], 0, full["cx"]], [0, full["fy"], full["cy"]], [0, 0, 1]], dtype=np.float64)
-    return TumSequence(
-        images=[read_rgb(p) for p in files],
-        image_timestamps=np.array([float(p.stem) for p in files]),
-        groundtruth=read_tum_trajectory(folder / "groundtruth.txt"),
-        K=K,
-        distortion=np.array(full["distortion"], dtype=np.float64),
-    )
 
 
 @dataclass

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from dense_descriptors_ros.evaluation.render_assets import BACKGROUND_NAMES
-from dense_descriptors_ros.evaluation.renderer import TARGET_NAMES, write_object_dataset
-from dense_descriptors_ros.evaluation.stereo_renderer import write_stereo_dataset
+from dense_descriptors_ros.synthetic.dataset_folders import write_object_dataset, write_stereo_dataset
+from dense_descriptors_ros.synthetic.object_renderer import TARGET_NAMES
+from dense_descriptors_ros.synthetic.textures import BACKGROUND_NAMES
 
 LOG = logging.getLogger(__name__)
 

@@ -33,7 +33,6 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dense_descriptors_ros.config import ConfigError, load_yaml, to_mapping
-from dense_descriptors_ros.evaluation.error_percentile import error_percentiles
 from dense_descriptors_ros.io.frame_sources import is_rosbag
 from dense_descriptors_ros.learning.augment import AugmentConfig, PairAugmentation
 from dense_descriptors_ros.learning.dataset import PairDataset, VideoClip, load_clip
@@ -42,6 +41,7 @@ from dense_descriptors_ros.learning.loss import LossConfig, PixelwiseContrastive
 from dense_descriptors_ros.learning.masks import MASK_KINDS
 from dense_descriptors_ros.learning.sampling import PairSampler, SamplerConfig
 from dense_descriptors_ros.learning.training_plots import descriptor_grid, loss_curve, validation_figure
+from dense_descriptors_ros.metrics.error_percentile import error_percentiles
 from dense_descriptors_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from dense_descriptors_ros.model.engine import image_to_tensor, resolve_device
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig

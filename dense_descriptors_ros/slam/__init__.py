@@ -3,6 +3,6 @@
 Entry point: :class:`dense_descriptors_ros.slam.stereo_slam.StereoSlam` (``process(stamp, left, right, left_desc,
 right_desc) -> SlamResult``). Modules: features, stereo_matching, frame_tracker (tracking a frame against the local
 map, with motion_model, projection_search and relocalisation), bundle_adjustment, map, local_mapping, loop_closure,
-map_io, synthetic_scene (test/benchmark world). Poses and the stereo camera model are in
+map_io. Poses and the stereo camera model are in
 :mod:`dense_descriptors_ros.geometry`.
 """

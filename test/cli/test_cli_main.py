@@ -7,11 +7,11 @@ import pytest
 
 from dense_descriptors_ros.cli.config_options import config_leaves
 from dense_descriptors_ros.cli.main import SUBCOMMANDS, build_parser, main
-from dense_descriptors_ros.learning.synthetic_video import textured_object_video
 from dense_descriptors_ros.model.checkpoint import save_checkpoint
 from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
 from dense_descriptors_ros.slam.stereo_slam import StereoSlamConfig
+from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 from dense_descriptors_ros.tracking.point_tracker import TrackerConfig
 
 

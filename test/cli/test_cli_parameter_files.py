@@ -11,7 +11,7 @@ from dense_descriptors_ros.cli.frame_input import MODEL_OPTIONS
 from dense_descriptors_ros.cli.main import main
 from dense_descriptors_ros.cli.parameter_files import read_node_parameters, take_parameters
 from dense_descriptors_ros.config import ConfigError
-from dense_descriptors_ros.learning.synthetic_video import textured_object_video
+from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ from dense_descriptors_ros.cli.slam import read_stereo_calibration
 from dense_descriptors_ros.geometry.camera import StereoCamera
 from dense_descriptors_ros.geometry.trajectory import read_tum_trajectory
 from dense_descriptors_ros.slam.map_io import read_ply
-from dense_descriptors_ros.slam.synthetic_scene import synthetic_stereo_sequence
+from dense_descriptors_ros.synthetic.box_room import synthetic_stereo_sequence
 
 REPO = Path(__file__).resolve().parents[2]
 CAMERA = StereoCamera(fx=260.0, fy=260.0, cx=159.5, cy=119.5, baseline=0.2, width=320, height=240)

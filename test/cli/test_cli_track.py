@@ -7,7 +7,7 @@ import cv2
 import pytest
 
 from dense_descriptors_ros.cli.main import main
-from dense_descriptors_ros.learning.synthetic_video import textured_object_video
+from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,8 @@ import yaml
 
 from dense_descriptors_ros.cli.main import main
 from dense_descriptors_ros.io.bag_writer import write_image_bag
-from dense_descriptors_ros.learning.synthetic_video import textured_object_video
 from dense_descriptors_ros.model.checkpoint import load_checkpoint
+from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 
 TINY = {
     "model": {"backbone": "resnet18", "pretrained": False, "descriptor_dim": 8},

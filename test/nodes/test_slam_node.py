@@ -18,7 +18,7 @@ from std_srvs.srv import Trigger
 from dense_descriptors_ros.geometry.camera import StereoCamera, optical_to_body_pose
 from dense_descriptors_ros.io.image_conversion import numpy_to_image
 from dense_descriptors_ros.nodes.slam_node import SlamNode
-from dense_descriptors_ros.slam.synthetic_scene import synthetic_stereo_sequence
+from dense_descriptors_ros.synthetic.box_room import synthetic_stereo_sequence
 
 pytestmark = pytest.mark.ros
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)

@@ -9,7 +9,7 @@ from dense_descriptors_ros.geometry.se3 import invert_pose, rotation_angle, se3_
 from dense_descriptors_ros.slam.frame_tracker import FrameTracker, StereoFeatures, TrackingConfig
 from dense_descriptors_ros.slam.stereo_matching import match_stereo_rows
 from dense_descriptors_ros.slam.stereo_slam import StereoSlam, StereoSlamConfig
-from dense_descriptors_ros.slam.synthetic_scene import synthetic_stereo_sequence
+from dense_descriptors_ros.synthetic.box_room import synthetic_stereo_sequence
 
 CAMERA = StereoCamera(fx=260.0, fy=260.0, cx=159.5, cy=119.5, baseline=0.2, width=320, height=240)
 

@@ -14,28 +14,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dense_descriptors_ros.synthetic.textures import FourierField
+
 
 def similarity_transform(angle: float, scale: float, tx: float, ty: float, centre: tuple[float, float]) -> np.ndarray:
     """(2, 3) affine: rotate by ``angle`` (radians) and scale about ``centre``, then translate by (tx, ty)."""
     c, s = scale * math.cos(angle), scale * math.sin(angle)
     cx, cy = centre
     return np.array([[c, -s, cx - c * cx + s * cy + tx], [s, c, cy - s * cx - c * cy + ty]])
-
-
-class FourierField:
-    """A fixed random smooth vector field over the plane (or space): cos(W u + b), wavelengths log-uniform in a band."""
-
-    def __init__(self, dim: int, min_wavelength: float, max_wavelength: float, seed: int, space_dim: int = 2) -> None:
-        rng = np.random.default_rng(seed)
-        wavelengths = np.exp(rng.uniform(math.log(min_wavelength), math.log(max_wavelength), dim))
-        directions = rng.normal(size=(dim, space_dim))
-        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-        self.frequencies = (2.0 * math.pi / wavelengths)[:, None] * directions
-        self.phases = rng.uniform(0.0, 2.0 * math.pi, dim)
-
-    def __call__(self, coords: np.ndarray) -> np.ndarray:
-        """(..., space_dim) coordinates -> (..., dim) values in [-1, 1]."""
-        return np.cos(coords @ self.frequencies.T + self.phases)
 
 
 @dataclass

@@ -17,6 +17,7 @@ import numpy as np
 
 from dense_descriptors_ros.geometry.camera import StereoCamera
 from dense_descriptors_ros.geometry.se3 import se3_exp
+from dense_descriptors_ros.synthetic.textures import grey_shapes_texture
 
 
 @dataclass
@@ -27,22 +28,6 @@ class StereoFrame:
     left_desc: np.ndarray | None  # float32 (H, W, D) unit norm (descriptor oracle) or None
     right_desc: np.ndarray | None
     T_world_cam: np.ndarray  # ground truth, left camera
-
-
-def _wall_texture(rng: np.random.Generator, size: int, shapes: int) -> np.ndarray:
-    noise = cv2.resize(
-        rng.uniform(0, 255, (size // 32, size // 32)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC
-    )
-    tex = np.clip(0.5 * noise + 64, 0, 255).astype(np.uint8)
-    for _ in range(shapes):
-        colour = int(rng.integers(0, 256))
-        x, y = (int(v) for v in rng.integers(0, size, 2))
-        r = int(rng.integers(size // 120, size // 25))
-        if rng.random() < 0.6:
-            cv2.rectangle(tex, (x - r, y - r // 2), (x + r, y + r), colour, -1)
-        else:
-            cv2.circle(tex, (x, y), r, colour, -1, lineType=cv2.LINE_AA)
-    return cv2.GaussianBlur(tex, (0, 0), 1.2)
 
 
 class BoxRoomScene:
@@ -58,7 +43,7 @@ class BoxRoomScene:
         rng = np.random.default_rng(seed)
         self.half_size = np.asarray(half_size, np.float64)
         self.texture_px = texture_px
-        self.atlas = np.concatenate([_wall_texture(rng, texture_px, 500) for _ in range(6)], axis=0)
+        self.atlas = np.concatenate([grey_shapes_texture(rng, texture_px, 500) for _ in range(6)], axis=0)
         self.descriptor_dim = descriptor_dim
         # The oracle field varies on the scale of the texture shapes; it is stored at 1/4 of the texture resolution.
         self.descriptor_scale = 4

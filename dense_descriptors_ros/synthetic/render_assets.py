@@ -1,4 +1,4 @@
-"""Meshes, textures and backgrounds for the ground-truth renderer, all generated in code (deterministic from a seed).
+"""Meshes and textured objects for the GL renderers, all generated in code (deterministic from a seed).
 
 Meshes are triangle soups (no index buffer) in metres with per-vertex normals and texture coordinates; texture
 coordinates (u, v) in [0, 1] address the texture image with v growing downwards (row 0 is v = 0). A compound object
@@ -7,8 +7,8 @@ texture spot of its own (no repeated tiles that would make true matches ambiguou
 
 Objects (see ``OBJECT_NAMES``): ``drill`` is weakly textured (near-uniform colours, like the drill of papers/000),
 ``hulk`` is strongly textured (like its hulk figure); ``box``, ``can``, ``sphere`` and ``torus`` sit in between or
-above, and ``occluder`` is the tall board that passes in front of the target for occlusion tests. Photographs come
-from matplotlib's bundled sample data (``grace_hopper.jpg``); everything else is procedural.
+above, and ``occluder`` is the tall board that passes in front of the target for occlusion tests. Their textures
+(and the backgrounds) come from ``textures``.
 """
 
 from __future__ import annotations
@@ -16,10 +16,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 
 import cv2
 import numpy as np
+
+from dense_descriptors_ros.synthetic.textures import (
+    blocks_texture,
+    noise_texture,
+    photo_crop,
+    stripes_texture,
+    uniform_texture,
+)
 
 TILE_PX = 256
 _TILE_MARGIN = 2.0 / TILE_PX  # keeps mipmapped samples of one tile from bleeding into the next
@@ -180,104 +187,6 @@ def pose_matrix(rotation_xyz_deg: tuple[float, float, float] = (0, 0, 0), transl
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Textures
-
-
-@cache
-def _photo() -> np.ndarray:
-    """matplotlib's bundled grace_hopper.jpg as uint8 RGB (600 x 512)."""
-    from matplotlib import cbook
-
-    image = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError("matplotlib sample image grace_hopper.jpg could not be read")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def photo_crop(height: int, width: int, rng: np.random.Generator, min_fraction: float = 0.3) -> np.ndarray:
-    """A random crop of the sample photograph, resized to (height, width), randomly flipped."""
-    photo = _photo()
-    ph, pw = photo.shape[:2]
-    frac = rng.uniform(min_fraction, 1.0)
-    ch = int(frac * min(ph, pw * height / width))
-    cw = int(ch * width / height)
-    y0, x0 = rng.integers(0, ph - ch + 1), rng.integers(0, pw - cw + 1)
-    crop = photo[y0 : y0 + ch, x0 : x0 + cw]
-    if rng.random() < 0.5:
-        crop = crop[:, ::-1]
-    return np.ascontiguousarray(cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA))
-
-
-def uniform_texture(
-    height: int, width: int, colour: tuple[int, int, int], rng: np.random.Generator, noise: float = 3.0
-) -> np.ndarray:
-    """Near-uniform colour with faint low-frequency variation (a weakly textured, painted surface)."""
-    variation = cv2.GaussianBlur(rng.standard_normal((height, width)).astype(np.float32), (0, 0), 12)
-    variation *= noise / (variation.std() + 1e-6)
-    return np.clip(np.asarray(colour, np.float32) + variation[..., None], 0, 255).astype(np.uint8)
-
-
-def noise_texture(
-    height: int,
-    width: int,
-    rng: np.random.Generator,
-    tint: tuple[float, float, float] = (1, 1, 1),
-    scales: tuple[float, ...] = (1.0, 2.5, 6.0),
-) -> np.ndarray:
-    """Strong multi-scale colour noise (blur scales ``scales`` in texels), optionally tinted (per-channel gain).
-
-    Coarse scales are drawn on a coarser grid and upsampled, so large textures stay cheap.
-    """
-    texture = np.zeros((height, width, 3), np.float32)
-    for sigma in scales:
-        step = max(1.0, sigma / 1.5)
-        noise = rng.standard_normal((math.ceil(height / step) + 1, math.ceil(width / step) + 1, 3), dtype=np.float32)
-        layer = cv2.GaussianBlur(noise, (0, 0), sigma / step)
-        layer *= 1.0 / (layer.std() + 1e-6)
-        texture += cv2.resize(layer, (width, height), interpolation=cv2.INTER_LINEAR)
-    low, high = float(texture.min()), float(texture.max())
-    gain = np.asarray(tint, np.float32) * (255.0 / max(high - low, 1e-6))
-    return cv2.convertScaleAbs((texture - low) * gain)  # clips to 0..255
-
-
-def blocks_texture(height: int, width: int, rng: np.random.Generator, count: int = 40) -> np.ndarray:
-    """Random coloured rectangles and discs over a mid-grey noise base (posters, boxes, tiles)."""
-    image = noise_texture(height, width, rng, scales=(2.0, 8.0)).astype(np.float32) * 0.4 + 70
-    image = image.astype(np.uint8)
-    size = min(height, width)
-    for _ in range(count):
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
-        r = int(rng.integers(size // 40 + 2, size // 6 + 3))
-        if rng.random() < 0.7:
-            w, h = int(r * rng.uniform(0.5, 2.0)), int(r * rng.uniform(0.5, 2.0))
-            cv2.rectangle(image, (x - w, y - h), (x + w, y + h), colour, -1)
-        else:
-            cv2.circle(image, (x, y), r, colour, -1)
-    return image
-
-
-def stripes_texture(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-    """Coloured stripes of varying width and angle with fine noise on top."""
-    angle = rng.uniform(0, math.pi)
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    coord = xs * math.cos(angle) + ys * math.sin(angle)
-    period = rng.uniform(0.04, 0.12) * max(height, width)
-    band = np.floor(coord / period).astype(np.int64)
-    palette = rng.integers(30, 230, (int(band.max() - band.min()) + 1, 3))
-    image = palette[band - band.min()].astype(np.float32)
-    image += noise_texture(height, width, rng, scales=(1.0, 3.0)).astype(np.float32) * 0.25 - 32
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
-def checker_texture(squares: int, square_px: int, colours=((30, 30, 30), (225, 225, 225))) -> np.ndarray:
-    """A ``squares x squares`` checkerboard with ``square_px`` texels per square (corners at exact texel edges)."""
-    idx = (np.arange(squares * square_px) // square_px) % 2
-    board = (idx[:, None] + idx[None, :]) % 2
-    return np.asarray(colours, np.uint8)[board]
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # Texture atlases and objects
 
 
@@ -390,26 +299,3 @@ def make_object(name: str, seed: int = 0) -> ObjectModel:
     if name not in OBJECT_BUILDERS:
         raise ValueError(f"unknown object {name!r}; expected one of {list(OBJECT_NAMES)}")
     return OBJECT_BUILDERS[name](np.random.default_rng([seed, OBJECT_NAMES.index(name)]))
-
-
-BACKGROUND_NAMES = ("photo", "noise", "blocks", "stripes", "gradient")
-
-
-def make_background(name: str, height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A background image (uint8 RGB, height x width), deterministic from ``seed``: one of BACKGROUND_NAMES."""
-    rng = np.random.default_rng([seed, 1000 + BACKGROUND_NAMES.index(name)] if name in BACKGROUND_NAMES else seed)
-    if name == "photo":
-        return photo_crop(height, width, rng)
-    if name == "noise":
-        return noise_texture(height, width, rng, scales=(1.5, 4.0, 12.0))
-    if name == "blocks":
-        return blocks_texture(height, width, rng)
-    if name == "stripes":
-        return stripes_texture(height, width, rng)
-    if name == "gradient":
-        # Nearly featureless: a smooth two-colour gradient with faint noise (the easiest background).
-        c0, c1 = rng.integers(40, 220, 3).astype(np.float32), rng.integers(40, 220, 3).astype(np.float32)
-        ramp = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :, None]
-        variation = uniform_texture(height, width, (128, 128, 128), rng, noise=2.0).astype(np.float32) - 128
-        return np.clip(c0 + (c1 - c0) * ramp + variation, 0, 255).astype(np.uint8)
-    raise ValueError(f"unknown background {name!r}; expected one of {list(BACKGROUND_NAMES)}")

@@ -8,59 +8,46 @@ seen in the right image at (u - fx * baseline / Z, v).
 
 Usage::
 
-    from dense_descriptors_ros.evaluation.stereo_renderer import write_stereo_dataset, load_stereo_dataset
+    from dense_descriptors_ros.synthetic.stereo_renderer import render_stereo_sequence
 
-    seq = write_stereo_dataset("/tmp/room_seed0", seed=0, n_frames=240)   # rendered once, then reused
+    seq = render_stereo_sequence(seed=0, n_frames=240)  # or dataset_folders.write_stereo_dataset
     seq.left[i], seq.right[i], seq.depth_left[i]      # uint8 RGB pairs and metric depth of the left view
     seq.camera_info("right")                            # CameraInfo fields: width, height, k, d, r, p
     seq.poses[i]                                        # T_world_left; seq.relative_poses(): first pose = identity
     seq.trajectory()                                    # geometry.trajectory.Trajectory (relative poses)
     seq.loop_closures()                                 # (i, j) frame pairs seeing the same place from the same pose
-
-The folder also holds ``poses_tum.txt`` and ``poses_kitti.txt`` (left camera, relative to the first frame, optical
-axes), KITTI ``times.txt`` and ``calib.txt`` (P0, P1), and ROS ``left.yaml`` / ``right.yaml`` camera_info files.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from dense_descriptors_ros.config import from_mapping, to_mapping
-from dense_descriptors_ros.evaluation.gl_rasterizer import Lighting, MeshRasterizer
-from dense_descriptors_ros.evaluation.render_assets import (
-    TILE_PX,
-    ObjectModel,
-    blocks_texture,
-    box_faces,
-    noise_texture,
-    pack_atlas,
-    photo_crop,
-    quad_mesh,
-    stripes_texture,
-)
-from dense_descriptors_ros.evaluation.renderer import read_dataset_meta, read_png, write_frames
 from dense_descriptors_ros.geometry.camera import intrinsics_from_fov
 from dense_descriptors_ros.geometry.se3 import invert_pose, so3_log
-from dense_descriptors_ros.geometry.trajectory import Trajectory, write_kitti_poses, write_tum_trajectory
+from dense_descriptors_ros.geometry.trajectory import Trajectory
+from dense_descriptors_ros.synthetic.gl_rasterizer import Lighting, MeshRasterizer
+from dense_descriptors_ros.synthetic.render_assets import TILE_PX, ObjectModel, box_faces, pack_atlas, quad_mesh
+from dense_descriptors_ros.synthetic.textures import (
+    blocks_texture,
+    noise_texture,
+    room_surface_texture,
+    stripes_texture,
+)
 
 __all__ = [
     "StereoSceneConfig",
     "StereoSequence",
     "camera_trajectory",
-    "load_stereo_dataset",
     "loop_closure_pairs",
     "render_stereo_sequence",
-    "write_stereo_dataset",
 ]
 
-STEREO_DATASET_FORMAT = "dense_descriptors_ros rendered stereo sequence v1"
 _LIGHT_TOWARDS_WORLD = np.array([0.3, -0.2, 1.0])  # mostly from above
 
 
@@ -215,22 +202,6 @@ def camera_trajectory(config: StereoSceneConfig) -> np.ndarray:
     return poses
 
 
-def _surface_texture(
-    width_m: float, height_m: float, texels_per_metre: int, rng: np.random.Generator, posters: int
-) -> np.ndarray:
-    """A unique texture for a large surface: noise base, coloured blocks and ``posters`` photo crops."""
-    w = max(32, int(width_m * texels_per_metre))
-    h = max(32, int(height_m * texels_per_metre))
-    base = noise_texture(h, w, rng, scales=(2.0, 6.0, 20.0)).astype(np.float32)
-    blocks = blocks_texture(h, w, rng, count=int(12 * width_m * height_m) + 10).astype(np.float32)
-    texture = (0.45 * base + 0.55 * blocks).astype(np.uint8)
-    for _ in range(posters):
-        ph, pw = int(rng.integers(h // 6, h // 2 + 1)), int(rng.integers(w // 12, w // 4 + 1))
-        y, x = int(rng.integers(0, h - ph + 1)), int(rng.integers(0, w - pw + 1))
-        texture[y : y + ph, x : x + pw] = photo_crop(ph, pw, rng)
-    return texture
-
-
 def _room(config: StereoSceneConfig, rng: np.random.Generator) -> list[ObjectModel]:
     """Floor, ceiling and four walls (world coordinates, each with its own texture)."""
     hx, hy = config.loop_radius_x + config.room_margin, config.loop_radius_y + config.room_margin
@@ -248,7 +219,7 @@ def _room(config: StereoSceneConfig, rng: np.random.Generator) -> list[ObjectMod
         mesh = quad_mesh(corner, edge_u, edge_v)
         posters = 1 if name.startswith("wall") else 0  # one photo only: more copies would look alike
         size = float(np.linalg.norm(edge_u)), float(np.linalg.norm(edge_v))
-        texture = _surface_texture(*size, config.texels_per_metre, rng, posters)
+        texture = room_surface_texture(*size, config.texels_per_metre, rng, posters)
         models.append(ObjectModel(name, mesh, texture, "strong", specular=0.05))
     return models
 
@@ -305,98 +276,3 @@ def render_stereo_sequence(
     return StereoSequence(
         images["left"], images["right"], depths["left"], depths["right"], poses, timestamps, K, config.baseline, config
     )
-
-
-def _camera_info_yaml(seq: StereoSequence, side: str) -> dict[str, Any]:
-    """The camera_calibration / camera_info_manager YAML layout."""
-    info = seq.camera_info(side)
-
-    def matrix(rows: int, cols: int, data: list[float]) -> dict[str, Any]:
-        return {"rows": rows, "cols": cols, "data": data}
-
-    return {
-        "image_width": info["width"],
-        "image_height": info["height"],
-        "camera_name": side,
-        "camera_matrix": matrix(3, 3, info["k"]),
-        "distortion_model": info["distortion_model"],
-        "distortion_coefficients": matrix(1, 5, info["d"]),
-        "rectification_matrix": matrix(3, 3, info["r"]),
-        "projection_matrix": matrix(3, 4, info["p"]),
-    }
-
-
-def write_stereo_dataset(
-    folder: str | Path, seed: int = 0, n_frames: int = 240, progress: bool = True, **options: Any
-) -> StereoSequence:
-    """Render a stereo sequence into ``folder`` and return it; a folder made with the same parameters is reused.
-
-    Layout: left/NNNNNN.png, right/NNNNNN.png, ground_truth.npz (depth_left, depth_right, poses = T_world_left,
-    timestamps, K, baseline), poses_tum.txt and poses_kitti.txt (relative to the first left camera), times.txt,
-    calib.txt (KITTI P0/P1), left.yaml / right.yaml (ROS camera_info), meta.yaml.
-    """
-    folder = Path(folder)
-    config = from_mapping(StereoSceneConfig, {**options, "seed": seed, "n_frames": n_frames})
-    meta = read_dataset_meta(folder, STEREO_DATASET_FORMAT)
-    if meta is not None and meta.get("config") == to_mapping(config):
-        return load_stereo_dataset(folder)
-    seq = render_stereo_sequence(config, progress=progress)
-    (folder / "meta.yaml").unlink(missing_ok=True)  # an interrupted write must not look complete
-    write_frames(folder / "left", seq.left)
-    write_frames(folder / "right", seq.right)
-    # Uncompressed: dense depth of a room compresses only to ~50% and zlib would take longer than the rendering.
-    np.savez(
-        folder / "ground_truth.npz",
-        depth_left=seq.depth_left,
-        depth_right=seq.depth_right,
-        poses=seq.poses,
-        timestamps=seq.timestamps,
-        K=seq.K,
-        baseline=seq.baseline,
-    )
-    write_tum_trajectory(seq.trajectory(), folder / "poses_tum.txt")
-    write_kitti_poses(seq.trajectory(), folder / "poses_kitti.txt")
-    np.savetxt(folder / "times.txt", seq.timestamps, fmt="%.6e")
-    calib = "".join(
-        f"P{k}: " + " ".join(f"{v:.12e}" for v in seq.projection(side).ravel()) + "\n"
-        for k, side in enumerate(("left", "right"))
-    )
-    (folder / "calib.txt").write_text(calib)
-    for side in ("left", "right"):
-        (folder / f"{side}.yaml").write_text(yaml.safe_dump(_camera_info_yaml(seq, side), sort_keys=False))
-    meta = {
-        "format": STEREO_DATASET_FORMAT,
-        "config": to_mapping(config),
-        "frames": len(seq),
-        "width": seq.width,
-        "height": seq.height,
-        "baseline": seq.baseline,
-        "K": seq.K.tolist(),
-        "path_length_m": seq.path_length(),
-        "pose_files": "left camera T_left0_left (first pose identity), optical axes x right, y down, z forward",
-    }
-    (folder / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
-    return seq
-
-
-def load_stereo_dataset(folder: str | Path) -> StereoSequence:
-    """Load a folder written by write_stereo_dataset."""
-    folder = Path(folder)
-    meta = read_dataset_meta(folder, STEREO_DATASET_FORMAT)
-    if meta is None:
-        raise FileNotFoundError(f"{folder}: no rendered stereo dataset (meta.yaml of {STEREO_DATASET_FORMAT!r})")
-    config = from_mapping(StereoSceneConfig, meta["config"])
-    left = np.stack([read_png(folder / "left" / f"{t:06d}.png") for t in range(meta["frames"])])
-    right = np.stack([read_png(folder / "right" / f"{t:06d}.png") for t in range(meta["frames"])])
-    with np.load(folder / "ground_truth.npz") as gt:
-        return StereoSequence(
-            left,
-            right,
-            gt["depth_left"],
-            gt["depth_right"],
-            gt["poses"],
-            gt["timestamps"],
-            gt["K"],
-            float(gt["baseline"]),
-            config,
-        )

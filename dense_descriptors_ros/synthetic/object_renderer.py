@@ -9,11 +9,10 @@ background pixels correspond to themselves.
 
 Usage::
 
-    from dense_descriptors_ros.evaluation.renderer import (
-        ObjectSceneConfig, render_object_sequence, write_object_dataset, load_object_dataset,
-        correspondences, dense_correspondences, point_tracks)
+    from dense_descriptors_ros.synthetic.object_renderer import (
+        ObjectSceneConfig, render_object_sequence, correspondences, dense_correspondences, point_tracks)
 
-    seq = write_object_dataset("/tmp/drill_seed0", seed=0, n_frames=200, object="drill")  # reused if present
+    seq = render_object_sequence(seed=0, n_frames=200, object="drill")  # or dataset_folders.write_object_dataset
     pts_j, visible = correspondences(seq, 0, 10, np.array([[160.0, 120.0]]))
     flow, valid = dense_correspondences(seq, 0, 10)        # (H, W, 2) flow 0 -> 10 and its validity
     tracks, vis = point_tracks(seq, query_points, ref=0)    # (T, N, 2), (T, N) for TAP-Vid style metrics
@@ -23,7 +22,7 @@ Usage::
     seq = render_poses([make_object("hulk")], poses, K, width, height, background)
 
 Objects and backgrounds: ``render_assets.OBJECT_NAMES`` (``drill`` weakly textured, ``hulk`` strongly) and
-``render_assets.BACKGROUND_NAMES``. Rendering needs a headless OpenGL context (moderngl + EGL, Mesa llvmpipe on a
+``textures.BACKGROUND_NAMES``. Rendering needs a headless OpenGL context (moderngl + EGL, Mesa llvmpipe on a
 CPU); without one the functions raise ``RendererUnavailable`` (tests skip on it). Stereo sequences for SLAM live in
 ``stereo_renderer``.
 """
@@ -32,25 +31,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from dense_descriptors_ros.config import from_mapping, to_mapping
-from dense_descriptors_ros.evaluation.gl_rasterizer import Lighting, MeshRasterizer, RendererUnavailable
-from dense_descriptors_ros.evaluation.render_assets import (
-    BACKGROUND_NAMES,
-    OBJECT_NAMES,
-    ObjectModel,
-    make_background,
-    make_object,
-)
 from dense_descriptors_ros.geometry.camera import intrinsics_from_fov
 from dense_descriptors_ros.geometry.se3 import invert_pose, so3_exp
+from dense_descriptors_ros.synthetic.gl_rasterizer import Lighting, MeshRasterizer, RendererUnavailable
+from dense_descriptors_ros.synthetic.render_assets import OBJECT_NAMES, ObjectModel, make_object
+from dense_descriptors_ros.synthetic.textures import BACKGROUND_NAMES, make_background
 
 __all__ = [
     "ObjectSceneConfig",
@@ -58,14 +49,11 @@ __all__ = [
     "RendererUnavailable",
     "correspondences",
     "dense_correspondences",
-    "load_object_dataset",
     "point_tracks",
     "render_object_sequence",
     "render_poses",
-    "write_object_dataset",
 ]
 
-OBJECT_DATASET_FORMAT = "dense_descriptors_ros rendered object sequence v1"
 TARGET_NAMES = tuple(n for n in OBJECT_NAMES if n != "occluder")
 TARGET_ID, OCCLUDER_ID = 1, 2
 _PARKED = np.array([0.0, 0.0, -10.0])  # occluder position (behind the camera, clipped) between its passes
@@ -428,117 +416,3 @@ def point_tracks(
     for t in range(len(seq)):
         tracks[t], visible[t] = correspondences(seq, ref, t, pts, depth_tolerance)
     return tracks, visible
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Dataset folders
-
-
-def read_dataset_meta(folder: Path, expected_format: str) -> dict | None:
-    """meta.yaml of a rendered dataset folder if it has the expected format, else None."""
-    meta_path = Path(folder) / "meta.yaml"
-    if not meta_path.is_file():
-        return None
-    try:
-        meta = yaml.safe_load(meta_path.read_text())
-    except yaml.YAMLError:
-        return None
-    return meta if isinstance(meta, dict) and meta.get("format") == expected_format else None
-
-
-def write_png(path: Path, image: np.ndarray) -> None:
-    """Write an RGB or single-channel uint8 image as PNG (raises OSError when it cannot)."""
-    pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
-    # Level 1: twice as fast as the default for files only ~3% larger.
-    if not cv2.imwrite(str(path), pixels, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-        raise OSError(f"could not write {path}")
-
-
-def read_png(path: Path) -> np.ndarray:
-    """Read a PNG as RGB uint8."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError(f"image missing or unreadable: {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def write_frames(folder: Path, images: np.ndarray) -> None:
-    """``images`` as folder/NNNNNN.png, replacing whatever PNGs were there."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.png"):
-        old.unlink()
-    for t, image in enumerate(images):
-        write_png(folder / f"{t:06d}.png", image)
-
-
-def write_object_dataset(
-    folder: str | Path, seed: int = 0, n_frames: int = 200, progress: bool = True, **options: Any
-) -> ObjectSequence:
-    """Render a sequence into ``folder`` (rgb/ and mask/NNNNNN.png, background.png, ground_truth.npz, meta.yaml) and
-    return it.
-
-    ``options`` are further ObjectSceneConfig fields. When the folder already holds a dataset made with the same
-    parameters it is loaded instead of rendered again; other contents of a folder with different parameters are
-    replaced.
-    """
-    folder = Path(folder)
-    config = from_mapping(ObjectSceneConfig, {**options, "seed": seed, "n_frames": n_frames})
-    meta = read_dataset_meta(folder, OBJECT_DATASET_FORMAT)
-    if meta is not None and meta.get("config") == to_mapping(config):
-        seq = load_object_dataset(folder)
-        if len(list((folder / "mask").glob("*.png"))) != len(seq):  # folders written before masks were added
-            write_frames(folder / "mask", seq.masks.astype(np.uint8) * 255)
-        return seq
-    seq = render_object_sequence(config, progress=progress)
-    (folder / "meta.yaml").unlink(missing_ok=True)  # an interrupted write must not look complete
-    write_frames(folder / "rgb", seq.rgb)
-    write_frames(folder / "mask", seq.masks.astype(np.uint8) * 255)
-    write_png(folder / "background.png", seq.background)
-    np.savez_compressed(
-        folder / "ground_truth.npz",
-        depth=seq.depth,
-        instance_ids=seq.instance_ids,
-        poses=seq.poses,
-        K=seq.K,
-        lights=seq.lights,
-    )
-    meta = {
-        "format": OBJECT_DATASET_FORMAT,
-        "config": to_mapping(config),
-        "frames": len(seq),
-        "width": seq.width,
-        "height": seq.height,
-        "K": seq.K.tolist(),
-        "instances": dict(zip(range(1, len(seq.instance_names) + 1), seq.instance_names, strict=True)),
-        "files": {
-            "rgb": "rgb/NNNNNN.png (uint8 RGB)",
-            "mask": "mask/NNNNNN.png (uint8, 255 where the target object is visible; for train --masks)",
-            "ground_truth.npz": "depth (T,H,W) float32 camera z in m, 0 = background; instance_ids (T,H,W) uint8 "
-            "0 background 1 target 2 occluder; poses (T,2,4,4) T_cam_obj; K (3,3); "
-            "lights (T,7) direction, colour gain, ambient",
-        },
-    }
-    (folder / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
-    return seq
-
-
-def load_object_dataset(folder: str | Path) -> ObjectSequence:
-    """Load a folder written by write_object_dataset."""
-    folder = Path(folder)
-    meta = read_dataset_meta(folder, OBJECT_DATASET_FORMAT)
-    if meta is None:
-        raise FileNotFoundError(f"{folder}: no rendered object dataset (meta.yaml of {OBJECT_DATASET_FORMAT!r})")
-    config = from_mapping(ObjectSceneConfig, meta["config"])
-    rgb = np.stack([read_png(folder / "rgb" / f"{t:06d}.png") for t in range(meta["frames"])])
-    with np.load(folder / "ground_truth.npz") as gt:
-        return ObjectSequence(
-            rgb,
-            gt["depth"],
-            gt["instance_ids"],
-            gt["poses"],
-            gt["K"],
-            read_png(folder / "background.png"),
-            gt["lights"],
-            list(meta["instances"].values()),
-            config,
-        )

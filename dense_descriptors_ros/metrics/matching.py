@@ -6,15 +6,12 @@ Descriptor images are float32 (H, W, D) with unit L2 norm per pixel; points are 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
 PCK_THRESHOLDS = (1.0, 3.0, 5.0, 10.0)
 MMA_THRESHOLDS = tuple(float(t) for t in range(1, 11))
 SAND_LOCAL_RADIUS = 25.0  # SAND's "local" negatives: within 25 px of the true match (papers/003 section 3.4)
-FLO_MAGIC = 202021.25
 
 
 def _check_descriptors(desc: np.ndarray, name: str) -> None:
@@ -203,19 +200,6 @@ def _sample_negatives(
     if todo.any():
         raise ValueError("could not sample negatives: the image is too small for the requested radius / min_distance")
     return out
-
-
-def read_flo(path: str | Path) -> np.ndarray:
-    """Read a Middlebury .flo optical flow file -> float32 (H, W, 2) of (u, v) pixels."""
-    path = Path(path)
-    data = path.read_bytes()
-    if len(data) < 12 or np.frombuffer(data[:4], "<f4")[0] != FLO_MAGIC:
-        raise ValueError(f"{path}: not a .flo file (magic number {FLO_MAGIC} missing)")
-    width, height = (int(v) for v in np.frombuffer(data[4:12], "<i4"))
-    expected = 12 + width * height * 2 * 4
-    if len(data) != expected or width <= 0 or height <= 0:
-        raise ValueError(f"{path}: size {len(data)} B does not match a {width}x{height} flow ({expected} B)")
-    return np.frombuffer(data[12:], "<f4").reshape(height, width, 2).copy()
 
 
 def flow_correspondences(

@@ -11,18 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-
-def smooth_texture(
-    height: int, width: int, rng: np.random.Generator, scales: tuple[float, ...] = (1.5, 4, 10)
-) -> np.ndarray:
-    """A random colour texture with structure at several scales, uint8 RGB (H, W, 3)."""
-    texture = np.zeros((height, width, 3), np.float32)
-    for sigma in scales:
-        noise = rng.standard_normal((height, width, 3)).astype(np.float32)
-        layer = cv2.GaussianBlur(noise, (0, 0), sigma)
-        texture += layer / (layer.std() + 1e-6)
-    texture -= texture.min()
-    return (255 * texture / max(float(texture.max()), 1e-6)).astype(np.uint8)
+from dense_descriptors_ros.synthetic.textures import smooth_texture
 
 
 def _homogeneous(affine: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dense_descriptors_ros.evaluation.render_assets import ObjectModel
+from dense_descriptors_ros.synthetic.render_assets import ObjectModel
 
 _VERTEX_SHADER = """
 #version 330

@@ -16,8 +16,8 @@ from dense_descriptors_ros.evaluation.baselines import (
     make_baseline,
     upsample_grid,
 )
-from dense_descriptors_ros.evaluation.error_percentile import mean_error_percentile
-from dense_descriptors_ros.evaluation.matching_metrics import grid_points, match_nearest, pck
+from dense_descriptors_ros.metrics.error_percentile import mean_error_percentile
+from dense_descriptors_ros.metrics.matching import grid_points, match_nearest, pck
 
 
 @pytest.fixture(autouse=True)
