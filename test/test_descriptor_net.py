@@ -5,10 +5,11 @@ import pytest
 import torch
 import yaml
 
+from dense_descriptors_ros.model.backbones import BACKBONES
 from dense_descriptors_ros.model.checkpoint import CheckpointError, load_checkpoint, model_id, save_checkpoint
 from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
 from dense_descriptors_ros.model.engine import DescriptorEngine, resolve_device
-from dense_descriptors_ros.model.network import BACKBONES, DescriptorNet, ModelConfig, normalize_descriptors
+from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig, normalize_descriptors
 from dense_descriptors_ros.model.onnx_export import export_onnx, onnx_max_abs_diff
 
 
@@ -81,7 +82,7 @@ def test_checkpoint_errors_name_file_and_mismatch(tmp_path):
     meta = yaml.safe_load(meta_path.read_text())
 
     meta_path.write_text(yaml.safe_dump({**meta, "model": {**meta["model"], "descriptor_dim": 9}}))
-    with pytest.raises(CheckpointError, match=r"weights.pt: head.weight has shape \(4, 64, 3, 3\).*D=9"):
+    with pytest.raises(CheckpointError, match=r"weights.pt: body.head.weight has shape \(4, 64, 3, 3\).*D=9"):
         load_checkpoint(folder)
 
     meta_path.write_text(yaml.safe_dump({**meta, "model": {**meta["model"], "backbone": "resnet34"}}))

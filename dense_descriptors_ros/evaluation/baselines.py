@@ -23,14 +23,9 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from dense_descriptors_ros.model.backbones import IMAGENET_MEAN, IMAGENET_STD, imagenet_weights_file
 from dense_descriptors_ros.model.engine import DescriptorEngine
-from dense_descriptors_ros.model.network import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    DescriptorNet,
-    ModelConfig,
-    imagenet_weights_file,
-)
+from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
 
 log = logging.getLogger(__name__)
 

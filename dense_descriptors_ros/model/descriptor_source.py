@@ -9,9 +9,10 @@ from typing import Any
 
 import torch
 
+from dense_descriptors_ros.model.backbones import BACKBONES
 from dense_descriptors_ros.model.checkpoint import read_model_meta
 from dense_descriptors_ros.model.engine import DescriptorEngine, resolve_device
-from dense_descriptors_ros.model.network import BACKBONES, DescriptorNet, ModelConfig
+from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
 
 
 @dataclass

