@@ -161,10 +161,22 @@ class DescriptorNet(nn.Module):
         # Always pad (possibly by zero) so an ONNX export keeps the padding dynamic in H and W.
         return F.pad(x, (0, (-w) % STRIDE, 0, (-h) % STRIDE), mode="replicate")
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    @property
+    def has_frozen_encoder(self) -> bool:
+        """True when the encoder never trains, so its features of an image can be computed once and reused."""
+        return self.config.architecture == "fused" and not self.config.semantic_trainable
+
+    def encoder_features(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """The frozen encoder's feature maps of ``image`` (fused networks), to pass back into ``forward``."""
+        if not self.has_frozen_encoder:
+            raise ValueError("only a fused network with a frozen encoder has reusable encoder features")
+        return self.body.encoder_features(self.prepare(image))
+
+    def forward(self, image: torch.Tensor, encoder_features: list[torch.Tensor] | None = None) -> torch.Tensor:
         rows, cols = self.output_size(*image.shape[-2:])
-        y = self.body(self.prepare(image))[..., :rows, :cols]
-        return normalize_descriptors(y, self.config.channel_groups)
+        x = self.prepare(image)
+        y = self.body(x) if encoder_features is None else self.body(x, encoder_features)
+        return normalize_descriptors(y[..., :rows, :cols], self.config.channel_groups)
 
 
 def normalize_descriptors(desc: torch.Tensor, channel_groups: tuple[int, ...] = ()) -> torch.Tensor:

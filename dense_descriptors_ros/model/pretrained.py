@@ -8,9 +8,11 @@ basis fitted on the package's own rendered scenes (model/data/), descriptors eve
 
 from __future__ import annotations
 
+import hashlib
+
 from dense_descriptors_ros.model.backbones import imagenet_weights_file
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
-from dense_descriptors_ros.model.semantic_projection import load_projection
+from dense_descriptors_ros.model.semantic_projection import load_projection, shipped_projection_file
 
 PRETRAINED_CONFIG = ModelConfig(
     architecture="fused",
@@ -35,3 +37,11 @@ def pretrained_network(config: ModelConfig = PRETRAINED_CONFIG) -> DescriptorNet
     net = DescriptorNet(config)
     load_projection(net)
     return net.eval()
+
+
+def pretrained_fingerprint(config: ModelConfig = PRETRAINED_CONFIG) -> str:
+    """12 hex digits that change when the out-of-the-box model's projection or ImageNet weights change."""
+    digest = hashlib.sha256()
+    for path in (imagenet_weights_file(config.backbone), shipped_projection_file(DescriptorNet(config))):
+        digest.update(path.read_bytes() if path and path.is_file() else b"missing")
+    return digest.hexdigest()[:12]

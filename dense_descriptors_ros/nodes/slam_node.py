@@ -28,8 +28,12 @@ from std_srvs.srv import Trigger
 
 from dense_descriptors_ros.geometry.camera import StereoCamera, optical_to_body_points, optical_to_body_pose
 from dense_descriptors_ros.io.image_conversion import image_to_numpy, to_rgb8
-from dense_descriptors_ros.model.checkpoint import model_id
-from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, free_device_memory, open_engine
+from dense_descriptors_ros.model.descriptor_source import (
+    DescriptorSourceConfig,
+    free_device_memory,
+    model_fingerprint,
+    open_engine,
+)
 from dense_descriptors_ros.nodes.frame_worker_node import FrameWorkerNode
 from dense_descriptors_ros.nodes.messages.odometry import append_to_path, odometry_message, odometry_transforms
 from dense_descriptors_ros.nodes.messages.pointcloud import xyz_to_pointcloud2
@@ -213,7 +217,7 @@ class SlamNode(FrameWorkerNode):
         slam_config = self.config.slam
         name = slam_config.feature_type
         if slam_config.needs_descriptor_image:
-            name = model_id(self.config.model_dir) if self.config.model_dir else "untrained"
+            name = model_fingerprint(self.config)
         self.get_logger().info(
             f"stereo camera {camera.width}x{camera.height}, fx {camera.fx:.1f}, baseline {camera.baseline:.4f} m; "
             f"features: {slam_config.feature_type} ({name})"
