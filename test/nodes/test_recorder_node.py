@@ -30,7 +30,7 @@ from dense_descriptors_ros.nodes.recorder_node import RecorderNode
 
 pytestmark = pytest.mark.ros
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 KEEP_ALL = {"max_rate": 0.0, "min_motion": 0.0, "blur_ratio": 0.0}
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 

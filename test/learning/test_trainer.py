@@ -17,7 +17,7 @@ from dense_descriptors_ros.learning.trainer import TrainConfig, Trainer, dataset
 from dense_descriptors_ros.model.checkpoint import load_checkpoint
 from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = {
     "model": {"backbone": "resnet18", "pretrained": False, "descriptor_dim": 8},
     "sampler": {"num_matches": 300, "non_matches_per_match": 30},

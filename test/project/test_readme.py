@@ -11,7 +11,7 @@ from test_launch_files import NODE_CONFIGS
 from dense_descriptors_ros.cli.main import SUBCOMMANDS
 from dense_descriptors_ros.config import field_specs
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
 
 
