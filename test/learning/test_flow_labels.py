@@ -1,5 +1,5 @@
 """Flow labels: agreement with known synthetic motion, forward-backward rejection of occlusions, chaining,
-the disk cache, masks from motion, and the RAFT no-download rule."""
+shrinking, the disk cache, and the RAFT no-download rule."""
 
 from __future__ import annotations
 
@@ -9,11 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dense_descriptors_ros.learning.dataset import PairDataset, load_clip
 from dense_descriptors_ros.learning.flow import FlowConfig, FlowLabel, FlowLabeler, shrink_label
-from dense_descriptors_ros.learning.masks import FolderMaskProvider, FullMaskProvider, MotionMaskProvider
-from dense_descriptors_ros.learning.sampling import PairSampler
-from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 from dense_descriptors_ros.synthetic.textures import smooth_texture
 
 H, W = 96, 128
@@ -98,29 +94,6 @@ def test_shrunk_label_is_the_same_motion_at_the_small_size() -> None:
         shrink_label(FlowLabel(np.zeros((9, 8, 2), np.float32), np.ones((9, 8), bool)), 2)
 
 
-def test_flow_at_twice_the_size_gives_finer_labels(tmp_path: Path) -> None:
-    """flow.scale 2: the dataset computes flow on the frames at twice the training size and shrinks the label,
-    which follows the true motion more closely than flow computed on the small frames."""
-    video = textured_object_video(num_frames=6, height=2 * H, width=2 * W, seed=4, max_step_px=5.0)
-    for k, frame in enumerate(video.frames):
-        cv2.imwrite(str(tmp_path / f"{k:06d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    labeler = FlowLabeler()
-    errors = {}
-    for scale in (1, 2):
-        clip = load_clip(tmp_path, (H, W), labeler=labeler, flow_scale=scale)
-        assert clip.flow_scale == scale and clip.frames[0].shape == (H, W, 3)
-        dataset = PairDataset([clip], labeler, PairSampler(), gap=2)
-        label = dataset.label(0)
-        assert label.flow.shape == (H, W, 2)
-        _, i, j = dataset.pairs[0]
-        inner = cv2.erode(video.masks[i].astype(np.uint8), np.ones((9, 9), np.uint8))[1::2, 1::2].astype(bool)
-        ys, xs = np.nonzero(inner & label.valid)
-        small = np.column_stack([xs, ys]).astype(np.float64)
-        truth = (video.correspondences(i, j, 2 * small + 0.5) - 0.5) / 2
-        errors[scale] = np.median(np.linalg.norm(label.flow[ys, xs] + small - truth, axis=1))
-    assert errors[2] < 0.8 * errors[1], errors
-
-
 def test_flow_cache_hits_on_second_call(tmp_path: Path) -> None:
     a, b, _ = _affine_pair(0.0, (1.0, 0.5))
     labeler = FlowLabeler(FlowConfig(cache_dir=str(tmp_path)))
@@ -145,27 +118,3 @@ def test_bad_frames_are_rejected() -> None:
         FlowLabeler().label(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9, 3), np.uint8))
     with pytest.raises(ValueError, match="uint8"):
         FlowLabeler().label(np.zeros((8, 8, 3), np.float32), np.zeros((8, 8, 3), np.float32))
-
-
-def test_motion_mask_finds_the_moving_object() -> None:
-    video = textured_object_video(num_frames=4, height=H, width=W, seed=2, max_step_px=3.0)
-    provider = MotionMaskProvider(video.frames, FlowLabeler())
-    mask = provider.mask(1, video.frames[1])
-    truth = video.masks[1]
-    iou = (mask & truth).sum() / (mask | truth).sum()
-    assert iou > 0.6
-    assert FullMaskProvider().mask(0, video.frames[0]).all()
-
-
-def test_folder_masks_follow_frame_order_and_resize(tmp_path: Path) -> None:
-    for k in range(3):
-        mask = np.zeros((48, 64), np.uint8)
-        mask[: 10 * (k + 1)] = 255
-        cv2.imwrite(str(tmp_path / f"{k:05d}.png"), mask)
-    provider = FolderMaskProvider(tmp_path, indices=[0, 2])
-    frame = np.zeros((96, 128, 3), np.uint8)
-    second = provider.mask(1, frame)
-    assert second.shape == (96, 128)
-    assert second[:60].all() and not second[60:].any()
-    with pytest.raises(ValueError, match="no mask for frame"):
-        provider.mask(2, frame)

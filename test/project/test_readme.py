@@ -1,35 +1,18 @@
 """README.md stays true: node parameters, launch files and subcommands are documented; CI runs its test command."""
 
-import dataclasses
-import importlib
 import re
 from pathlib import Path
 
-import pytest
-from test_launch_files import NODE_CONFIGS
-
 from dense_descriptors_ros.cli.main import SUBCOMMANDS
-from dense_descriptors_ros.config import field_specs
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
 
 
-def _parameters(cls, prefix=""):
-    for spec in field_specs(cls):
-        if dataclasses.is_dataclass(spec.type):
-            yield from _parameters(spec.type, f"{prefix}{spec.name}.")
-        else:
-            yield prefix + spec.name
-
-
-@pytest.mark.parametrize("executable", sorted(NODE_CONFIGS))
-def test_every_node_parameter_is_in_the_readme(executable):
-    module, cls = NODE_CONFIGS[executable].split(":")
-    config = getattr(importlib.import_module(module), cls)
-    section = README.split(f"### {executable}", 1)[1].split("\n### ", 1)[0]
-    missing = [name for name in _parameters(config) if f"`{name}`" not in section]
-    assert not missing, f"README section {executable} lacks parameters {missing}"
+def test_every_node_parameter_is_in_the_readme(node_executable, node_parameters):
+    section = README.split(f"### {node_executable}", 1)[1].split("\n### ", 1)[0]
+    missing = [name for name in node_parameters if f"`{name}`" not in section]
+    assert not missing, f"README section {node_executable} lacks parameters {missing}"
 
 
 def test_launch_files_and_subcommands_are_documented():
