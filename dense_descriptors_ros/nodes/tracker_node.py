@@ -126,6 +126,12 @@ class TrackerNode(FrameWorkerNode):
         self.engine = None
         free_device_memory()
 
+    @property
+    def pending_queries(self) -> int:
+        """Queries received (``query_points``, the ``queries`` topic) that start tracks in the next processed frame."""
+        with self._lock:
+            return len(self._pending_queries)
+
     # --- services and queries --------------------------------------------------------------------------------
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
