@@ -17,6 +17,15 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
 @pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Run the test on one torch thread (results that must not depend on thread scheduling, e.g. training)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def ros() -> Iterator:
     """A real rclpy context with a spinning executor: nodes/in_process_graph.py's InProcessGraph.
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from dense_descriptors_ros.config import ConfigError, from_mapping
 from dense_descriptors_ros.learning.dataset import VideoClip
@@ -39,12 +38,7 @@ class GroundTruthMasks(MaskProvider):
         return self.masks[index]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_short_training_beats_the_untrained_network_and_resumes(tmp_path: Path) -> None:
