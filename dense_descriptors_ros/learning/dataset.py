@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from dense_descriptors_ros.io.frame_sources import open_frame_source
 from dense_descriptors_ros.learning.augment import PairAugmentation
-from dense_descriptors_ros.learning.flow import FlowLabel, FlowLabeler, shrink_label
+from dense_descriptors_ros.learning.flow import FlowLabel, FlowLabeler
 from dense_descriptors_ros.learning.masks import (
     MASK_KINDS,
     FolderMaskProvider,
@@ -58,6 +58,13 @@ def resize_frame(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
+def flow_factor(frame_size: tuple[int, int], image_size: tuple[int, int], scale: int) -> int:
+    """The largest whole factor up to ``scale`` by which (height, width) ``frame_size`` frames cover the training
+    ``image_size`` without upsampling (at least 1): flow on upsampled frames would be no finer."""
+    fits = min(frame_size[0] // image_size[0], frame_size[1] // image_size[1])
+    return max(1, min(scale, fits))
+
+
 def load_clip(
     path: str | Path,
     image_size: tuple[int, int],
@@ -72,17 +79,27 @@ def load_clip(
 
     ``frame_options`` go to ``open_frame_source`` (start_time, end_time, max_frames, topic, fps). Folder masks
     are matched to the frames by order, taking the stride into account. With ``flow_scale`` > 1 the clip also
-    keeps every frame at ``flow_scale`` times ``image_size``, where the flow labels are computed.
+    keeps every frame at that multiple of ``image_size``, where the flow labels are computed; frames too small
+    for it use the largest whole factor they allow (``flow_factor``).
     """
     height, width = image_size
     frames, flow_frames = [], []
+    factor = flow_scale
     for _, rgb in open_frame_source(path, stride=stride, **frame_options):
+        if not frames:
+            factor = flow_factor(rgb.shape[:2], image_size, flow_scale)
+            if factor < flow_scale:
+                size = f"{rgb.shape[1]}x{rgb.shape[0]}"
+                log.info(
+                    "%s: %s frames allow flow at %dx the training size, not flow.scale %d",
+                    path,
+                    size,
+                    factor,
+                    flow_scale,
+                )
         frames.append(resize_frame(rgb, height, width))
-        if flow_scale > 1:
-            if not flow_frames and (rgb.shape[0] < flow_scale * height or rgb.shape[1] < flow_scale * width):
-                size = f"{flow_scale * width}x{flow_scale * height}"
-                log.warning("%s: frames smaller than the flow size %s; flow.scale gains nothing here", path, size)
-            flow_frames.append(resize_frame(rgb, flow_scale * height, flow_scale * width))
+        if factor > 1:
+            flow_frames.append(resize_frame(rgb, factor * height, factor * width))
     if len(frames) < 4:
         raise ValueError(f"{path}: {len(frames)} frame(s) selected; training needs at least 4 (2 per split)")
     masks: MaskProvider
@@ -161,7 +178,7 @@ class PairDataset(Dataset):
         c, i, j = self.pairs[index]
         clip = self.clips[c]
         frames = clip.flow_frames or clip.frames
-        return shrink_label(self.labeler.label_chain(frames[i : j + 1]), clip.flow_scale)
+        return self.labeler.label_chain(frames[i : j + 1], clip.flow_scale)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         c, i, j = self.pairs[index]

@@ -3,8 +3,13 @@
 ``FlowLabeler.label(a, b)`` gives the flow from frame a to frame b and a validity mask: forward-backward
 consistency (the UnFlow criterion |f + b(x + f)|^2 < alpha (|f|^2 + |b(x + f)|^2) + beta) and out-of-frame masking,
 so occluded or wrong flow never becomes a positive pair. ``label_chain`` composes labels over k frames for wider
-baselines. Methods: OpenCV DIS (default), Farneback (the paper's), and torchvision RAFT from a local weights file
-only (never downloaded). Labels are cached on disk keyed by the frames' bytes and the method parameters.
+baselines, optionally on frames larger than the training size (finer labels, shrunk afterwards). Small errors
+that each pass the per-step check add up along a chain, so a chained label is kept only where it is cycle
+consistent: the backward chain, composed the same way, brings the pixel back within ``cycle_max_px`` training
+pixels. Methods: OpenCV DIS (default), Farneback (the paper's), and torchvision RAFT from a local weights file
+only (never downloaded). The raw flows of a frame pair (both directions) are cached on disk, keyed by the frames'
+bytes and the parameters of the flow method; every check is applied to them afterwards, so changing a threshold
+reuses the cache.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import hashlib
 import itertools
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,11 +67,27 @@ class FlowConfig:
             "range": (0, 30),
         },
     )
+    cycle_max_px: float = field(
+        default=0.5,
+        metadata={
+            "help": "chained labels (gap > 1) are kept only where the backward chain brings the pixel back within "
+            "this many training pixels (cycle check); 0: off. Gap 1 keeps the forward-backward check alone",
+            "range": (0.0, 100.0),
+        },
+    )
+    direct_max_px: float = field(
+        default=0.0,
+        metadata={
+            "help": "chained labels (gap > 1) are kept only where they agree with the flow computed directly between "
+            "the pair's two frames within this many training pixels; 0: off (it costs one more flow per pair)",
+            "range": (0.0, 100.0),
+        },
+    )
     scale: int = field(
-        default=1,
+        default=2,
         metadata={
             "help": "compute flow on frames this many times the training size, then shrink the labels to it (finer "
-            "labels; needs a video at that resolution)",
+            "labels); a video too small for it uses the largest whole factor it allows",
             "range": (1, 4),
         },
     )
@@ -83,12 +104,24 @@ class FlowConfig:
         return tuple(range(self.chain_min or self.chain, self.chain + 1))
 
 
+# FlowConfig fields that change the raw flow of a frame pair, and so key the cache; the others act on cached flows.
+RAW_FLOW_FIELDS = ("method", "dis_preset", "raft_model", "raft_weights")
+CACHE_FORMAT = 2  # both directions of a pair in one file
+
+
 @dataclass
 class FlowLabel:
-    """Flow from image a to image b (H, W, 2) as (dx, dy) in pixels, and where it is trustworthy (H, W) bool."""
+    """Flow from image a to image b (H, W, 2) as (dx, dy) in pixels, and where it is trustworthy (H, W) bool.
+
+    Measured by ``label_chain`` (None otherwise), in pixels of this label: ``cycle_error`` (H, W) |F(x) + B(x + F(x))|,
+    F this flow and B the flow back from b to a (inf where F leaves the image), for every gap, gap 1 included; and,
+    for chains checked against the direct flow D from a to b, ``direct_error`` (H, W) |F(x) - D(x)|.
+    """
 
     flow: np.ndarray
     valid: np.ndarray
+    cycle_error: np.ndarray | None = None
+    direct_error: np.ndarray | None = None
 
     def targets(self) -> np.ndarray:
         """(H, W, 2) pixel coordinates (x, y) in image b of every pixel of image a."""
@@ -106,18 +139,39 @@ def warp_by_flow(image: np.ndarray, flow: np.ndarray, interpolation: int = cv2.I
     return cv2.remap(image, map_x, map_y, interpolation, borderMode=cv2.BORDER_REPLICATE)
 
 
+def inside_image(flow: np.ndarray, border_px: float) -> np.ndarray:
+    """(H, W) bool: pixels whose flow lands at least ``border_px`` inside the image."""
+    h, w = flow.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    tx, ty = xs + flow[..., 0], ys + flow[..., 1]
+    return (tx >= border_px) & (tx <= w - 1 - border_px) & (ty >= border_px) & (ty <= h - 1 - border_px)
+
+
 def forward_backward_valid(
     forward: np.ndarray, backward: np.ndarray, alpha: float = 0.01, beta: float = 0.5, border_px: float = 1.0
 ) -> np.ndarray:
     """Pixels whose forward flow lands inside image b and is undone by the backward flow there (UnFlow)."""
-    h, w = forward.shape[:2]
     back_at_target = warp_by_flow(backward, forward)
     mismatch = np.sum((forward + back_at_target) ** 2, axis=-1)
     tolerance = alpha * (np.sum(forward**2, axis=-1) + np.sum(back_at_target**2, axis=-1)) + beta
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    tx, ty = xs + forward[..., 0], ys + forward[..., 1]
-    inside = (tx >= border_px) & (tx <= w - 1 - border_px) & (ty >= border_px) & (ty <= h - 1 - border_px)
-    return (mismatch < tolerance) & inside & np.isfinite(forward).all(axis=-1)
+    return (mismatch < tolerance) & inside_image(forward, border_px) & np.isfinite(forward).all(axis=-1)
+
+
+def cycle_error(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    """(H, W) |F(x) + B(x + F(x))|: how far the backward flow misses the start pixel; inf where F leaves the image."""
+    error = np.linalg.norm(forward + warp_by_flow(backward, forward), axis=-1)
+    return np.where(inside_image(forward, 0.0), error, np.inf).astype(np.float32)
+
+
+def compose_labels(steps: list[FlowLabel], border_px: float = 1.0) -> FlowLabel:
+    """The label from the first image of ``steps`` to the last image: the flows followed step by step, valid where
+    every step is valid along the way and the end lands ``border_px`` inside the image."""
+    flow, valid = steps[0].flow.copy(), steps[0].valid.copy()
+    for step in steps[1:]:
+        # Follow each pixel: the next step's flow and validity are read where the chain has landed so far.
+        valid &= warp_by_flow(step.valid.astype(np.uint8), flow, cv2.INTER_NEAREST).astype(bool)
+        flow = flow + warp_by_flow(step.flow, flow)
+    return FlowLabel(flow, valid & inside_image(flow, border_px))
 
 
 def shrink_label(label: FlowLabel, factor: int) -> FlowLabel:
@@ -128,19 +182,32 @@ def shrink_label(label: FlowLabel, factor: int) -> FlowLabel:
     """
     if factor == 1:
         return label
-    h, w = label.valid.shape
+    flow = shrink_flow(label.flow, factor)
+    valid = cv2.resize(label.valid.astype(np.float32), flow.shape[1::-1], interpolation=cv2.INTER_AREA) > 1.0 - 1e-6
+    return FlowLabel(flow, valid)
+
+
+def shrink_flow(flow: np.ndarray, factor: int) -> np.ndarray:
+    """A flow field computed on frames ``factor`` times larger, at the smaller size, in its pixels (block means)."""
+    if factor == 1:
+        return flow
+    h, w = flow.shape[:2]
     if h % factor or w % factor:
         raise ValueError(f"a {w}x{h} flow label does not shrink by {factor}: the size must be a multiple")
-    size = (w // factor, h // factor)
-    flow = cv2.resize(label.flow, size, interpolation=cv2.INTER_AREA) / factor
-    valid = cv2.resize(label.valid.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 1.0 - 1e-6
-    return FlowLabel(flow.astype(np.float32), valid)
+    small = cv2.resize(flow, (w // factor, h // factor), interpolation=cv2.INTER_AREA) / factor
+    return small.astype(np.float32)
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         return image
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def _digest(image: np.ndarray) -> str:
+    digest = hashlib.sha1(str(image.shape).encode())
+    digest.update(np.ascontiguousarray(image).tobytes())
+    return digest.hexdigest()
 
 
 def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
@@ -223,60 +290,69 @@ class FlowLabeler:
         return flow[0, :, :h, :w].permute(1, 2, 0).cpu().numpy().astype(np.float32)
 
     # --- labels -----------------------------------------------------------------------------------------
-    def _params(self) -> dict:
-        params = asdict(self.config)
-        for key in ("cache_dir", "chain", "chain_min", "scale", "device"):
-            params.pop(key)
-        return params
-
-    def _cache_path(self, a: np.ndarray, b: np.ndarray) -> Path | None:
+    def _cache_path(self, digests: tuple[str, str]) -> Path | None:
         if self.cache_dir is None:
             return None
-        digest = hashlib.sha1()
-        for image in (a, b):
-            digest.update(str(image.shape).encode())
-            digest.update(np.ascontiguousarray(image).tobytes())
-        digest.update(json.dumps(self._params(), sort_keys=True).encode())
-        return self.cache_dir / f"{digest.hexdigest()}.npz"
+        key = hashlib.sha1(" ".join(digests).encode())
+        params = {name: getattr(self.config, name) for name in RAW_FLOW_FIELDS} | {"format": CACHE_FORMAT}
+        key.update(json.dumps(params, sort_keys=True).encode())
+        return self.cache_dir / f"{key.hexdigest()}.npz"
 
-    def label(self, a: np.ndarray, b: np.ndarray) -> FlowLabel:
-        """Flow a -> b and its validity mask (forward-backward consistent, landing inside b); cached on disk."""
+    def flows(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw flows a -> b and b -> a, from the disk cache when there (one file serves both orders of a pair)."""
         _check_pair(a, b)
-        path = self._cache_path(a, b)
+        digests = (_digest(a), _digest(b))
+        swapped = digests[1] < digests[0]
+        path = self._cache_path(tuple(sorted(digests)))
         if path is not None and path.is_file():
             try:
                 with np.load(path) as stored:
-                    self.cache_hits += 1
-                    return FlowLabel(stored["flow"].astype(np.float32), stored["valid"])
+                    first, second = stored["first"].astype(np.float32), stored["second"].astype(np.float32)
+                self.cache_hits += 1
+                return (second, first) if swapped else (first, second)
             except (OSError, ValueError, KeyError) as exc:  # a cache file cut by a crash: recompute it
                 log.warning("flow cache file %s unreadable (%s); recomputing", path, exc)
         self.cache_misses += 1
-        forward = self.flow(a, b)
-        backward = self.flow(b, a)
-        c = self.config
-        valid = forward_backward_valid(forward, backward, c.fb_alpha, c.fb_beta, c.border_px)
-        # float16 keeps 1/16 px up to 128 px of motion and halves the cache.
-        label = FlowLabel(forward.astype(np.float16).astype(np.float32), valid)
+        # float16 keeps 1/16 px up to 128 px of motion and halves the cache; uncached labels are rounded alike.
+        forward = self.flow(a, b).astype(np.float16)
+        backward = self.flow(b, a).astype(np.float16)
         if path is not None:
+            first, second = (backward, forward) if swapped else (forward, backward)
             tmp = path.with_suffix(".tmp.npz")
-            np.savez_compressed(tmp, flow=forward.astype(np.float16), valid=valid)
+            np.savez_compressed(tmp, first=first, second=second)
             tmp.replace(path)
-        return label
+        return forward.astype(np.float32), backward.astype(np.float32)
 
-    def label_chain(self, frames: list[np.ndarray]) -> FlowLabel:
-        """Flow from ``frames[0]`` to ``frames[-1]`` composed from consecutive labels; valid where every step is."""
+    def _checked(self, forward: np.ndarray, backward: np.ndarray) -> FlowLabel:
+        c = self.config
+        return FlowLabel(forward, forward_backward_valid(forward, backward, c.fb_alpha, c.fb_beta, c.border_px))
+
+    def label(self, a: np.ndarray, b: np.ndarray) -> FlowLabel:
+        """Flow a -> b and its validity mask (forward-backward consistent, landing inside b)."""
+        return self._checked(*self.flows(a, b))
+
+    def label_chain(self, frames: list[np.ndarray], factor: int = 1) -> FlowLabel:
+        """Label from ``frames[0]`` to ``frames[-1]`` at 1 / ``factor`` of the frames' size, with its cycle error.
+
+        The label composes the consecutive labels (valid where every step passes the forward-backward check); the
+        backward chain composes the reverse steps. Over more than one step, pixels whose cycle error exceeds
+        ``cycle_max_px``, or (when ``direct_max_px`` is set) whose label differs from the direct flow by more than
+        that, are invalid; both in pixels of the returned label.
+        """
         if len(frames) < 2:
             raise ValueError(f"label_chain needs at least 2 frames, got {len(frames)}")
-        first = self.label(frames[0], frames[1])
-        flow, valid = first.flow.copy(), first.valid.copy()
-        h, w = valid.shape
-        for a, b in itertools.pairwise(frames[1:]):
-            step = self.label(a, b)
-            # Follow each pixel: the next step's flow and validity are read where the chain has landed so far.
-            valid &= warp_by_flow(step.valid.astype(np.uint8), flow, cv2.INTER_NEAREST).astype(bool)
-            flow = flow + warp_by_flow(step.flow, flow)
-        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-        tx, ty = xs + flow[..., 0], ys + flow[..., 1]
-        border = self.config.border_px
-        valid &= (tx >= border) & (tx <= w - 1 - border) & (ty >= border) & (ty <= h - 1 - border)
-        return FlowLabel(flow, valid)
+        c = self.config
+        pairs = [self.flows(a, b) for a, b in itertools.pairwise(frames)]
+        forward = compose_labels([self._checked(f, b) for f, b in pairs], c.border_px)
+        backward = compose_labels([self._checked(b, f) for f, b in reversed(pairs)], c.border_px)
+        forward, backward = shrink_label(forward, factor), shrink_label(backward, factor)
+        label = FlowLabel(forward.flow, forward.valid, cycle_error(forward.flow, backward.flow))
+        if len(pairs) == 1:
+            return label
+        if c.cycle_max_px > 0:
+            label.valid &= label.cycle_error <= c.cycle_max_px
+        if c.direct_max_px > 0:
+            direct = shrink_flow(self.flows(frames[0], frames[-1])[0], factor)
+            label.direct_error = np.linalg.norm(label.flow - direct, axis=-1)
+            label.valid &= label.direct_error <= c.direct_max_px
+        return label

@@ -11,7 +11,8 @@ Run folder layout::
     OUT/last/        checkpoint (weights.pt, model.yaml) + train_state.pt (optimiser, schedule, epoch)
     OUT/best/        checkpoint with the lowest held-out mean error percentile (+ the two final plots)
     OUT/train_log.csv, OUT/val_log.csv, OUT/figures/val_epoch_NNN.png, OUT/loss_curve.png,
-    OUT/descriptor_grid.png, OUT/tensorboard/, OUT/config.yaml, OUT/flow_cache/
+    OUT/descriptor_grid.png, OUT/tensorboard/, OUT/config.yaml, OUT/flow_cache/,
+    OUT/label_quality.csv, OUT/label_quality.png (flow label quality per pair gap, measured before training)
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from dense_descriptors_ros.io.frame_sources import is_rosbag
 from dense_descriptors_ros.learning.augment import AugmentConfig, PairAugmentation
 from dense_descriptors_ros.learning.dataset import PairDataset, VideoClip, load_clip
 from dense_descriptors_ros.learning.flow import FlowConfig, FlowLabeler
+from dense_descriptors_ros.learning.label_quality import GapQuality, measure_label_quality, write_label_quality
 from dense_descriptors_ros.learning.loss import LossConfig, PixelwiseContrastiveLoss, sample_descriptors
 from dense_descriptors_ros.learning.masks import MASK_KINDS
 from dense_descriptors_ros.learning.sampling import PairSampler, SamplerConfig
@@ -93,6 +95,14 @@ class TrainConfig:
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes", "range": (0, 64)})
     val_pairs: int = field(default=8, metadata={"help": "held-out pairs used for validation", "range": (1, 100000)})
     val_points: int = field(default=500, metadata={"help": "query points per validation pair", "range": (1, 100000)})
+    label_quality_pairs: int = field(
+        default=8,
+        metadata={
+            "help": "training pairs per gap whose flow labels are measured before training (label_quality.csv); 0: "
+            "skip",
+            "range": (0, 10000),
+        },
+    )
     keep_epoch_checkpoints: bool = field(default=False, metadata={"help": "also keep a checkpoint folder per epoch"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
 
@@ -177,6 +187,7 @@ class Trainer:
             "val_loss": [],
         }
         self._tensorboard = None
+        self.label_quality: list[GapQuality] = []
 
     # --- data ---------------------------------------------------------------------------------------------
     def _loader(self) -> DataLoader:
@@ -381,6 +392,7 @@ class Trainer:
         """Train for the remaining epochs; returns a summary (untrained vs. best error percentile, losses, paths)."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / "config.yaml").write_text(yaml.safe_dump(to_mapping(self.config), sort_keys=False))
+        self._measure_labels()
         if self.epoch == 0 and not self.history["val_epoch"]:
             untrained = self.validate()
             self._log_validation(0, untrained)
@@ -425,6 +437,15 @@ class Trainer:
             tb.close()
         return self.summary()
 
+    def _measure_labels(self) -> None:
+        """Flow label quality per gap on a fixed sample of the training pairs: files, one log line per gap."""
+        if not self.config.label_quality_pairs:
+            return
+        self.label_quality = measure_label_quality(self.train_set, self.config.label_quality_pairs)
+        write_label_quality(self.label_quality, self.out_dir, self.train_set.labeler.config.cycle_max_px)
+        for quality in self.label_quality:
+            log.info("flow labels, %s", quality.line())
+
     def _final_plots(self) -> None:
         best = load_checkpoint(self.out_dir / "best", device=self.device)
         frames = [
@@ -451,6 +472,10 @@ class Trainer:
             "epochs": self.epoch,
             "steps": self.step,
             "checkpoint": str(self.out_dir / "best"),
+            "label_quality": {
+                q.gap: {"cycle_p50": q.cycle_p50, "cycle_p90": q.cycle_p90, "cycle_p99": q.cycle_p99, "kept": q.kept}
+                for q in self.label_quality
+            },
         }
 
 

@@ -1,4 +1,5 @@
-"""Training pairs: train and test halves kept apart, chained gaps, flow labels computed at twice the size."""
+"""Training pairs: train and test halves kept apart, chained gaps, flow labels computed at twice the size and the
+fallback when the frames are too small for the asked flow scale."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import numpy as np
 import pytest
 
 from dense_descriptors_ros.config import ConfigError, from_mapping
-from dense_descriptors_ros.learning.dataset import PairDataset, VideoClip, load_clip, split_pairs
-from dense_descriptors_ros.learning.flow import FlowLabeler
+from dense_descriptors_ros.learning.dataset import PairDataset, VideoClip, flow_factor, load_clip, split_pairs
+from dense_descriptors_ros.learning.flow import FlowConfig, FlowLabeler
 from dense_descriptors_ros.learning.masks import FullMaskProvider
 from dense_descriptors_ros.learning.sampling import PairSampler
 from dense_descriptors_ros.learning.trainer import TrainConfig
 from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
+from dense_descriptors_ros.synthetic.textures import smooth_texture
 
 H, W = 96, 128
 
@@ -61,3 +63,27 @@ def test_flow_at_twice_the_size_gives_finer_labels(tmp_path: Path) -> None:
         truth = (video.correspondences(i, j, 2 * small + 0.5) - 0.5) / 2
         errors[scale] = np.median(np.linalg.norm(label.flow[ys, xs] + small - truth, axis=1))
     assert errors[2] < 0.8 * errors[1], errors
+
+
+def test_flow_scale_falls_back_to_the_largest_factor_the_frames_allow(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert FlowConfig().scale == 2
+    assert flow_factor((240, 320), (120, 160), 2) == 2
+    assert flow_factor((1080, 1920), (120, 160), 2) == 2  # never more than asked
+    assert flow_factor((360, 640), (120, 160), 4) == 3  # the height allows 3
+    assert flow_factor((200, 640), (120, 160), 4) == 1
+    assert flow_factor((60, 80), (120, 160), 2) == 1  # smaller than the training size
+    texture = smooth_texture(3 * 48, 3 * 64, np.random.default_rng(7))
+    for k in range(4):
+        cv2.imwrite(str(tmp_path / f"{k:06d}.png"), np.roll(texture, k, axis=1))
+    with caplog.at_level("INFO", logger="dense_descriptors_ros.learning.dataset"):
+        clip = load_clip(tmp_path, (48, 64), flow_scale=4)
+    assert clip.flow_scale == 3 and clip.flow_frames[0].shape == (144, 192, 3) and len(clip.flow_frames) == 4
+    notes = [r.getMessage() for r in caplog.records if "allow flow" in r.getMessage()]
+    assert len(notes) == 1 and "192x144 frames allow flow at 3x" in notes[0] and "flow.scale 4" in notes[0]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="dense_descriptors_ros.learning.dataset"):
+        assert load_clip(tmp_path, (48, 64), flow_scale=2).flow_scale == 2
+        assert load_clip(tmp_path, (48, 64), flow_scale=1).flow_frames is None
+    assert not [r for r in caplog.records if "allow flow" in r.getMessage()]

@@ -41,15 +41,28 @@ class GroundTruthMasks(MaskProvider):
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_short_training_beats_the_untrained_network_and_resumes(tmp_path: Path) -> None:
+def test_short_training_beats_the_untrained_network_and_resumes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     video = textured_object_video(num_frames=24, height=96, width=128, seed=0)
     clip = VideoClip("synthetic", video.frames, GroundTruthMasks(video.masks))
     config = from_mapping(TrainConfig, {**TINY, "epochs": 2, "steps_per_epoch": 7})
     train_set, val_set = datasets_from_clips(config, [clip])
     assert {i for _, i, _ in train_set.pairs} == set(range(11)) and min(i for _, i, _ in val_set.pairs) == 12
     out = tmp_path / "run"
-    summary = Trainer(config, train_set, val_set, out).fit()
+    with caplog.at_level("INFO", logger="dense_descriptors_ros.learning.trainer"):
+        summary = Trainer(config, train_set, val_set, out).fit()
     assert summary["final_error_percentile"] < summary["untrained_error_percentile"] - 10
+    # Label quality of the consecutive training pairs, measured before training: file, plot, log line, summary.
+    with (out / "label_quality.csv").open() as f:
+        (quality,) = list(csv.DictReader(f))
+    assert int(quality["gap"]) == 1 and int(quality["pairs"]) == 8 and (out / "label_quality.png").is_file()
+    assert 0.0 < float(quality["cycle_p50"]) <= float(quality["cycle_p90"]) <= float(quality["cycle_p99"])
+    kept = summary["label_quality"][1]["kept"]
+    assert 0.5 < kept <= 1.0 and kept == pytest.approx(float(quality["kept"]))
+    assert [r.getMessage()[:23] for r in caplog.records if "flow labels" in r.getMessage()] == [
+        "flow labels, gap 1: cyc"
+    ]
     assert summary["final_val_loss"] < summary["untrained_val_loss"]
     for name in ("train_log.csv", "val_log.csv", "loss_curve.png", "descriptor_grid.png", "config.yaml"):
         assert (out / name).is_file(), name
@@ -78,6 +91,9 @@ def test_recipes_load_and_bad_keys_are_named(tmp_path: Path) -> None:
     assert scene.sampler.band_max_px == [float("inf"), 25.0]
     paper = load_train_config(REPO / "training" / "object.yaml")
     assert (paper.sampler.num_matches, paper.sampler.non_matches_per_match, paper.epochs) == (2500, 150, 10)
+    flows = {name: load_train_config(REPO / "training" / f"{name}.yaml").flow for name in ("object", "scene", "demo")}
+    checks = {name: (f.scale, f.cycle_max_px, f.direct_max_px) for name, f in flows.items()}
+    assert checks == {"object": (2, 0.5, 1.0), "scene": (2, 0.5, 0.0), "demo": (1, 0.5, 0.0)}
     (tmp_path / "bad.yaml").write_text("sampler:\n  num_match: 10\n")
     with pytest.raises(ConfigError, match="num_match"):
         load_train_config(tmp_path / "bad.yaml")
