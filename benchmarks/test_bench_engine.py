@@ -15,7 +15,6 @@ import pytest
 import torch
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rclpy_harness import wait_for
 from sensor_msgs.msg import Image
 
 from dense_descriptors_ros.io.image_conversion import numpy_to_image
@@ -24,6 +23,7 @@ from dense_descriptors_ros.model.checkpoint import save_checkpoint
 from dense_descriptors_ros.model.engine import DescriptorEngine
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
 from dense_descriptors_ros.nodes.descriptor_node import DescriptorNode
+from dense_descriptors_ros.nodes.in_process_graph import wait_for
 from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 
 pytestmark = pytest.mark.bench
@@ -41,7 +41,7 @@ def _fps(fn, frames) -> float:
     return 1.0 / statistics.median(times)
 
 
-def test_engine_and_node_speed(ros, tmp_path):
+def test_engine_and_node_speed(ros, tmp_path, node_publisher):
     figures = {"date": time.strftime("%Y-%m-%d"), "cpu": platform.processor() or platform.machine()}
     figures["torch_threads"] = torch.get_num_threads()
     figures["device"] = "cuda" if torch.cuda.is_available() else "cpu"
@@ -75,7 +75,8 @@ def test_engine_and_node_speed(ros, tmp_path):
     pub = ros.node("camera").create_publisher(
         Image, "image", QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
     )
-    assert wait_for(lambda: pub.get_subscription_count() > 0 and node._pubs["descriptors"].get_subscription_count() > 0)
+    descriptors = node_publisher(node, "descriptors")
+    assert wait_for(lambda: pub.get_subscription_count() > 0 and descriptors.get_subscription_count() > 0)
     frame = textured_object_video(1, h, w).frames[0]
     # Interleave the two measurements so load from other processes hits both alike.
     raw, latencies = [], []

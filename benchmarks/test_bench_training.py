@@ -76,7 +76,7 @@ def _pairs_per_second(trainer: Trainer, steps: int = 4) -> float:
     """Steady-state training speed: flow labels already in the disk cache (as from epoch 2 on)."""
     for index in range(len(trainer.train_set)):
         trainer.train_set.label(index)
-    batches = iter(trainer._batches())
+    batches = iter(trainer.epoch_batches())
     trainer.train_step(next(batches))  # warm-up
     start = time.perf_counter()
     for _ in range(steps):
@@ -127,7 +127,7 @@ def test_training_speed_and_error_percentile_after_minutes(tmp_path: Path) -> No
     trainer = Trainer(config, *datasets_from_clips(config, [small_clip]), tmp_path / "timed")
     untrained = trainer.validate()["mean_error_percentile"]
     deadline, steps = time.perf_counter() + 60 * MINUTES, 0
-    for batch in trainer._batches():
+    for batch in trainer.epoch_batches():
         trainer.train_step(batch)
         steps += 1
         if time.perf_counter() > deadline:

@@ -60,6 +60,12 @@ class BagRecorder:
     def current_bag(self) -> Path | None:
         return self._writer.path if self._writer is not None else None
 
+    @property
+    def has_camera_info(self) -> bool:
+        """Whether a camera model has arrived (the newest one goes into each bag ahead of its next frame)."""
+        with self._lock:
+            return self._camera_info is not None
+
     def start(self, now: datetime.datetime | None = None) -> Path:
         """Open the first bag of a new session (named after ``now``, local time); returns its folder."""
         with self._lock:

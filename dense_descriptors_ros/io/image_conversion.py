@@ -178,8 +178,3 @@ def to_rgb8(array: np.ndarray) -> np.ndarray:
     if array.ndim == 3 and array.shape[2] == 3 and array.dtype == np.uint8:
         return array
     raise ValueError(f"cannot use an image of shape {array.shape} and dtype {array.dtype} as a camera image")
-
-
-def bridge_available() -> bool:
-    """True when cv_bridge imported (a ROS install): decoding of rclpy Image messages then goes through it."""
-    return _BRIDGE is not None

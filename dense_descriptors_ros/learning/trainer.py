@@ -23,6 +23,7 @@ import math
 import random
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -211,8 +212,9 @@ class Trainer:
             drop_last=len(self.train_set) >= self.config.batch_size,
         )
 
-    def _batches(self) -> Any:
-        """``steps_per_epoch`` batches, cycling over the training pairs when more steps than pairs are asked."""
+    def epoch_batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        """The ``steps_per_epoch`` batches of one epoch (for :meth:`train_step`), shuffled with the epoch's seed and
+        cycling over the training pairs when more steps than pairs are asked."""
         produced = 0
         while True:
             for batch in self._loader():
@@ -414,7 +416,7 @@ class Trainer:
             log.info("untrained: mean error percentile %.2f", untrained["mean_error_percentile"])
         for epoch in range(self.epoch + 1, self.config.epochs + 1):
             self.train_set.set_epoch(epoch)
-            bar = tqdm(self._batches(), total=self.steps_per_epoch, desc=f"epoch {epoch}/{self.config.epochs}")
+            bar = tqdm(self.epoch_batches(), total=self.steps_per_epoch, desc=f"epoch {epoch}/{self.config.epochs}")
             started, pairs = time.perf_counter(), 0
             for batch in bar:
                 parts = self.train_step(batch)

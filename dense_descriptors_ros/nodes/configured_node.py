@@ -1,23 +1,40 @@
-"""ConfiguredLifecycleNode: the lifecycle skeleton every node of the package shares.
+"""ConfiguredLifecycleNode: the lifecycle skeleton every node of the package shares, and NodeConfig, the
+parameters every node has.
 
-The node's config dataclass (``CONFIG``) is declared as ROS parameters at construction and read and checked on
-configure; activate acquires resources, subscribes and starts; deactivate, cleanup and shutdown undo it in one
-place (``_release``). Subclasses fill in the hooks; any ValueError / RuntimeError / OSError in activation fails
-the transition with a one-line message and leaves nothing half-started.
+The node's config dataclass (``CONFIG``, a NodeConfig) is declared as ROS parameters at construction and read and
+checked on configure; activate acquires resources, subscribes and starts; deactivate, cleanup and shutdown undo it
+in one place (``_release``). Subclasses fill in the hooks; any ValueError / RuntimeError / OSError in activation
+fails the transition with a one-line message and leaves nothing half-started.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from dense_descriptors_ros.config import ConfigError
+from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES
 from dense_descriptors_ros.nodes.ros_parameters import declare_config_parameters, read_config_parameters
 
 
+@dataclass
+class NodeConfig:
+    """Parameters of every node; a node's config inherits them (with its library settings)."""
+
+    image_qos: str = field(
+        default="sensor_data",
+        metadata={
+            "help": "QoS of the sensor subscriptions (images, descriptor images, camera_info)",
+            "choices": QOS_NAMES,
+        },
+    )
+    autostart: bool = field(default=True, metadata={"help": "configure and activate the lifecycle node at start-up"})
+
+
 class ConfiguredLifecycleNode(LifecycleNode):
-    CONFIG: ClassVar[type]
+    CONFIG: ClassVar[type[NodeConfig]]
 
     def __init__(self, node_name: str, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)

@@ -21,18 +21,15 @@ from sensor_msgs.msg import Image
 from dense_descriptors_ros.io.image_conversion import image_to_numpy, numpy_to_image, to_rgb8
 from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
 from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, free_device_memory, open_engine
+from dense_descriptors_ros.nodes.configured_node import NodeConfig
 from dense_descriptors_ros.nodes.frame_worker_node import FrameWorkerNode
 from dense_descriptors_ros.nodes.node_main import run_node
-from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, RELIABLE_OUT, qos_by_name
+from dense_descriptors_ros.nodes.qos_profiles import RELIABLE_OUT, qos_by_name
 
 
 @dataclass
-class DescriptorNodeConfig(DescriptorSourceConfig):
+class DescriptorNodeConfig(NodeConfig, DescriptorSourceConfig):
     publish_viz: bool = field(default=True, metadata={"help": "publish descriptors/viz (bgr8 PCA colouring)"})
-    image_qos: str = field(
-        default="sensor_data", metadata={"help": "QoS of the image subscription", "choices": QOS_NAMES}
-    )
-    autostart: bool = field(default=True, metadata={"help": "configure and activate the lifecycle node at start-up"})
 
 
 class DescriptorNode(FrameWorkerNode):

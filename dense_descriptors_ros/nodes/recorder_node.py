@@ -24,21 +24,17 @@ from std_srvs.srv import Trigger
 
 from dense_descriptors_ros.io.bag_recorder import BagRecorder
 from dense_descriptors_ros.io.recording_policy import RecordingConfig
-from dense_descriptors_ros.nodes.configured_node import ConfiguredLifecycleNode
+from dense_descriptors_ros.nodes.configured_node import ConfiguredLifecycleNode, NodeConfig
 from dense_descriptors_ros.nodes.node_main import run_node
-from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, qos_by_name
+from dense_descriptors_ros.nodes.qos_profiles import qos_by_name
 
 
 @dataclass
-class RecorderNodeConfig(RecordingConfig):
+class RecorderNodeConfig(NodeConfig, RecordingConfig):
     record_on_start: bool = field(default=True, metadata={"help": "start recording as soon as the node is active"})
-    image_qos: str = field(
-        default="sensor_data", metadata={"help": "QoS of the image and camera_info subscriptions", "choices": QOS_NAMES}
-    )
     queue_depth: int = field(
         default=10, metadata={"help": "subscription queue depth (frames waiting to be recorded)", "range": (1, 1000)}
     )
-    autostart: bool = field(default=True, metadata={"help": "configure and activate the lifecycle node at start-up"})
 
 
 class RecorderNode(ConfiguredLifecycleNode):

@@ -34,12 +34,13 @@ from dense_descriptors_ros.model.descriptor_source import (
     model_fingerprint,
     open_engine,
 )
+from dense_descriptors_ros.nodes.configured_node import NodeConfig
 from dense_descriptors_ros.nodes.frame_worker_node import FrameWorkerNode
 from dense_descriptors_ros.nodes.messages.odometry import append_to_path, odometry_message, odometry_transforms
 from dense_descriptors_ros.nodes.messages.pointcloud import xyz_to_pointcloud2
 from dense_descriptors_ros.nodes.messages.slam import status_message, tracked_features_image
 from dense_descriptors_ros.nodes.node_main import run_node
-from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, RELIABLE_OUT, TRANSIENT_LOCAL_OUT, qos_by_name
+from dense_descriptors_ros.nodes.qos_profiles import RELIABLE_OUT, TRANSIENT_LOCAL_OUT, qos_by_name
 from dense_descriptors_ros.nodes.stereo_sync import StereoSynchronizer
 from dense_descriptors_ros.slam.stereo_slam import SlamResult, StereoSlam, StereoSlamConfig
 
@@ -54,7 +55,7 @@ except ImportError:
 
 
 @dataclass
-class SlamNodeConfig(DescriptorSourceConfig):
+class SlamNodeConfig(NodeConfig, DescriptorSourceConfig):
     slam: StereoSlamConfig = field(default_factory=StereoSlamConfig)
     map_frame: str = field(default="map", metadata={"help": "global frame of the map"})
     odom_frame: str = field(default="odom", metadata={"help": "odometry frame (map -> odom is the identity)"})
@@ -67,15 +68,11 @@ class SlamNodeConfig(DescriptorSourceConfig):
         default=0.005, metadata={"help": "max stamp difference (s) of a left/right pair", "range": (0.0, 1.0)}
     )
     sync_queue_size: int = field(default=10, metadata={"help": "images kept per side for pairing", "range": (1, 100)})
-    image_qos: str = field(
-        default="sensor_data", metadata={"help": "QoS of the image subscriptions", "choices": QOS_NAMES}
-    )
     map_points_period: float = field(
         default=1.0, metadata={"help": "seconds between map_points clouds (throttle)", "range": (0.0, 3600.0)}
     )
     max_path_length: int = field(default=10000, metadata={"help": "poses kept in the path topic", "range": (1, 10**7)})
     map_dir: str = field(default="slam_map", metadata={"help": "folder used by ~/save_map and ~/load_map"})
-    autostart: bool = field(default=True, metadata={"help": "configure and activate the lifecycle node at start-up"})
 
 
 def _stamp_seconds(header: Any) -> float:

@@ -26,10 +26,11 @@ from dense_descriptors_ros.config import ConfigError
 from dense_descriptors_ros.io.image_conversion import image_to_numpy, numpy_to_image, to_rgb8
 from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
 from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, free_device_memory, open_engine
+from dense_descriptors_ros.nodes.configured_node import NodeConfig
 from dense_descriptors_ros.nodes.frame_worker_node import FrameWorkerNode
 from dense_descriptors_ros.nodes.messages.tracks import delete_all_markers, tracks_to_markers, tracks_to_pointcloud2
 from dense_descriptors_ros.nodes.node_main import run_node
-from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, RELIABLE_OUT, qos_by_name
+from dense_descriptors_ros.nodes.qos_profiles import RELIABLE_OUT, qos_by_name
 from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig
 from dense_descriptors_ros.tracking.track_drawing import TrackDrawer
 
@@ -37,7 +38,7 @@ INPUTS = ("image", "descriptors")
 
 
 @dataclass
-class TrackerNodeConfig(DescriptorSourceConfig, TrackerConfig):
+class TrackerNodeConfig(NodeConfig, DescriptorSourceConfig, TrackerConfig):
     input: str = field(
         default="image",
         metadata={
@@ -48,9 +49,6 @@ class TrackerNodeConfig(DescriptorSourceConfig, TrackerConfig):
     query_points: list[float] = field(
         default_factory=list,
         metadata={"help": "initial queries as a flat list x0, y0, x1, y1, ... in pixels of the first frame"},
-    )
-    image_qos: str = field(
-        default="sensor_data", metadata={"help": "QoS of the input subscription", "choices": QOS_NAMES}
     )
     marker_pixel_scale: float = field(
         default=0.001, metadata={"help": "metres per pixel of the markers in the image's frame", "range": (1e-6, 1.0)}
@@ -63,7 +61,6 @@ class TrackerNodeConfig(DescriptorSourceConfig, TrackerConfig):
         default=10.0,
         metadata={"help": "seconds between log lines with processed/dropped counts (0 = off)", "range": (0.0, 3600.0)},
     )
-    autostart: bool = field(default=True, metadata={"help": "configure and activate the lifecycle node at start-up"})
 
     def __post_init__(self) -> None:
         TrackerConfig.__post_init__(self)
@@ -125,6 +122,12 @@ class TrackerNode(FrameWorkerNode):
             self._stats_timer = None
         self.engine = None
         free_device_memory()
+
+    @property
+    def pending_queries(self) -> int:
+        """Queries received (``query_points``, the ``queries`` topic) that start tracks in the next processed frame."""
+        with self._lock:
+            return len(self._pending_queries)
 
     # --- services and queries --------------------------------------------------------------------------------
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from dense_descriptors_ros.evaluation.baselines import (
     BASELINE_NAMES,
@@ -19,13 +18,7 @@ from dense_descriptors_ros.evaluation.baselines import (
 from dense_descriptors_ros.metrics.error_percentile import mean_error_percentile
 from dense_descriptors_ros.metrics.matching import grid_points, match_nearest, pck
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def textured_image(h: int = 72, w: int = 96, seed: int = 0) -> np.ndarray:

@@ -9,7 +9,6 @@ from nav_msgs.msg import Odometry, Path
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rclpy_harness import wait_for
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
@@ -17,6 +16,7 @@ from std_srvs.srv import Trigger
 
 from dense_descriptors_ros.geometry.camera import StereoCamera, optical_to_body_pose
 from dense_descriptors_ros.io.image_conversion import numpy_to_image
+from dense_descriptors_ros.nodes.in_process_graph import wait_for
 from dense_descriptors_ros.nodes.slam_node import SlamNode
 from dense_descriptors_ros.synthetic.box_room import synthetic_stereo_sequence
 

@@ -4,25 +4,18 @@ prediction, relocalisation without one, a lost frame, and the keyframe policy.""
 import numpy as np
 import pytest
 
-from dense_descriptors_ros.geometry.camera import StereoCamera
 from dense_descriptors_ros.geometry.se3 import invert_pose, rotation_angle, se3_exp
 from dense_descriptors_ros.slam.frame_tracker import FrameTracker, StereoFeatures, TrackingConfig
 from dense_descriptors_ros.slam.stereo_matching import match_stereo_rows
-from dense_descriptors_ros.slam.stereo_slam import StereoSlam, StereoSlamConfig
+from dense_descriptors_ros.slam.stereo_slam import StereoSlam
 from dense_descriptors_ros.synthetic.box_room import synthetic_stereo_sequence
-
-CAMERA = StereoCamera(fx=260.0, fy=260.0, cx=159.5, cy=119.5, baseline=0.2, width=320, height=240)
 
 
 @pytest.fixture(scope="module")
-def mapped():
+def mapped(box_room_camera, run_slam):
     """A map of the first 10 frames of 12 (world frame = ground truth) and the two frames after it."""
-    frames = synthetic_stereo_sequence(CAMERA, 12, turns=12 / 90)
-    config = StereoSlamConfig(feature_type="learned")
-    config.mapping.synchronous = True
-    slam = StereoSlam(CAMERA, config, model_id="oracle-16", initial_pose=frames[0].T_world_cam)
-    for f in frames[:10]:
-        slam.process(f.stamp, f.left, f.right, f.left_desc, f.right_desc)
+    frames = synthetic_stereo_sequence(box_room_camera, 12, turns=12 / 90)
+    slam, _ = run_slam(frames[:10])
     yield slam, frames[10:]
     slam.close()
 
@@ -31,11 +24,11 @@ def stereo_features(slam: StereoSlam, f, left_desc=None) -> StereoFeatures:
     left_desc = f.left_desc if left_desc is None else left_desc
     left = slam.features.extract(f.left, left_desc)
     right = slam.features.extract(f.right, f.right_desc)
-    return StereoFeatures(f.stamp, f.left, left_desc, left, match_stereo_rows(left, right, slam.features, CAMERA))
+    return StereoFeatures(f.stamp, f.left, left_desc, left, match_stereo_rows(left, right, slam.features, slam.camera))
 
 
 def new_tracker(slam: StereoSlam, config: TrackingConfig | None = None) -> FrameTracker:
-    return FrameTracker(slam.map, CAMERA, slam.features, config or TrackingConfig(), relocalisation_candidates=3)
+    return FrameTracker(slam.map, slam.camera, slam.features, config or TrackingConfig(), relocalisation_candidates=3)
 
 
 def pose_error(T: np.ndarray, truth: np.ndarray) -> tuple[float, float]:

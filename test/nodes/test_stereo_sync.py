@@ -40,9 +40,10 @@ def test_queues_are_bounded():
     sync, pairs = _sync(queue_size=3)
     for i in range(10):
         sync.add_left(float(i), f"L{i}")
-    assert len(sync._left) == 3 and pairs == []
+    assert sync.unmatched == 7 and pairs == []  # each left message beyond 3 pushed the oldest out
     sync.add_right(9.0, "R9")
     assert pairs == [("L9", "R9")]
+    assert sync.unmatched == 9  # L7 and L8, the only others still queued, can no longer be matched
 
 
 def test_invalid_settings():

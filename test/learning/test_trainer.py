@@ -8,16 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from dense_descriptors_ros.config import ConfigError, from_mapping
-from dense_descriptors_ros.learning.dataset import PairDataset, VideoClip, split_pairs
+from dense_descriptors_ros.learning.dataset import VideoClip
 from dense_descriptors_ros.learning.masks import MaskProvider
 from dense_descriptors_ros.learning.trainer import TrainConfig, Trainer, datasets_from_clips, load_train_config
 from dense_descriptors_ros.model.checkpoint import load_checkpoint
 from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = {
     "model": {"backbone": "resnet18", "pretrained": False, "descriptor_dim": 8},
     "sampler": {"num_matches": 300, "non_matches_per_match": 30},
@@ -39,12 +38,7 @@ class GroundTruthMasks(MaskProvider):
         return self.masks[index]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_short_training_beats_the_untrained_network_and_resumes(
@@ -105,24 +99,3 @@ def test_recipes_load_and_bad_keys_are_named(tmp_path: Path) -> None:
         load_train_config(tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="channel_groups"):
         from_mapping(TrainConfig, {"model": {"descriptor_dim": 16, "channel_groups": [8, 8]}})
-
-
-def test_split_keeps_train_and_test_halves_apart() -> None:
-    assert split_pairs(10, 1, "train") == [(0, 1), (1, 2), (2, 3), (3, 4)]
-    assert split_pairs(10, 2, "test") == [(5, 7), (6, 8), (7, 9)]
-    with pytest.raises(ValueError, match="no test pairs with gaps \\[3\\]"):
-        PairDataset(
-            [VideoClip("short", [np.zeros((8, 8, 3), np.uint8)] * 4, GroundTruthMasks([]))], None, None, "test", gap=3
-        )
-
-
-def test_chained_gaps_give_wide_baseline_pairs_inside_each_half() -> None:
-    config = from_mapping(TrainConfig, {"flow": {"chain": 3, "chain_min": 1}})
-    assert config.flow.gaps == (1, 2, 3)
-    assert from_mapping(TrainConfig, {"flow": {"chain": 2}}).flow.gaps == (2,)
-    clip = VideoClip("clip", [np.zeros((8, 8, 3), np.uint8)] * 10, GroundTruthMasks([]))
-    pairs = PairDataset([clip], None, None, "train", gap=config.flow.gaps).pairs
-    assert sorted((j - i) for _, i, j in pairs) == [1, 1, 1, 1, 2, 2, 2, 3, 3]
-    assert all(j < 5 for _, _, j in pairs)  # never across into the held-out half
-    with pytest.raises(ConfigError, match="chain_min"):
-        from_mapping(TrainConfig, {"flow": {"chain": 2, "chain_min": 3}})

@@ -1,7 +1,6 @@
 """Flow labels: agreement with known synthetic motion, forward-backward rejection of occlusions, chaining and
-its cycle and direct-flow checks on scripted flows with a known answer, flow at a multiple of the training size
-and its fallback, the disk cache, masks from motion, the RAFT no-download rule, and the label error against the
-renderer's ground truth on the rendered drill."""
+its cycle and direct-flow checks on scripted flows with a known answer, shrinking, the disk cache, the RAFT
+no-download rule, and the label error against the renderer's ground truth on the rendered drill."""
 
 from __future__ import annotations
 
@@ -12,11 +11,8 @@ import numpy as np
 import pytest
 from scripted_flow import ScriptedFlowLabeler, drifting_flows, scripted_frames
 
-from dense_descriptors_ros.learning.dataset import PairDataset, flow_factor, load_clip
+from dense_descriptors_ros.learning.dataset import load_clip
 from dense_descriptors_ros.learning.flow import FlowConfig, FlowLabel, FlowLabeler, shrink_label
-from dense_descriptors_ros.learning.masks import FolderMaskProvider, FullMaskProvider, MotionMaskProvider
-from dense_descriptors_ros.learning.sampling import PairSampler
-from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 from dense_descriptors_ros.synthetic.textures import smooth_texture
 
 H, W = 96, 128
@@ -126,30 +122,6 @@ def test_direct_flow_check_rejects_a_drift_the_cycle_check_cannot_see() -> None:
     assert labeler.calls == 2 * 4  # both directions of three steps and of the direct pair
 
 
-def test_flow_scale_falls_back_to_the_largest_factor_the_frames_allow(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    assert FlowConfig().scale == 2
-    assert flow_factor((240, 320), (120, 160), 2) == 2
-    assert flow_factor((1080, 1920), (120, 160), 2) == 2  # never more than asked
-    assert flow_factor((360, 640), (120, 160), 4) == 3  # the height allows 3
-    assert flow_factor((200, 640), (120, 160), 4) == 1
-    assert flow_factor((60, 80), (120, 160), 2) == 1  # smaller than the training size
-    texture = smooth_texture(3 * 48, 3 * 64, np.random.default_rng(7))
-    for k in range(4):
-        cv2.imwrite(str(tmp_path / f"{k:06d}.png"), np.roll(texture, k, axis=1))
-    with caplog.at_level("INFO", logger="dense_descriptors_ros.learning.dataset"):
-        clip = load_clip(tmp_path, (48, 64), flow_scale=4)
-    assert clip.flow_scale == 3 and clip.flow_frames[0].shape == (144, 192, 3) and len(clip.flow_frames) == 4
-    notes = [r.getMessage() for r in caplog.records if "allow flow" in r.getMessage()]
-    assert len(notes) == 1 and "192x144 frames allow flow at 3x" in notes[0] and "flow.scale 4" in notes[0]
-    caplog.clear()
-    with caplog.at_level("INFO", logger="dense_descriptors_ros.learning.dataset"):
-        assert load_clip(tmp_path, (48, 64), flow_scale=2).flow_scale == 2
-        assert load_clip(tmp_path, (48, 64), flow_scale=1).flow_frames is None
-    assert not [r for r in caplog.records if "allow flow" in r.getMessage()]
-
-
 def test_shrunk_label_is_the_same_motion_at_the_small_size() -> None:
     # x' = M x + m in small pixels is X' = M (X - 0.5) + 2 m + 0.5 in pixels of the twice larger image.
     M, m = np.array([[0.98, -0.05], [0.04, 1.01]]), np.array([1.3, -2.2])
@@ -167,29 +139,6 @@ def test_shrunk_label_is_the_same_motion_at_the_small_size() -> None:
     assert shrink_label(small, 1) is small
     with pytest.raises(ValueError, match="multiple"):
         shrink_label(FlowLabel(np.zeros((9, 8, 2), np.float32), np.ones((9, 8), bool)), 2)
-
-
-def test_flow_at_twice_the_size_gives_finer_labels(tmp_path: Path) -> None:
-    """flow.scale 2: the dataset computes flow on the frames at twice the training size and shrinks the label,
-    which follows the true motion more closely than flow computed on the small frames."""
-    video = textured_object_video(num_frames=6, height=2 * H, width=2 * W, seed=4, max_step_px=5.0)
-    for k, frame in enumerate(video.frames):
-        cv2.imwrite(str(tmp_path / f"{k:06d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    labeler = FlowLabeler()
-    errors = {}
-    for scale in (1, 2):
-        clip = load_clip(tmp_path, (H, W), labeler=labeler, flow_scale=scale)
-        assert clip.flow_scale == scale and clip.frames[0].shape == (H, W, 3)
-        dataset = PairDataset([clip], labeler, PairSampler(), gap=2)
-        label = dataset.label(0)
-        assert label.flow.shape == (H, W, 2)
-        _, i, j = dataset.pairs[0]
-        inner = cv2.erode(video.masks[i].astype(np.uint8), np.ones((9, 9), np.uint8))[1::2, 1::2].astype(bool)
-        ys, xs = np.nonzero(inner & label.valid)
-        small = np.column_stack([xs, ys]).astype(np.float64)
-        truth = (video.correspondences(i, j, 2 * small + 0.5) - 0.5) / 2
-        errors[scale] = np.median(np.linalg.norm(label.flow[ys, xs] + small - truth, axis=1))
-    assert errors[2] < 0.8 * errors[1], errors
 
 
 def test_flow_cache_serves_both_orders_of_a_pair_and_every_threshold(tmp_path: Path) -> None:
@@ -240,30 +189,6 @@ def test_bad_frames_are_rejected() -> None:
         FlowLabeler().label(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9, 3), np.uint8))
     with pytest.raises(ValueError, match="uint8"):
         FlowLabeler().label(np.zeros((8, 8, 3), np.float32), np.zeros((8, 8, 3), np.float32))
-
-
-def test_motion_mask_finds_the_moving_object() -> None:
-    video = textured_object_video(num_frames=4, height=H, width=W, seed=2, max_step_px=3.0)
-    provider = MotionMaskProvider(video.frames, FlowLabeler())
-    mask = provider.mask(1, video.frames[1])
-    truth = video.masks[1]
-    iou = (mask & truth).sum() / (mask | truth).sum()
-    assert iou > 0.6
-    assert FullMaskProvider().mask(0, video.frames[0]).all()
-
-
-def test_folder_masks_follow_frame_order_and_resize(tmp_path: Path) -> None:
-    for k in range(3):
-        mask = np.zeros((48, 64), np.uint8)
-        mask[: 10 * (k + 1)] = 255
-        cv2.imwrite(str(tmp_path / f"{k:05d}.png"), mask)
-    provider = FolderMaskProvider(tmp_path, indices=[0, 2])
-    frame = np.zeros((96, 128, 3), np.uint8)
-    second = provider.mask(1, frame)
-    assert second.shape == (96, 128)
-    assert second[:60].all() and not second[60:].any()
-    with pytest.raises(ValueError, match="no mask for frame"):
-        provider.mask(2, frame)
 
 
 def test_labels_on_the_rendered_drill_stay_within_measured_bounds(tmp_path: Path) -> None:

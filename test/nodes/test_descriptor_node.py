@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
-from lifecycle_msgs.msg import State
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rclpy_harness import wait_for
 from sensor_msgs.msg import Image
 from std_srvs.srv import SetBool
 
@@ -14,6 +13,7 @@ from dense_descriptors_ros.io.image_conversion import image_to_numpy, numpy_to_i
 from dense_descriptors_ros.model.checkpoint import save_checkpoint
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
 from dense_descriptors_ros.nodes.descriptor_node import DescriptorNode
+from dense_descriptors_ros.nodes.in_process_graph import wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -39,20 +39,25 @@ def _start(ros, model_dir, **params):
     return node
 
 
-def _publisher(ros):
-    pub_node = ros.node("camera")
-    return pub_node.create_publisher(Image, "image", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+def _connected_camera(ros, node, node_publisher):
+    """A publisher on image, once it reaches the node and the node's descriptors reach the test's subscriber (the
+    node computes descriptors only while somebody subscribes)."""
+    pub = ros.node("camera").create_publisher(
+        Image, "image", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    )
+    descriptors = node_publisher(node, "descriptors")
+    assert wait_for(lambda: pub.get_subscription_count() > 0 and descriptors.get_subscription_count() > 0)
+    return pub
 
 
-def test_descriptors_and_viz_match_input(ros, model_dir):
+def test_descriptors_and_viz_match_input(ros, model_dir, lifecycle_state, node_publisher):
     node = _start(ros, model_dir)
-    assert node.trigger_configure() is not None
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     node.trigger_activate()
-    assert node._state_machine.current_state[1] == "active"
+    assert lifecycle_state(node) == "active"
     desc = ros.collector(Image, "descriptors")
     viz = ros.collector(Image, "descriptors/viz")
-    pub = _publisher(ros)
-    assert wait_for(lambda: pub.get_subscription_count() > 0 and node._pubs["descriptors"].get_subscription_count() > 0)
+    pub = _connected_camera(ros, node, node_publisher)
     sent = _image(7)
     assert wait_for(lambda: (pub.publish(sent) or True) and desc and viz, timeout=30, period=0.5)
     out = desc[-1]
@@ -66,13 +71,12 @@ def test_descriptors_and_viz_match_input(ros, model_dir):
     assert viz[-1].encoding == "bgr8" and viz[-1].header.stamp.sec == 7
 
 
-def test_bad_images_are_counted_and_node_keeps_running(ros, model_dir):
+def test_bad_images_are_counted_and_node_keeps_running(ros, model_dir, node_publisher):
     node = _start(ros, model_dir)
     node.trigger_configure()
     node.trigger_activate()
     desc = ros.collector(Image, "descriptors")
-    pub = _publisher(ros)
-    assert wait_for(lambda: pub.get_subscription_count() > 0 and node._pubs["descriptors"].get_subscription_count() > 0)
+    pub = _connected_camera(ros, node, node_publisher)
     bad_encoding = _image(1)
     bad_encoding.encoding = "yuv422_weird"
     empty = Image(encoding="rgb8", height=0, width=0, step=0)
@@ -89,29 +93,29 @@ def test_bad_images_are_counted_and_node_keeps_running(ros, model_dir):
     assert node.worker.counts.failed == 0
 
 
-def test_lifecycle_transitions_release_model(ros, model_dir):
+def test_lifecycle_transitions_release_model(ros, model_dir, lifecycle_state):
     node = _start(ros, model_dir)
     node.trigger_configure()
     assert node.engine is None  # loaded on activate, not before
     node.trigger_activate()
     assert node.engine is not None and not node.engine.net.training
     node.trigger_deactivate()
-    assert node.engine is None and node._subs == []
-    assert node._state_machine.current_state[0] == State.PRIMARY_STATE_INACTIVE
+    assert node.engine is None and list(node.subscriptions) == []
+    assert lifecycle_state(node) == "inactive"
     node.trigger_activate()
     assert node.engine is not None
     node.trigger_deactivate()
     node.trigger_cleanup()
-    assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
+    assert lifecycle_state(node) == "unconfigured"
 
 
-def test_missing_checkpoint_fails_configure_with_clear_message(ros, tmp_path):
+def test_missing_checkpoint_fails_configure_with_clear_message(ros, tmp_path, lifecycle_state):
     node = _start(ros, tmp_path / "nope")
-    node.trigger_configure()
-    assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert lifecycle_state(node) == "unconfigured"
 
 
-def test_enable_service_gates_processing(ros, model_dir):
+def test_enable_service_gates_processing(ros, model_dir, node_publisher):
     node = _start(ros, model_dir)
     node.trigger_configure()
     node.trigger_activate()
@@ -122,8 +126,7 @@ def test_enable_service_gates_processing(ros, model_dir):
     future = client.call_async(SetBool.Request(data=False))
     assert wait_for(future.done, timeout=10)
     assert future.result().success and not node.enabled
-    pub = _publisher(ros)
-    assert wait_for(lambda: pub.get_subscription_count() > 0 and node._pubs["descriptors"].get_subscription_count() > 0)
+    pub = _connected_camera(ros, node, node_publisher)
     pub.publish(_image(5))
     assert wait_for(lambda: node.worker.counts.received >= 1, timeout=10)
     node.worker.wait_idle(5)

@@ -8,7 +8,6 @@ from geometry_msgs.msg import Point, PointStamped
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rclpy_harness import wait_for
 from sensor_msgs.msg import Image, PointCloud2
 from std_srvs.srv import SetBool, Trigger
 from visualization_msgs.msg import Marker, MarkerArray
@@ -17,6 +16,7 @@ from dense_descriptors_ros.io.image_conversion import numpy_to_image
 from dense_descriptors_ros.model.checkpoint import save_checkpoint
 from dense_descriptors_ros.model.engine import DescriptorEngine
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
+from dense_descriptors_ros.nodes.in_process_graph import wait_for
 from dense_descriptors_ros.nodes.messages.pointcloud import pointcloud2_to_array
 from dense_descriptors_ros.nodes.tracker_node import TrackerNode
 from dense_descriptors_ros.synthetic.plane_video import SyntheticSequence, similarity_transform
@@ -127,7 +127,7 @@ def test_queries_topic_reset_and_enable_services(ros):
     cloud = _send_and_wait(desc_pub, _stamped(numpy_to_image(seq.frame(0)[1], "32FC16"), 1), clouds)
     assert cloud.width == 0  # no queries yet and auto_points = 0
     query_pub.publish(PointStamped(point=Point(x=40.0, y=30.0, z=0.0)))
-    assert wait_for(lambda: len(node._pending_queries) == 1, timeout=10)
+    assert wait_for(lambda: node.pending_queries == 1, timeout=10)
     cloud = _send_and_wait(desc_pub, _stamped(numpy_to_image(seq.frame(1)[1], "32FC16"), 2), clouds)
     assert cloud.width == 1 and pointcloud2_to_array(cloud)["id"][0] == 0
 

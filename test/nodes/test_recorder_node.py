@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rclpy_harness import wait_for
 from rosbags.highlevel import AnyReader
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
@@ -26,11 +26,12 @@ from std_srvs.srv import Trigger
 from dense_descriptors_ros.io.bag_writer import jazzy_typestore
 from dense_descriptors_ros.io.frame_sources import open_frame_source
 from dense_descriptors_ros.io.image_conversion import numpy_to_compressed, numpy_to_image
+from dense_descriptors_ros.nodes.in_process_graph import wait_for
 from dense_descriptors_ros.nodes.recorder_node import RecorderNode
 
 pytestmark = pytest.mark.ros
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 KEEP_ALL = {"max_rate": 0.0, "min_motion": 0.0, "blur_ratio": 0.0}
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -81,7 +82,7 @@ def test_round_trip_gives_identical_pixels_stamps_and_camera_info(ros, tmp_path,
     info_pub = ros.node("camera_info").create_publisher(CameraInfo, "camera_info", RELIABLE)
     assert wait_for(lambda: info_pub.get_subscription_count() > 0, timeout=20)
     info_pub.publish(CameraInfo(width=64, height=48, distortion_model="plumb_bob", k=[50.0, 0, 32, 0, 50, 24, 0, 0, 1]))
-    assert wait_for(lambda: node.recorder._camera_info is not None, timeout=10)
+    assert wait_for(lambda: node.recorder.has_camera_info, timeout=10)
     frames = [(_texture(i), 1000 + i, 1000 * i) for i in range(8)]
     _publish_all(ros, node, [_image_msg(image, sec, ns) for image, sec, ns in frames])
     bag = node.recorder.current_bag
@@ -229,12 +230,12 @@ def test_sigint_closes_the_bag(ros, tmp_path, storage):
     assert "stopped recording: 40 frame(s) received, 40 kept" in log  # the counts are logged at stop
 
 
-def test_invalid_parameter_or_unwritable_output_dir_fail_the_transition(ros, tmp_path):
+def test_invalid_parameter_or_unwritable_output_dir_fail_the_transition(ros, tmp_path, lifecycle_state):
     bad_storage = ros.add(
         RecorderNode(context=ros.context, parameter_overrides=[Parameter("storage", value="rosbag1")])
     )
-    bad_storage.trigger_configure()
-    assert bad_storage._state_machine.current_state[1] == "unconfigured"
+    assert bad_storage.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert lifecycle_state(bad_storage) == "unconfigured"
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     unwritable = RecorderNode(
@@ -244,6 +245,6 @@ def test_invalid_parameter_or_unwritable_output_dir_fail_the_transition(ros, tmp
     )
     ros.add(unwritable)
     unwritable.trigger_configure()
-    unwritable.trigger_activate()
-    assert unwritable._state_machine.current_state[1] == "inactive"
-    assert not unwritable._subs and not unwritable.recorder.recording
+    assert unwritable.trigger_activate() == TransitionCallbackReturn.FAILURE
+    assert lifecycle_state(unwritable) == "inactive"
+    assert not list(unwritable.subscriptions) and not unwritable.recorder.recording

@@ -1,0 +1,39 @@
+"""DescriptorEngine: numpy in and out at the input resolution, input checks, device choice."""
+
+import numpy as np
+import pytest
+import torch
+
+from dense_descriptors_ros.model.engine import DescriptorEngine, resolve_device
+
+
+def test_engine_returns_input_resolution_numpy_and_resizes_large_inputs(make_net):
+    engine = DescriptorEngine(make_net(dim=6), device="cpu", max_side=64)
+    assert engine.device.type == "cpu"
+    image = np.random.default_rng(0).integers(0, 255, (120, 90, 3), dtype=np.uint8)
+    assert engine.inference_size(120, 90) == (64, 48)
+    desc = engine.compute(image)
+    assert desc.shape == (120, 90, 6) and desc.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(desc, axis=-1), 1.0, atol=1e-4)
+    batch = engine.compute_batch([image, image[::-1].copy()])
+    assert batch.shape == (2, 120, 90, 6)
+    np.testing.assert_allclose(batch[0], desc, atol=1e-5)
+    assert engine.compute(image[..., 0]).shape == (120, 90, 6)  # mono input
+
+
+def test_engine_rejects_bad_inputs(make_net):
+    engine = DescriptorEngine(make_net(), device="cpu", warmup=False)
+    with pytest.raises(ValueError, match="empty"):
+        engine.compute(np.zeros((0, 10, 3), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        engine.compute(np.zeros((10, 10, 3), np.float32))
+    with pytest.raises(ValueError, match="same size"):
+        engine.compute_batch([np.zeros((10, 10, 3), np.uint8), np.zeros((12, 10, 3), np.uint8)])
+    with pytest.raises(ValueError, match="half precision"):
+        DescriptorEngine(make_net(), device="cpu", half=True)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_cuda_without_gpu_is_a_clear_error():
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        resolve_device("cuda")
