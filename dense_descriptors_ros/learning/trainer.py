@@ -33,11 +33,12 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dense_descriptors_ros.config import ConfigError, load_yaml, to_mapping
+from dense_descriptors_ros.features.sampling import sample_descriptor_maps
 from dense_descriptors_ros.io.frame_sources import is_rosbag
 from dense_descriptors_ros.learning.augment import AugmentConfig, PairAugmentation
 from dense_descriptors_ros.learning.dataset import PairDataset, VideoClip, load_clip
 from dense_descriptors_ros.learning.flow import FlowConfig, FlowLabeler
-from dense_descriptors_ros.learning.loss import LossConfig, PixelwiseContrastiveLoss, sample_descriptors
+from dense_descriptors_ros.learning.loss import LossConfig, PixelwiseContrastiveLoss
 from dense_descriptors_ros.learning.masks import MASK_KINDS
 from dense_descriptors_ros.learning.sampling import PairSampler, SamplerConfig
 from dense_descriptors_ros.learning.training_plots import descriptor_grid, loss_curve, validation_figure
@@ -203,7 +204,7 @@ class Trainer:
     def _with_hard_negatives(self, batch: dict[str, torch.Tensor], desc_a: torch.Tensor, desc_b: torch.Tensor) -> None:
         """Append the UCN hard negative of every match as one more non-match column (all groups)."""
         with torch.no_grad():
-            anchors = sample_descriptors(desc_a.detach().float(), batch["matches_a"])
+            anchors = sample_descriptor_maps(desc_a.detach().float(), batch["matches_a"], normalize=False)
             found, flags = [], []
             for k in range(desc_b.shape[0]):
                 position, far = self.sampler.hard_negatives(anchors[k], desc_b[k].detach(), batch["matches_b"][k])
