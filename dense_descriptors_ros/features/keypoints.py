@@ -58,7 +58,7 @@ def grid_spread(scores: np.ndarray, cells: np.ndarray, limit: int) -> np.ndarray
     order = np.lexsort((-scores, cells))
     sorted_cell = cells[order]
     first = np.searchsorted(sorted_cell, sorted_cell, side="left")
-    rank = np.arange(len(order)) - first
+    rank = np.arange(len(order)) - first  # 0 for each cell's best point, 1 for its second best, ...
     key = rank.astype(np.float64) * 1e6 - scores[order] / (np.abs(scores).max() + 1e-12)
     return order[np.argsort(key, kind="stable")[:limit]]
 

@@ -85,7 +85,8 @@ class PixelwiseContrastiveLoss(nn.Module):
         parts = {"match_loss": 0.0, "non_match_loss": 0.0}
         hard_total, nonmatch_total = 0.0, 0.0
         for g, (da, db) in enumerate(zip(groups_a, groups_b, strict=True)):
-            # The interpolated descriptors as they are, not renormalised: what the loss has always compared.
+            # Not renormalised: an interpolated descriptor between pixels that differ is shorter than one, and the
+            # match term sees that.
             anchor = sample_descriptor_maps(da, matches_a, normalize=False)  # (B, M, D)
             positive = sample_descriptor_maps(db, matches_b, normalize=False)
             match_loss = (((anchor - positive) ** 2).sum(-1) * valid).sum() / num_matches
