@@ -102,11 +102,11 @@ class DescriptorEngine:
         run_h, run_w = self.inference_size(h, w)
         if (run_h, run_w) != (h, w):
             x = F.interpolate(x, size=(run_h, run_w), mode="bilinear", align_corners=False, antialias=True)
-        groups = self.net.config.channel_groups
-        desc = upsample_descriptors(self.net(x).float(), (run_h, run_w), self.net.output_stride, groups)
+        norm = self.net.config.normalisation()
+        desc = upsample_descriptors(self.net(x).float(), (run_h, run_w), self.net.output_stride, *norm)
         if (run_h, run_w) != (h, w):
             desc = F.interpolate(desc, size=(h, w), mode="bilinear", align_corners=False)
-            desc = normalize_descriptors(desc, groups)
+            desc = normalize_descriptors(desc, *norm)
         return desc
 
     def compute(self, image: np.ndarray) -> np.ndarray:

@@ -6,9 +6,9 @@
     It is the generic prior that fine-tuning used to destroy: it is never trained unless asked.
 (b) Fine part: a few convolutions on the image plus the encoder's map at the output stride, trained with the
     pixelwise contrastive loss on flow labels; it adds what the prior lacks on the user's object.
-The two are L2-normalised separately and fused as cat(a, w b) / sqrt(1 + w^2) (papers/004 eq. 7), so the result has
-unit norm and ``fusion_weight`` w says how much the learned part counts. With ``fine_dim`` 0 the descriptor is the
-projected prior alone: the out-of-the-box model.
+The two are L2-normalised separately and fused as cat(a, w b) / sqrt(1 + w^2) (papers/004 eq. 7; DescriptorNet's
+normalisation does it), so the result has unit norm and ``fusion_weight`` w says how much the learned part counts.
+With ``fine_dim`` 0 the descriptor is the projected prior alone: the out-of-the-box model.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ def _conv(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
 
 
 class SemanticFineFusion(nn.Module):
-    """Normalised, stride-padded RGB (N, 3, H, W) -> unit descriptors (N, Ds + Df, H / s, W / s)."""
+    """Normalised, stride-padded RGB (N, 3, H, W) -> (N, Ds + Df, H / s, W / s): the unit semantic part, then the
+    raw fine part."""
 
     def __init__(
         self,
@@ -38,7 +39,6 @@ class SemanticFineFusion(nn.Module):
         semantic_dim: int,
         fine_dim: int,
         fine_width: int,
-        fusion_weight: float,
         output_stride: int,
         semantic_trainable: bool,
         pretrained: bool,
@@ -47,7 +47,7 @@ class SemanticFineFusion(nn.Module):
         if output_stride not in (1, 2, 4):
             raise ValueError(f"the fused network ends at output stride 1, 2 or 4, got {output_stride}")
         self.semantic_taps = tuple(sorted(semantic_taps))
-        self.semantic_dim, self.fine_dim, self.fusion_weight = semantic_dim, fine_dim, fusion_weight
+        self.semantic_dim, self.fine_dim = semantic_dim, fine_dim
         self.output_stride = output_stride
         self.semantic_trainable = semantic_trainable
         fine_tap = max(2, output_stride)  # the encoder has no stride-1 map; a stride-1 fine branch reads stride 2
@@ -106,6 +106,5 @@ class SemanticFineFusion(nn.Module):
         tap = taps[self._fine_index]
         if tap.shape[-2:] != size:
             tap = F.interpolate(tap, size=size, mode="bilinear", align_corners=False)
-        fine = F.normalize(self.fine_head(torch.cat([self.fine_stem(x), tap], dim=1)), dim=1)
-        w = self.fusion_weight
-        return torch.cat([semantic, w * fine], dim=1) / math.sqrt(1.0 + w * w)
+        fine = self.fine_head(torch.cat([self.fine_stem(x), tap], dim=1))
+        return torch.cat([semantic, fine], dim=1)  # DescriptorNet normalises and weights the two parts

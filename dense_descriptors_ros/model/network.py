@@ -110,6 +110,21 @@ class ModelConfig:
                 )
             if not self.semantic_taps or set(self.semantic_taps) - set(TAP_STRIDES):
                 raise ValueError(f"semantic_taps {list(self.semantic_taps)} must be among {list(TAP_STRIDES)}")
+            parts = (self.semantic_dim, self.fine_dim) if self.fine_dim else ()
+            if self.channel_groups not in ((), parts):
+                raise ValueError(
+                    f"fused: channel_groups must be empty or {list(parts)}, got {list(self.channel_groups)}"
+                )
+
+    def normalisation(self) -> tuple[tuple[int, ...], tuple[float, ...] | None]:
+        """(channel groups, group weights) of the output's normalisation (see ``normalize_descriptors``).
+
+        A fused descriptor is its semantic and fine parts, each of unit length, weighted 1 : fusion_weight
+        (papers/004 eq. 7); otherwise the SAND channel groups, or the whole vector.
+        """
+        if self.architecture == "fused" and self.fine_dim:
+            return (self.semantic_dim, self.fine_dim), (1.0, self.fusion_weight)
+        return self.channel_groups, None
 
 
 class DescriptorNet(nn.Module):
@@ -125,7 +140,6 @@ class DescriptorNet(nn.Module):
                 c.semantic_dim,
                 c.fine_dim,
                 c.fine_width,
-                c.fusion_weight,
                 c.output_stride,
                 c.semantic_trainable,
                 c.pretrained,
@@ -176,23 +190,31 @@ class DescriptorNet(nn.Module):
         rows, cols = self.output_size(*image.shape[-2:])
         x = self.prepare(image)
         y = self.body(x) if encoder_features is None else self.body(x, encoder_features)
-        return normalize_descriptors(y[..., :rows, :cols], self.config.channel_groups)
+        return normalize_descriptors(y[..., :rows, :cols], *self.config.normalisation())
 
 
-def normalize_descriptors(desc: torch.Tensor, channel_groups: tuple[int, ...] = ()) -> torch.Tensor:
+def normalize_descriptors(
+    desc: torch.Tensor, channel_groups: tuple[int, ...] = (), group_weights: tuple[float, ...] | None = None
+) -> torch.Tensor:
     """Per-pixel L2 normalisation over dim 1 (correct for any batch size); per group when channels are split.
 
-    With groups, each group is normalised and scaled by sqrt(size/D) so the whole vector still has unit norm.
+    With groups, each group is normalised and scaled by w_g / sqrt(sum of w^2), so the whole vector still has unit
+    norm; the default weights sqrt(group size) make every channel count alike (SAND's split).
     """
     if not channel_groups:
         return F.normalize(desc, dim=1)
-    total = desc.shape[1]
+    weights = group_weights or tuple(math.sqrt(g) for g in channel_groups)
+    total = math.sqrt(sum(w * w for w in weights))
     parts = torch.split(desc, list(channel_groups), dim=1)
-    return torch.cat([F.normalize(p, dim=1) * (p.shape[1] / total) ** 0.5 for p in parts], dim=1)
+    return torch.cat([F.normalize(p, dim=1) * (w / total) for p, w in zip(parts, weights, strict=True)], dim=1)
 
 
 def upsample_descriptors(
-    desc: torch.Tensor, size: tuple[int, int], stride: int, channel_groups: tuple[int, ...] = ()
+    desc: torch.Tensor,
+    size: tuple[int, int],
+    stride: int,
+    channel_groups: tuple[int, ...] = (),
+    group_weights: tuple[float, ...] | None = None,
 ) -> torch.Tensor:
     """A (N, D, h, w) descriptor map of ``stride`` brought to image size (H, W): bilinear with pixel centres aligned
     (the map covers the image padded to a multiple of the stride), renormalised. A no-op at stride 1."""
@@ -200,4 +222,4 @@ def upsample_descriptors(
         return desc
     padded = (desc.shape[-2] * stride, desc.shape[-1] * stride)
     up = F.interpolate(desc, size=padded, mode="bilinear", align_corners=False)[..., : size[0], : size[1]]
-    return normalize_descriptors(up, channel_groups)
+    return normalize_descriptors(up, channel_groups, group_weights)
