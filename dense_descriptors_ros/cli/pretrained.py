@@ -24,8 +24,7 @@ from dense_descriptors_ros.model.semantic_projection import (
     save_projection,
     shipped_projection_file,
 )
-from dense_descriptors_ros.synthetic.object_renderer import render_object_sequence
-from dense_descriptors_ros.synthetic.render_assets import OBJECT_NAMES
+from dense_descriptors_ros.synthetic.object_renderer import TARGET_NAMES, render_object_sequence
 from dense_descriptors_ros.synthetic.textures import BACKGROUND_NAMES
 
 log = logging.getLogger(__name__)
@@ -35,7 +34,7 @@ REFIT_SEED = 100  # scenes of the refit: seeds REFIT_SEED + k, far from the suit
 def refit_scenes(frames_per_scene: int = 40, every: int = 4) -> list[np.ndarray]:
     """Frames of every rendered object over the backgrounds in turn, at 320x240 and shrunk to 160x120."""
     images = []
-    for k, obj in enumerate(tqdm(OBJECT_NAMES, desc="render refit scenes", unit="scene")):
+    for k, obj in enumerate(tqdm(TARGET_NAMES, desc="render refit scenes", unit="scene")):
         background = BACKGROUND_NAMES[k % len(BACKGROUND_NAMES)]
         seq = render_object_sequence(
             n_frames=frames_per_scene, progress=False, object=obj, background=background, seed=REFIT_SEED + k
@@ -61,7 +60,7 @@ def run_pretrained(args: argparse.Namespace) -> int:
         net = DescriptorNet(PRETRAINED_CONFIG)
         explained = fit_semantic_projection(net, refit_scenes())
         path = save_projection(
-            net, shipped_projection_file(net), scenes=list(OBJECT_NAMES), seed=REFIT_SEED, explained=explained
+            net, shipped_projection_file(net), scenes=list(TARGET_NAMES), seed=REFIT_SEED, explained=explained
         )
         print(f"wrote {path}: {explained:.1%} of the semantic feature variance in {net.config.semantic_dim} dims")
     if args.out:

@@ -61,6 +61,13 @@ class TrainConfig:
     )
     amp: bool = field(default=True, metadata={"help": "mixed precision (CUDA only; ignored on CPU)"})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes", "range": (0, 64)})
+    fit_semantic_projection: bool = field(
+        default=True,
+        metadata={
+            "help": "fused networks: fit the semantic part's projection (PCA of the frozen features) on the training "
+            "frames before training; off: keep the shipped one"
+        },
+    )
     encoder_cache_mb: int = field(
         default=2048,
         metadata={

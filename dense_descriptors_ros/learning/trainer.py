@@ -45,6 +45,7 @@ from dense_descriptors_ros.metrics.error_percentile import error_percentiles
 from dense_descriptors_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from dense_descriptors_ros.model.engine import image_to_tensor, resolve_device
 from dense_descriptors_ros.model.network import DescriptorNet, upsample_descriptors
+from dense_descriptors_ros.model.semantic_projection import fit_semantic_projection, load_projection
 
 log = logging.getLogger(__name__)
 
@@ -322,6 +323,7 @@ class Trainer:
         (self.out_dir / "config.yaml").write_text(yaml.safe_dump(to_mapping(self.config), sort_keys=False))
         self._measure_labels()
         if self.epoch == 0 and not self.history["val_epoch"]:
+            self._fit_semantic_projection()
             untrained = self.validate()
             self._log_validation(0, untrained)
             log.info("untrained: mean error percentile %.2f", untrained["mean_error_percentile"])
@@ -364,6 +366,19 @@ class Trainer:
         if tb := self._tb():
             tb.close()
         return self.summary()
+
+    def _fit_semantic_projection(self) -> None:
+        """A fused network's semantic basis: the PCA of its frozen features on this run's training frames, or the
+        shipped basis (model/data/) when the recipe says so."""
+        if self.net.config.architecture != "fused":
+            return
+        if not self.config.fit_semantic_projection:
+            log.info("semantic projection: %s", load_projection(self.net))
+            return
+        frames = [f for clip in self.train_set.clips for f in clip.frames[: len(clip.frames) // 2 : 4]]
+        explained = fit_semantic_projection(self.net, frames)
+        share = 100 * explained
+        log.info("semantic projection fitted on %d training frames (%.0f %% of the variance)", len(frames), share)
 
     def _measure_labels(self) -> None:
         """Flow label quality per gap on a fixed sample of the training pairs: files, one log line per gap."""

@@ -164,7 +164,8 @@ class DescriptorNet(nn.Module):
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """(rows, columns) of the descriptor map for an image of this size."""
         s = self.output_stride
-        return math.ceil(height / s), math.ceil(width / s)
+        # Integer arithmetic, not math.ceil: under ONNX tracing the sizes stay symbolic (dynamic H and W).
+        return (height + s - 1) // s, (width + s - 1) // s
 
     def prepare(self, image: torch.Tensor) -> torch.Tensor:
         """Normalised input, padded (replicate) to a multiple of the encoder stride."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from dense_descriptors_ros.config import ConfigError, from_mapping
 from dense_descriptors_ros.learning.dataset import VideoClip
@@ -100,3 +101,39 @@ def test_recipes_load_and_bad_keys_are_named(tmp_path: Path) -> None:
         load_train_config(tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="channel_groups"):
         from_mapping(TrainConfig, {"model": {"descriptor_dim": 16, "channel_groups": [8, 8]}})
+
+
+def test_fused_training_trains_the_fine_branch_only_and_caches_the_encoder(tmp_path: Path) -> None:
+    video = textured_object_video(num_frames=16, height=96, width=128, seed=1)
+    clip = VideoClip("synthetic", video.frames, GroundTruthMasks(video.masks))
+    recipe = {
+        **TINY,
+        "model": {
+            "architecture": "fused",
+            "semantic_taps": [8, 16],
+            "semantic_dim": 8,
+            "fine_dim": 8,
+            "descriptor_dim": 16,
+        },
+        "sampler": {**TINY["sampler"], "negatives": "bands", "band_min_px": [0, 0], "band_max_px": [float("inf"), 12]},
+        "augment": {"brightness": 0.0, "contrast": 0.0},
+        "epochs": 2,
+        "steps_per_epoch": 6,
+        "label_quality_pairs": 0,
+    }
+    recipe["model"]["descriptor_dim"] = 16
+    config = from_mapping(TrainConfig, recipe)
+    assert config.model.channel_groups == (8, 8)  # one negative band per part
+    train_set, val_set = datasets_from_clips(config, [clip])
+    trainer = Trainer(config, train_set, val_set, tmp_path / "run")
+    encoder = {k: v.clone() for k, v in trainer.net.body.encoder.state_dict().items()}
+    fine = {k: v.clone() for k, v in trainer.net.body.fine_head.state_dict().items()}
+    summary = trainer.fit()
+    assert summary["final_val_loss"] < summary["untrained_val_loss"]
+    net = load_checkpoint(tmp_path / "run" / "last")
+    assert net.config.output_stride == 4 and net.config.fine_dim == 8
+    assert all(torch.equal(v, net.body.encoder.state_dict()[k]) for k, v in encoder.items())  # frozen, BN included
+    assert any(not torch.equal(v, net.body.fine_head.state_dict()[k]) for k, v in fine.items())
+    assert summary["encoder_cache"]["hits"] > summary["encoder_cache"]["misses"] > 0
+    # The projection was fitted on the training frames: not the random orthonormal start.
+    assert not torch.equal(net.body.projection_mean, torch.zeros_like(net.body.projection_mean))
