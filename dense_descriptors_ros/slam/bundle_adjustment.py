@@ -75,7 +75,7 @@ class BundleAdjustmentResult:
     initial_cost: float
     final_cost: float
     # (K, 6, 6) marginal covariance of each free pose as a right perturbation of T_world_cam, (translation,
-    # rotation) order; NaN for fixed poses; None unless asked for.
+    # rotation) order; NaN for fixed poses; None unless asked for or when the system is (near) singular.
     covariances: np.ndarray | None = None
 
 
@@ -192,7 +192,8 @@ class _FactorGraph:
         optimizer = gtsam.LevenbergMarquardtOptimizer(self.graph, self.values, params)
         initial_cost = cost = optimizer.error()
         done = 0
-        while done < iterations and not (should_stop is not None and should_stop()):
+        # At least one iteration: an abort that arrives as the solve starts should not waste it.
+        while done < iterations and not (done > 0 and should_stop is not None and should_stop()):
             optimizer.iterate()
             done += 1
             converged = cost - optimizer.error() <= params.getRelativeErrorTol() * cost
@@ -205,11 +206,15 @@ class _FactorGraph:
         self.points[self.observed] = gtsam.utilities.extractPoint3(self.values).reshape(-1, 3)
         return initial_cost, cost, done
 
-    def covariances(self, fixed: np.ndarray) -> np.ndarray:
-        """(K, 6, 6) marginal covariances of the free poses (NaN for fixed ones), see BundleAdjustmentResult."""
+    def covariances(self, fixed: np.ndarray) -> np.ndarray | None:
+        """(K, 6, 6) marginal covariances of the free poses (NaN for fixed ones), see BundleAdjustmentResult; None
+        when GTSAM finds the system (near) singular, e.g. a keyframe seen only through mono points."""
         X = self.gtsam.symbol_shorthand.X
         out = np.full((len(self.poses), 6, 6), np.nan)
-        marginals = self.gtsam.Marginals(self.marginal_graph, self.values)
-        for k in np.nonzero(~fixed)[0].tolist():
-            out[k] = covariance_from_gtsam(marginals.marginalCovariance(X(k)))
+        try:
+            marginals = self.gtsam.Marginals(self.marginal_graph, self.values)
+            for k in np.nonzero(~fixed)[0].tolist():
+                out[k] = covariance_from_gtsam(marginals.marginalCovariance(X(k)))
+        except (RuntimeError, IndexError):  # an indeterminate system, or a pose the marginal graph lacks
+            return None
         return out

@@ -208,7 +208,8 @@ class LocalMapper:
             for i, k in enumerate(window):
                 if k in self.map.keyframes:
                     self.map.keyframes[k].T_world_cam = invert_pose(result.poses[i])
-                    self.map.keyframes[k].covariance = result.covariances[i]
+                    if result.covariances is not None:
+                        self.map.keyframes[k].covariance = result.covariances[i]
             alive = self.map.alive[points]
             self.map.positions[points[alive]] = result.points[alive]
             outlier = result.chi2 > CHI2_STEREO_95 * 2.0

@@ -106,6 +106,16 @@ def test_marginal_covariances_are_the_inverse_hessian():
         np.testing.assert_allclose(result.covariances[k], expected, rtol=1e-3, atol=1e-12)
 
 
+def test_marginals_of_a_singular_window_are_left_out():
+    """Without stereo observations the marginal graph cannot fix the free poses: no covariances, the BA still runs."""
+    poses, points, cam_idx, pt_idx, meas, _ = _synthetic_problem(seed=9, n_poses=3, n_points=40)
+    mono = np.zeros(len(cam_idx), bool)
+    problem = BundleAdjustmentProblem(poses, points, cam_idx, pt_idx, meas, mono, _first_fixed(3))
+    result = solve_bundle_adjustment(CAMERA, problem, iterations=2, marginals=True)
+    assert result.covariances is None
+    np.testing.assert_allclose(result.poses, poses, atol=1e-6)
+
+
 def test_a_problem_with_nothing_to_optimise_is_rejected():
     empty = np.zeros(0, int)
     problem = BundleAdjustmentProblem(
