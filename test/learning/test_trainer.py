@@ -89,13 +89,14 @@ def test_short_training_beats_the_untrained_network_and_resumes(
 
 def test_recipes_load_and_bad_keys_are_named(tmp_path: Path) -> None:
     scene = load_train_config(REPO / "training" / "scene.yaml")
-    assert scene.sampler.negatives == "bands" and scene.model.channel_groups == (16, 16)
-    assert scene.sampler.band_max_px == [float("inf"), 25.0]
+    assert scene.sampler.negatives == "bands" and scene.model.architecture == "fused"
+    assert scene.model.channel_groups == (32, 16) and scene.sampler.band_max_px == [float("inf"), 25.0]
     paper = load_train_config(REPO / "training" / "object.yaml")
-    assert (paper.sampler.num_matches, paper.sampler.non_matches_per_match, paper.epochs) == (2500, 150, 10)
+    assert paper.model.architecture == "fused" and paper.model.output_stride == 4
+    assert (paper.sampler.num_matches, paper.sampler.non_matches_per_match, paper.epochs) == (1500, 50, 10)
     flows = {name: load_train_config(REPO / "training" / f"{name}.yaml").flow for name in ("object", "scene", "demo")}
     checks = {name: (f.scale, f.cycle_max_px, f.direct_max_px) for name, f in flows.items()}
-    assert checks == {"object": (2, 0.5, 1.0), "scene": (2, 0.5, 0.0), "demo": (1, 0.5, 0.0)}
+    assert checks == {"object": (2, 0.5, 1.0), "scene": (2, 0.5, 0.0), "demo": (1, 0.5, 1.0)}
     (tmp_path / "bad.yaml").write_text("sampler:\n  num_match: 10\n")
     with pytest.raises(ConfigError, match="num_match"):
         load_train_config(tmp_path / "bad.yaml")
