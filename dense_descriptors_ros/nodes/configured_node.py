@@ -102,6 +102,11 @@ class ConfiguredLifecycleNode(LifecycleNode):
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    def close(self) -> None:
+        """Release everything and destroy the node (process exit, whatever the lifecycle state)."""
+        self._release()
+        self.destroy_node()
+
     def _release(self) -> None:
         self.stop()
         for sub in self._subs:

@@ -14,6 +14,8 @@ from dense_descriptors_ros.nodes.configured_node import ConfiguredLifecycleNode
 from dense_descriptors_ros.nodes.input_problems import InputProblems
 from dense_descriptors_ros.nodes.latest_frame_worker import LatestFrameWorker
 
+EXIT_WAIT = 0.5  # seconds a closing node waits for the frame in progress
+
 
 class FrameWorkerNode(ConfiguredLifecycleNode):
     def __init__(self, node_name: str, **kwargs: Any) -> None:
@@ -31,6 +33,11 @@ class FrameWorkerNode(ConfiguredLifecycleNode):
 
     def stop(self) -> None:
         self.worker.stop()
+
+    def close(self) -> None:
+        # The process is exiting: a frame in the middle of an inference is abandoned, not waited for.
+        self.worker.stop(timeout=EXIT_WAIT)
+        super().close()
 
     def _guarded_process(self, item: Any) -> None:
         if self.enabled:

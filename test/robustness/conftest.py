@@ -1,0 +1,176 @@
+"""Fixtures of the robustness tests: nodes started as their own processes (as `ros2 run` starts them), and a
+``remote`` that drives any node through its ROS services from this process's graph (as `ros2 lifecycle`,
+`ros2 param` and `ros2 service` do).
+
+Everything here opens DDS traffic: run it with scripts/run_tests.sh (private network namespace, own domain id).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.msg import Log
+from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from dense_descriptors_ros.nodes.in_process_graph import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def ros_argument(value: Any) -> str:
+    """A parameter value as `--ros-args -p name:=value` takes it (YAML)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(ros_argument(v) for v in value) + "]"
+    return str(value)
+
+
+class NodeProcess:
+    """One node executable running as a child process; its stdout and stderr go to ``log_path``."""
+
+    def __init__(self, command: list[str], log_path: Path, cwd: Path) -> None:
+        self.log_path = log_path
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+        with log_path.open("wb") as log_file:
+            self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture
+def start_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
+    """``start_node(executable, params, name=None, wrapper=())``: run ``dense_descriptors_ros.nodes.<executable>``
+    with ``--ros-args -p`` parameters (``name`` renames the node); ``wrapper`` is a command prefix (e.g. unshare).
+    Every process still running at the end of the test is killed."""
+    started: list[NodeProcess] = []
+
+    def start(
+        executable: str, params: dict[str, Any] | None = None, name: str | None = None, wrapper: tuple = ()
+    ) -> NodeProcess:
+        command = [*wrapper, sys.executable, "-m", f"dense_descriptors_ros.nodes.{executable}", "--ros-args"]
+        if name:
+            command += ["-r", f"__node:={name}"]
+        for key, value in (params or {}).items():
+            command += ["-p", f"{key}:={ros_argument(value)}"]
+        process = NodeProcess(command, tmp_path / f"{name or executable}.log", tmp_path)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+class Remote:
+    """Talks to nodes by name through their services, from a helper node of the test's graph."""
+
+    def __init__(self, ros: Any) -> None:
+        self.node = ros.node("remote_control")
+        self._clients: dict[str, Any] = {}
+
+    def call(self, srv_type: Any, service: str, request: Any, timeout: float = 30.0) -> Any:
+        """The response of ``service``; None when it is not offered (yet) or did not answer within ``timeout``."""
+        if service not in self._clients:
+            self._clients[service] = self.node.create_client(srv_type, service)
+        client = self._clients[service]
+        if not client.wait_for_service(timeout_sec=min(timeout, 5.0)):
+            return None
+        future = client.call_async(request)
+        return future.result() if wait_for(future.done, timeout=timeout) else None
+
+    def state(self, node: str) -> str | None:
+        """The lifecycle state label of ``node`` (as `ros2 lifecycle get`), None when it does not answer."""
+        response = self.call(GetState, f"/{node}/get_state", GetState.Request(), timeout=5.0)
+        return response.current_state.label if response is not None else None
+
+    def wait_state(self, node: str, label: str, timeout: float = 120.0) -> bool:
+        return wait_for(lambda: self.state(node) == label, timeout=timeout, period=0.5)
+
+    def change_state(self, node: str, label: str = "", transition_id: int = 0) -> bool | None:
+        """Trigger a transition by label (as `ros2 lifecycle set`) or by id; its success, None if no answer."""
+        request = ChangeState.Request(transition=Transition(id=transition_id, label=label))
+        response = self.call(ChangeState, f"/{node}/change_state", request, timeout=60.0)
+        return response.success if response is not None else None
+
+    def set_parameters(self, node: str, **values: Any) -> list:
+        """Set parameters through the node's parameter service (as `ros2 param set`); the results."""
+        request = SetParameters.Request(
+            parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
+        )
+        response = self.call(SetParameters, f"/{node}/set_parameters", request)
+        assert response is not None, f"/{node}/set_parameters did not answer"
+        return list(response.results)
+
+
+@pytest.fixture
+def remote(ros) -> Remote:
+    return Remote(ros)
+
+
+@pytest.fixture
+def rosout(ros) -> list:
+    """Every log message (rcl_interfaces/Log) the nodes of this graph publish on /rosout from now on."""
+    received: list = []
+    qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+    ros.node("rosout_listener").create_subscription(Log, "/rosout", received.append, qos)
+    return received
+
+
+@pytest.fixture
+def log_lines(rosout: list) -> Callable[..., list[str]]:
+    """``log_lines(node, level=None)``: the texts ``node`` logged on /rosout (optionally only at ``level``)."""
+
+    def lines(node: str, level: int | None = None) -> list[str]:
+        return [m.msg for m in list(rosout) if m.name == node and (level is None or m.level == level)]
+
+    return lines
+
+
+@pytest.fixture
+def exit_all_within() -> Callable[..., dict[str, float]]:
+    """``exit_all_within(processes, signals)``: signal every process at once; the seconds each took to exit."""
+    return _exit_all_within
+
+
+def _exit_all_within(
+    processes: dict[str, NodeProcess], signals: dict[str, signal.Signals], timeout: float = 15.0
+) -> dict[str, float]:
+    """Signal every process at once; the seconds each took to exit (inf if it did not within ``timeout``)."""
+    sent = {}
+    for name, process in processes.items():
+        sent[name] = time.monotonic()
+        process.process.send_signal(signals[name])
+    seconds: dict[str, float] = {}
+    deadline = time.monotonic() + timeout
+    while len(seconds) < len(processes) and time.monotonic() < deadline:
+        for name, process in processes.items():
+            if name not in seconds and process.process.poll() is not None:
+                seconds[name] = time.monotonic() - sent[name]
+        time.sleep(0.02)
+    return {name: seconds.get(name, float("inf")) for name in processes}
