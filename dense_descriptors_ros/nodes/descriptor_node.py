@@ -34,6 +34,7 @@ class DescriptorNodeConfig(NodeConfig, DescriptorSourceConfig):
 
 class DescriptorNode(FrameWorkerNode):
     CONFIG = DescriptorNodeConfig
+    LIVE_PARAMETERS = frozenset({"publish_viz"})
 
     def __init__(self, node_name: str = "descriptor_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)

@@ -77,6 +77,7 @@ def _stamp_seconds(header: Any) -> float:
 
 class SlamNode(FrameWorkerNode):
     CONFIG = SlamNodeConfig
+    LIVE_PARAMETERS = frozenset({"map_dir", "map_points_period", "max_path_length", "sync_slop"})
 
     def __init__(self, node_name: str = "slam_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
@@ -123,6 +124,10 @@ class SlamNode(FrameWorkerNode):
             for side in ("left", "right")
         ]
         return self._image_subscriptions(qos) + infos
+
+    def apply_live_parameters(self, names: set[str]) -> None:
+        if self.sync is not None:
+            self.sync.slop = self.config.sync_slop
 
     def release_resources(self) -> None:
         with self._lock:

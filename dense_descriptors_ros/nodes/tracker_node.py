@@ -71,8 +71,14 @@ class TrackerNodeConfig(NodeConfig, DescriptorSourceConfig, TrackerConfig):
         return TrackerConfig(**{f.name: getattr(self, f.name) for f in fields(TrackerConfig)})
 
 
+# Tracks keep reference descriptors and windows made with patch_size and consistency_radius: those need a
+# re-configure; every other matching setting applies from the next frame.
+LIVE_TRACKER_SETTINGS = frozenset(f.name for f in fields(TrackerConfig)) - {"patch_size", "consistency_radius"}
+
+
 class TrackerNode(FrameWorkerNode):
     CONFIG = TrackerNodeConfig
+    LIVE_PARAMETERS = LIVE_TRACKER_SETTINGS | {"marker_pixel_scale", "marker_labels", "trail_length"}
 
     def __init__(self, node_name: str = "tracker_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
@@ -122,6 +128,13 @@ class TrackerNode(FrameWorkerNode):
             self._stats_timer = None
         self.engine = None
         free_device_memory()
+
+    def apply_live_parameters(self, names: set[str]) -> None:
+        with self._lock:
+            if self.tracker is not None:
+                self.tracker.config = self.config.tracker_config()
+            if names & {"trail_length", "marker_labels"}:
+                self.drawer = TrackDrawer(self.config.trail_length, self.config.marker_labels)
 
     @property
     def pending_queries(self) -> int:

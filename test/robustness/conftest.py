@@ -20,8 +20,8 @@ import pytest
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Log
-from rcl_interfaces.srv import SetParameters
-from rclpy.parameter import Parameter
+from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from dense_descriptors_ros.nodes.in_process_graph import wait_for
@@ -109,8 +109,10 @@ class Remote:
         response = self.call(GetState, f"/{node}/get_state", GetState.Request(), timeout=5.0)
         return response.current_state.label if response is not None else None
 
-    def wait_state(self, node: str, label: str, timeout: float = 120.0) -> bool:
-        return wait_for(lambda: self.state(node) == label, timeout=timeout, period=0.5)
+    def wait_state(self, node: str, label: str, process: NodeProcess | None = None, timeout: float = 120.0) -> bool:
+        """Wait until ``node`` reports state ``label``; gives up early when its ``process`` has exited."""
+        wait_for(lambda: self.state(node) == label or (process is not None and not process.alive()), timeout, 0.5)
+        return self.state(node) == label
 
     def change_state(self, node: str, label: str = "", transition_id: int = 0) -> bool | None:
         """Trigger a transition by label (as `ros2 lifecycle set`) or by id; its success, None if no answer."""
@@ -126,6 +128,12 @@ class Remote:
         response = self.call(SetParameters, f"/{node}/set_parameters", request)
         assert response is not None, f"/{node}/set_parameters did not answer"
         return list(response.results)
+
+    def get_parameter(self, node: str, name: str) -> Any:
+        """A parameter's value (as `ros2 param get`)."""
+        response = self.call(GetParameters, f"/{node}/get_parameters", GetParameters.Request(names=[name]))
+        assert response is not None, f"/{node}/get_parameters did not answer"
+        return parameter_value_to_python(response.values[0])
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def test_idle_nodes_exit_within_two_seconds(ros, start_node, remote, exit_all_wi
         "recorder_node": start_node("recorder_node", {"output_dir": str(tmp_path / "bags")}),
     }
     for name, process in processes.items():
-        assert remote.wait_state(name, "active"), f"{name} did not become active:\n{process.log()}"
+        assert remote.wait_state(name, "active", process), f"{name} did not become active:\n{process.log()}"
     signals = {
         "descriptor_node": signal.SIGINT,
         "tracker_node": signal.SIGTERM,
@@ -55,8 +55,8 @@ def test_node_exits_within_two_seconds_mid_inference_and_after_failed_activation
         "busy": start_node("descriptor_node", {"device": "cpu", "max_side": 0, "image_qos": "reliable"}, "busy"),
         "broken": start_node("tracker_node", {"device": "cpu", "model_dir": str(checkpoint)}, "broken"),
     }
-    assert remote.wait_state("busy", "active"), processes["busy"].log()
-    assert remote.wait_state("broken", "inactive"), processes["broken"].log()
+    assert remote.wait_state("busy", "active", processes["busy"]), processes["busy"].log()
+    assert remote.wait_state("broken", "inactive", processes["broken"]), processes["broken"].log()
     descriptors = ros.collector(Image, "descriptors")
     camera = ros.node("camera").create_publisher(
         Image, "image", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
