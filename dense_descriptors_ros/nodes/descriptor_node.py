@@ -24,7 +24,7 @@ from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig
 from dense_descriptors_ros.nodes.configured_node import NodeConfig
 from dense_descriptors_ros.nodes.frame_worker_node import FrameWorkerNode
 from dense_descriptors_ros.nodes.node_main import run_node
-from dense_descriptors_ros.nodes.qos_profiles import RELIABLE_OUT, qos_by_name
+from dense_descriptors_ros.nodes.qos_profiles import LARGE_OUT, qos_by_name
 
 
 @dataclass
@@ -46,8 +46,8 @@ class DescriptorNode(FrameWorkerNode):
 
     def make_publishers(self) -> dict[str, Any]:
         return {
-            "descriptors": self.create_publisher(Image, "descriptors", RELIABLE_OUT),
-            "viz": self.create_publisher(Image, "descriptors/viz", RELIABLE_OUT),
+            "descriptors": self.create_publisher(Image, "descriptors", LARGE_OUT),
+            "viz": self.create_publisher(Image, "descriptors/viz", LARGE_OUT),
         }
 
     def acquire(self) -> None:

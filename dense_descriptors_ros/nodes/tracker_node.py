@@ -30,7 +30,7 @@ from dense_descriptors_ros.nodes.configured_node import NodeConfig
 from dense_descriptors_ros.nodes.frame_worker_node import FrameWorkerNode
 from dense_descriptors_ros.nodes.messages.tracks import delete_all_markers, tracks_to_markers, tracks_to_pointcloud2
 from dense_descriptors_ros.nodes.node_main import run_node
-from dense_descriptors_ros.nodes.qos_profiles import RELIABLE_OUT, qos_by_name
+from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, RELIABLE_OUT, qos_by_name
 from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig
 from dense_descriptors_ros.tracking.track_drawing import TrackDrawer
 
@@ -44,6 +44,13 @@ class TrackerNodeConfig(NodeConfig, DescriptorSourceConfig, TrackerConfig):
         metadata={
             "help": "image: run the network in this node; descriptors: subscribe a descriptor_node",
             "choices": INPUTS,
+        },
+    )
+    descriptors_qos: str = field(
+        default="reliable",
+        metadata={
+            "help": "QoS of the descriptors subscription (input: descriptors), depth 1; large messages need reliable",
+            "choices": QOS_NAMES,
         },
     )
     query_points: list[float] = field(
@@ -112,9 +119,11 @@ class TrackerNode(FrameWorkerNode):
             self.engine = open_engine(self.config, self.get_logger())
 
     def make_subscriptions(self) -> list:
-        qos = qos_by_name(self.config.image_qos)
+        if self.config.input == "image":
+            topic, qos = "image", qos_by_name(self.config.image_qos)
+        else:
+            topic, qos = "descriptors", qos_by_name(self.config.descriptors_qos, depth=1)
         overrides = QoSOverridingOptions.with_default_policies()
-        topic = "image" if self.config.input == "image" else "descriptors"
         if self.config.stats_period > 0:
             self._stats_timer = self.create_timer(self.config.stats_period, self._log_stats)
         return [

@@ -65,17 +65,24 @@ class NodeProcess:
 
 @pytest.fixture
 def start_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
-    """``start_node(executable, params, name=None, wrapper=())``: run ``dense_descriptors_ros.nodes.<executable>``
-    with ``--ros-args -p`` parameters (``name`` renames the node); ``wrapper`` is a command prefix (e.g. unshare).
-    Every process still running at the end of the test is killed."""
+    """``start_node(executable, params, name=None, params_file=None, wrapper=())``: run
+    ``dense_descriptors_ros.nodes.<executable>`` with a parameter file and ``--ros-args -p`` parameters (``name``
+    renames the node); ``wrapper`` is a command prefix (e.g. unshare). Processes still running at the end are
+    killed."""
     started: list[NodeProcess] = []
 
     def start(
-        executable: str, params: dict[str, Any] | None = None, name: str | None = None, wrapper: tuple = ()
+        executable: str,
+        params: dict[str, Any] | None = None,
+        name: str | None = None,
+        params_file: Path | None = None,
+        wrapper: tuple = (),
     ) -> NodeProcess:
         command = [*wrapper, sys.executable, "-m", f"dense_descriptors_ros.nodes.{executable}", "--ros-args"]
         if name:
             command += ["-r", f"__node:={name}"]
+        if params_file:
+            command += ["--params-file", str(params_file)]
         for key, value in (params or {}).items():
             command += ["-p", f"{key}:={ros_argument(value)}"]
         process = NodeProcess(command, tmp_path / f"{name or executable}.log", tmp_path)
