@@ -23,6 +23,7 @@ from dense_descriptors_ros.io.recording_policy import (
     bag_path,
     session_name,
 )
+from dense_descriptors_ros.io.stamp_gaps import StampGaps
 
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 
@@ -37,6 +38,7 @@ class BagRecorder:
         self.output_dir = Path(config.output_dir).expanduser()
         self.msgtype = COMPRESSED_TYPE if config.compressed else IMAGE_TYPE
         self.selector = FrameSelector(config)
+        self.gaps = StampGaps()  # frames lost before they reached the recorder
         self.split_policy = SplitPolicy.from_config(config)
         self.bags: list[Path] = []  # bags of the current (or last) session, in order
         self.frames_per_bag: list[int] = []
@@ -119,6 +121,7 @@ class BagRecorder:
                 return Verdict.UNDECODABLE
             header_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
             stamp = (header_ns or receive_ns) * 1e-9
+            self.gaps.add(stamp)
             decode = (lambda: compressed_to_numpy(msg)) if self.config.compressed else (lambda: image_to_numpy(msg))
             verdict = self.selector.select(stamp, decode)
             if verdict is Verdict.KEPT:

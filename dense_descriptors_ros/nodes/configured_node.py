@@ -25,6 +25,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 
 from dense_descriptors_ros.config import ConfigError, check_value
+from dense_descriptors_ros.nodes.node_diagnostics import NodeDiagnostics
 from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES
 from dense_descriptors_ros.nodes.ros_parameters import (
     as_declared_type,
@@ -47,6 +48,13 @@ class NodeConfig:
         },
     )
     autostart: bool = field(default=True, metadata={"help": "configure and activate the lifecycle node at start-up"})
+    diagnostics_period: float = field(
+        default=1.0,
+        metadata={
+            "help": "seconds between diagnostic_msgs/DiagnosticArray messages on /diagnostics (0 = off)",
+            "range": (0.0, 3600.0),
+        },
+    )
 
 
 class ConfiguredLifecycleNode(LifecycleNode):
@@ -61,6 +69,7 @@ class ConfiguredLifecycleNode(LifecycleNode):
         self.config: Any = None
         self._subs: list = []
         self._pubs: dict[str, Any] = {}
+        self.diagnostics = NodeDiagnostics(self)
         self.add_pre_set_parameters_callback(self._as_declared_types)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._guard_change_state()
@@ -90,6 +99,10 @@ class ConfiguredLifecycleNode(LifecycleNode):
     def apply_live_parameters(self, names: set[str]) -> None:
         """Make parameters ``names`` (of LIVE_PARAMETERS), already in ``self.config``, take effect."""
 
+    def diagnostic_values(self) -> dict[str, Any]:
+        """Counts published on /diagnostics (see NodeDiagnostics for the keys that raise a warning)."""
+        return {}
+
     # --- lifecycle -------------------------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
@@ -114,6 +127,7 @@ class ConfiguredLifecycleNode(LifecycleNode):
             self.get_logger().error(f"activate failed: {_one_line(exc)}")
             self._release()
             return TransitionCallbackReturn.FAILURE
+        self.diagnostics.start(self.config.diagnostics_period)
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -138,6 +152,7 @@ class ConfiguredLifecycleNode(LifecycleNode):
         self.destroy_node()
 
     def _release(self) -> None:
+        self.diagnostics.stop()
         self.stop()
         for sub in self._subs:
             self.destroy_subscription(sub)

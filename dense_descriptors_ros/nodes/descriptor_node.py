@@ -57,7 +57,7 @@ class DescriptorNode(FrameWorkerNode):
     def make_subscriptions(self) -> list:
         overrides = QoSOverridingOptions.with_default_policies()
         qos = qos_by_name(self.config.image_qos)
-        return [self.create_subscription(Image, "image", self.worker.put, qos, qos_overriding_options=overrides)]
+        return [self.create_subscription(Image, "image", self.receive, qos, qos_overriding_options=overrides)]
 
     def release_resources(self) -> None:
         self.engine = None

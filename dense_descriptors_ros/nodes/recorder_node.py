@@ -26,11 +26,19 @@ from dense_descriptors_ros.io.bag_recorder import BagRecorder
 from dense_descriptors_ros.io.recording_policy import RecordingConfig
 from dense_descriptors_ros.nodes.configured_node import ConfiguredLifecycleNode, NodeConfig
 from dense_descriptors_ros.nodes.node_main import run_node
-from dense_descriptors_ros.nodes.qos_profiles import qos_by_name
+from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, qos_by_name
 
 
 @dataclass
 class RecorderNodeConfig(NodeConfig, RecordingConfig):
+    image_qos: str = field(
+        default="reliable",
+        metadata={
+            "help": "QoS of the image and camera_info subscriptions; reliable (the default) loses no frame of a "
+            "reliable camera, sensor_data is needed for a best-effort one (and loses frames under load)",
+            "choices": QOS_NAMES,
+        },
+    )
     record_on_start: bool = field(default=True, metadata={"help": "start recording as soon as the node is active"})
     queue_depth: int = field(
         default=10, metadata={"help": "subscription queue depth (frames waiting to be recorded)", "range": (1, 1000)}
@@ -87,6 +95,21 @@ class RecorderNode(ConfiguredLifecycleNode):
         if self._flush_timer is not None:
             self.destroy_timer(self._flush_timer)
             self._flush_timer = None
+
+    def diagnostic_values(self) -> dict[str, Any]:
+        if self.recorder is None:
+            return {"state": "not active"}
+        counts = self.recorder.counts
+        return {
+            "state": f"recording to {self.recorder.current_bag}" if self.recorder.recording else "not recording",
+            "received": counts.received,
+            "kept": counts.kept,
+            "lost": self.recorder.gaps.lost,
+            "skipped over max_rate": counts.skipped_rate,
+            "skipped near-duplicate": counts.skipped_duplicate,
+            "skipped blurry": counts.skipped_blur,
+            "bad input": counts.undecodable,
+        }
 
     # --- recording -------------------------------------------------------------------------------------------
     def _start_recording(self) -> str:

@@ -127,7 +127,7 @@ class TrackerNode(FrameWorkerNode):
         if self.config.stats_period > 0:
             self._stats_timer = self.create_timer(self.config.stats_period, self._log_stats)
         return [
-            self.create_subscription(Image, topic, self.worker.put, qos, qos_overriding_options=overrides),
+            self.create_subscription(Image, topic, self.receive, qos, qos_overriding_options=overrides),
             self.create_subscription(PointStamped, "queries", self._on_query, RELIABLE_OUT),
         ]
 
@@ -163,13 +163,11 @@ class TrackerNode(FrameWorkerNode):
         with self._lock:
             self._pending_queries.append((float(msg.point.x), float(msg.point.y)))
 
+    def diagnostic_values(self) -> dict[str, Any]:
+        return {**super().diagnostic_values(), "tracks": self.tracker.num_tracks if self.tracker else 0}
+
     def _log_stats(self) -> None:
-        c = self.worker.counts
-        tracks = self.tracker.num_tracks if self.tracker else 0
-        self.get_logger().info(
-            f"frames received {c.received}, processed {c.processed}, dropped {c.dropped}, failed {c.failed}, "
-            f"bad input {self.problems.total}; {tracks} track(s)"
-        )
+        self.get_logger().info("frames " + ", ".join(f"{k} {v}" for k, v in self.diagnostic_values().items()))
 
     # --- work ------------------------------------------------------------------------------------------------
     def _descriptors_and_image(self, msg: Image) -> tuple[np.ndarray, np.ndarray | None] | None:

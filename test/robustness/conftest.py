@@ -17,13 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from builtin_interfaces.msg import Time
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Log
 from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
 
+from dense_descriptors_ros.geometry.camera import StereoCamera
+from dense_descriptors_ros.io.image_conversion import numpy_to_image
 from dense_descriptors_ros.nodes.in_process_graph import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -189,3 +194,51 @@ def _exit_all_within(
                 seconds[name] = time.monotonic() - sent[name]
         time.sleep(0.02)
     return {name: seconds.get(name, float("inf")) for name in processes}
+
+
+class StereoRig:
+    """Publishes rectified stereo pairs with their CameraInfo to a slam_node of the test's graph."""
+
+    camera = StereoCamera(fx=200.0, fy=200.0, cx=160.0, cy=120.0, baseline=0.12, width=320, height=240)
+
+    def __init__(self, ros: Any) -> None:
+        node = ros.node("stereo_rig")
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self._pubs = {
+            name: node.create_publisher(kind, name, qos)
+            for name, kind in [
+                ("left/image_rect", Image),
+                ("right/image_rect", Image),
+                ("left/camera_info", CameraInfo),
+                ("right/camera_info", CameraInfo),
+            ]
+        }
+        cam = self.camera
+        self._infos = {}
+        for side, tx in (("left", 0.0), ("right", -cam.fx * cam.baseline)):
+            info = CameraInfo(width=cam.width, height=cam.height)
+            info.k = [cam.fx, 0.0, cam.cx, 0.0, cam.fy, cam.cy, 0.0, 0.0, 1.0]
+            info.p = [cam.fx, 0.0, cam.cx, tx, 0.0, cam.fy, cam.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+            self._infos[side] = info
+
+    def connected(self) -> bool:
+        return all(p.get_subscription_count() > 0 for p in self._pubs.values())
+
+    def publish(self, frame: Any, stamp: float, right_stamp: float | None = None) -> None:
+        """One pair of a synthetic_stereo_sequence frame (mono8), stamped ``stamp`` (right: ``right_stamp``)."""
+        for side, image, t in (
+            ("left", frame.left, stamp),
+            ("right", frame.right, stamp if right_stamp is None else right_stamp),
+        ):
+            sec = int(t)
+            header = Header(stamp=Time(sec=sec, nanosec=round((t - sec) * 1e9)), frame_id=f"{side}_camera_optical")
+            self._infos[side].header = header
+            self._pubs[f"{side}/camera_info"].publish(self._infos[side])
+            msg = numpy_to_image(image, "mono8")
+            msg.header = header
+            self._pubs[f"{side}/image_rect"].publish(msg)
+
+
+@pytest.fixture
+def stereo_rig(ros) -> StereoRig:
+    return StereoRig(ros)
