@@ -39,6 +39,7 @@ class BagRecorder:
         self.msgtype = COMPRESSED_TYPE if config.compressed else IMAGE_TYPE
         self.selector = FrameSelector(config)
         self.gaps = StampGaps()  # frames lost before they reached the recorder
+        self.last_problem = ""  # why the last undecodable frame could not be used
         self.split_policy = SplitPolicy.from_config(config)
         self.bags: list[Path] = []  # bags of the current (or last) session, in order
         self.frames_per_bag: list[int] = []
@@ -116,14 +117,14 @@ class BagRecorder:
                 return None
             try:
                 msg = self._typestore.deserialize_cdr(raw, self.msgtype)
-            except Exception:  # rosbags raises several types for bad CDR
+            except Exception as exc:  # rosbags raises several types for bad CDR
+                self.last_problem = f"not a {self.msgtype} message: {exc}"
                 self.selector.counts.add(Verdict.UNDECODABLE)
                 return Verdict.UNDECODABLE
             header_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
             stamp = (header_ns or receive_ns) * 1e-9
             self.gaps.add(stamp)
-            decode = (lambda: compressed_to_numpy(msg)) if self.config.compressed else (lambda: image_to_numpy(msg))
-            verdict = self.selector.select(stamp, decode)
+            verdict = self.selector.select(stamp, lambda: self._decode(msg))
             if verdict is Verdict.KEPT:
                 self._write_frame(bytes(raw), receive_ns)
             return verdict
@@ -132,7 +133,14 @@ class BagRecorder:
         bags = ", ".join(f"{p.name} ({n} frames)" for p, n in zip(self.bags, self.frames_per_bag, strict=True))
         return f"{self.counts.summary()}; bag(s) in {self.output_dir}: {bags or 'none'}"
 
-    # --- under the lock ----------------------------------------------------------------------------------------
+    # --- under the lock ---------------------------------------------------------------------------------------
+    def _decode(self, msg: object) -> object:
+        try:
+            return compressed_to_numpy(msg) if self.config.compressed else image_to_numpy(msg)
+        except ValueError as exc:
+            self.last_problem = str(exc)
+            raise
+
     def _open_bag(self) -> None:
         path = bag_path(self.output_dir, self._session, len(self.bags))
         writer = ImageBagWriter(

@@ -7,12 +7,13 @@ It adds the worker (subscriptions feed ``receive``, which counts gaps in the sta
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from std_srvs.srv import SetBool
 
 from dense_descriptors_ros.io.stamp_gaps import StampGaps
-from dense_descriptors_ros.nodes.configured_node import ConfiguredLifecycleNode
+from dense_descriptors_ros.nodes.configured_node import ConfiguredLifecycleNode, NodeConfig
 from dense_descriptors_ros.nodes.input_problems import InputProblems
 from dense_descriptors_ros.nodes.latest_frame_worker import LatestFrameWorker
 
@@ -24,7 +25,22 @@ def stamp_seconds(header: Any) -> float:
     return header.stamp.sec + header.stamp.nanosec * 1e-9
 
 
+@dataclass
+class FrameNodeConfig(NodeConfig):
+    """Parameters of every node that processes camera frames."""
+
+    max_input_pixels: int = field(
+        default=4096 * 4096,
+        metadata={
+            "help": "images with more pixels than this are rejected before they are decoded (counted as bad input)",
+            "range": (1, 10**9),
+        },
+    )
+
+
 class FrameWorkerNode(ConfiguredLifecycleNode):
+    LIVE_PARAMETERS = frozenset({"max_input_pixels"})
+
     def __init__(self, node_name: str, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.problems = InputProblems(self.get_logger())
@@ -80,8 +96,8 @@ class FrameWorkerNode(ConfiguredLifecycleNode):
         if self.enabled:
             self.process(item)
 
-    def _on_worker_error(self, exc: BaseException) -> None:
-        self.problems.report(type(exc).__name__, str(exc))
+    def _on_worker_error(self, exc: Exception) -> None:
+        self.problems.report_error(exc)
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         self.enabled = bool(request.data)

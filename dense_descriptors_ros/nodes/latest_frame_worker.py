@@ -26,7 +26,7 @@ class LatestFrameWorker:
     def __init__(
         self,
         process: Callable[[Any], None],
-        on_error: Callable[[BaseException], None],
+        on_error: Callable[[Exception], None],
         name: str = "frame-worker",
     ) -> None:
         self._process = process

@@ -23,8 +23,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
 from dense_descriptors_ros.io.bag_recorder import BagRecorder
-from dense_descriptors_ros.io.recording_policy import RecordingConfig
+from dense_descriptors_ros.io.recording_policy import RecordingConfig, Verdict
 from dense_descriptors_ros.nodes.configured_node import ConfiguredLifecycleNode, NodeConfig
+from dense_descriptors_ros.nodes.input_problems import InputProblems
 from dense_descriptors_ros.nodes.node_main import run_node
 from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, qos_by_name
 
@@ -51,6 +52,7 @@ class RecorderNode(ConfiguredLifecycleNode):
     def __init__(self, node_name: str = "recorder_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.recorder: BagRecorder | None = None
+        self.problems = InputProblems(self.get_logger())
         self._flush_timer = None
         self.create_service(Trigger, "~/start", self._on_start)
         self.create_service(Trigger, "~/stop", self._on_stop)
@@ -126,8 +128,10 @@ class RecorderNode(ConfiguredLifecycleNode):
         return summary
 
     def _on_image(self, raw: bytes) -> None:
-        if self.recorder is not None:
-            self.recorder.offer_image(raw, self.get_clock().now().nanoseconds)
+        if self.recorder is None:
+            return
+        if self.recorder.offer_image(raw, self.get_clock().now().nanoseconds) is Verdict.UNDECODABLE:
+            self.problems.report("undecodable", f"frame not recorded: {self.recorder.last_problem}")
 
     def _on_camera_info(self, raw: bytes) -> None:
         if self.recorder is not None:

@@ -31,8 +31,7 @@ from dense_descriptors_ros.geometry.camera import StereoCamera, optical_to_body_
 from dense_descriptors_ros.io.image_conversion import image_to_numpy, to_rgb8
 from dense_descriptors_ros.model.checkpoint import model_id
 from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, free_device_memory, open_engine
-from dense_descriptors_ros.nodes.configured_node import NodeConfig
-from dense_descriptors_ros.nodes.frame_worker_node import FrameWorkerNode, stamp_seconds
+from dense_descriptors_ros.nodes.frame_worker_node import FrameNodeConfig, FrameWorkerNode, stamp_seconds
 from dense_descriptors_ros.nodes.messages.odometry import append_to_path, odometry_message, odometry_transforms
 from dense_descriptors_ros.nodes.messages.pointcloud import xyz_to_pointcloud2
 from dense_descriptors_ros.nodes.messages.slam import status_message, tracked_features_image
@@ -51,7 +50,7 @@ UNMATCHED_LOG_EVERY = 100  # unmatched stereo images between two warnings
 
 
 @dataclass
-class SlamNodeConfig(NodeConfig, DescriptorSourceConfig):
+class SlamNodeConfig(FrameNodeConfig, DescriptorSourceConfig):
     slam: StereoSlamConfig = field(default_factory=StereoSlamConfig)
     map_frame: str = field(default="map", metadata={"help": "global frame of the map"})
     odom_frame: str = field(default="odom", metadata={"help": "odometry frame (map -> odom is the identity)"})
@@ -73,7 +72,7 @@ class SlamNodeConfig(NodeConfig, DescriptorSourceConfig):
 
 class SlamNode(FrameWorkerNode):
     CONFIG = SlamNodeConfig
-    LIVE_PARAMETERS = frozenset({"map_dir", "map_points_period", "max_path_length", "sync_slop"})
+    LIVE_PARAMETERS = FrameWorkerNode.LIVE_PARAMETERS | {"map_dir", "map_points_period", "max_path_length", "sync_slop"}
 
     def __init__(self, node_name: str = "slam_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
@@ -237,10 +236,10 @@ class SlamNode(FrameWorkerNode):
     def process(self, pair: tuple[Image, Image]) -> None:
         left_msg, right_msg = pair
         try:
-            left = to_rgb8(image_to_numpy(left_msg))
-            right = to_rgb8(image_to_numpy(right_msg))
+            left = to_rgb8(image_to_numpy(left_msg, self.config.max_input_pixels))
+            right = to_rgb8(image_to_numpy(right_msg, self.config.max_input_pixels))
         except ValueError as exc:
-            self.problems.report("bad image", str(exc))
+            self.problems.report_error(exc)
             return
         with self._lock:
             if self.slam is None:

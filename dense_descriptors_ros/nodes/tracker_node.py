@@ -23,11 +23,10 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
 from dense_descriptors_ros.config import ConfigError
-from dense_descriptors_ros.io.image_conversion import image_to_numpy, numpy_to_image, to_rgb8
+from dense_descriptors_ros.io.image_conversion import ImageError, image_to_numpy, numpy_to_image, to_rgb8
 from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
 from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, free_device_memory, open_engine
-from dense_descriptors_ros.nodes.configured_node import NodeConfig
-from dense_descriptors_ros.nodes.frame_worker_node import FrameWorkerNode
+from dense_descriptors_ros.nodes.frame_worker_node import FrameNodeConfig, FrameWorkerNode
 from dense_descriptors_ros.nodes.messages.tracks import delete_all_markers, tracks_to_markers, tracks_to_pointcloud2
 from dense_descriptors_ros.nodes.node_main import run_node
 from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, RELIABLE_OUT, qos_by_name
@@ -38,7 +37,7 @@ INPUTS = ("image", "descriptors")
 
 
 @dataclass
-class TrackerNodeConfig(NodeConfig, DescriptorSourceConfig, TrackerConfig):
+class TrackerNodeConfig(FrameNodeConfig, DescriptorSourceConfig, TrackerConfig):
     input: str = field(
         default="image",
         metadata={
@@ -85,7 +84,11 @@ LIVE_TRACKER_SETTINGS = frozenset(f.name for f in fields(TrackerConfig)) - {"pat
 
 class TrackerNode(FrameWorkerNode):
     CONFIG = TrackerNodeConfig
-    LIVE_PARAMETERS = LIVE_TRACKER_SETTINGS | {"marker_pixel_scale", "marker_labels", "trail_length"}
+    LIVE_PARAMETERS = (
+        FrameWorkerNode.LIVE_PARAMETERS
+        | LIVE_TRACKER_SETTINGS
+        | {"marker_pixel_scale", "marker_labels", "trail_length"}
+    )
 
     def __init__(self, node_name: str = "tracker_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
@@ -172,14 +175,14 @@ class TrackerNode(FrameWorkerNode):
     # --- work ------------------------------------------------------------------------------------------------
     def _descriptors_and_image(self, msg: Image) -> tuple[np.ndarray, np.ndarray | None] | None:
         try:
-            array = image_to_numpy(msg)
+            array = image_to_numpy(msg, self.config.max_input_pixels)
             if self.config.input == "image":
                 rgb = to_rgb8(array)
                 return self.engine.compute(rgb), rgb
             if array.ndim != 3 or array.dtype != np.float32:
-                raise ValueError(f"expected a 32FC<D> descriptor image, got encoding {msg.encoding}")
+                raise ImageError("not a descriptor image", f"expected a 32FC<D> image, got encoding {msg.encoding}")
         except ValueError as exc:
-            self.problems.report(f"bad input ({msg.encoding})", str(exc))
+            self.problems.report_error(exc)
             return None
         return array, None  # no camera image: tracks/image is drawn on the descriptor colouring
 
