@@ -1,18 +1,15 @@
-"""Fixtures of the robustness tests: nodes started as their own processes (as `ros2 run` starts them), and a
-``remote`` that drives any node through its ROS services from this process's graph (as `ros2 lifecycle`,
-`ros2 param` and `ros2 service` do).
+"""Fixtures of the robustness tests: a ``remote`` that drives any node (a process started with the root conftest's
+``start_node``, or one in this process) through its ROS services from this process's graph (as `ros2 lifecycle`,
+`ros2 param` and `ros2 service` do), the log on /rosout, a stereo rig.
 
 Everything here opens DDS traffic: run it with scripts/run_tests.sh (private network namespace, own domain id).
 """
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,71 +29,6 @@ from dense_descriptors_ros.io.image_conversion import numpy_to_image
 from dense_descriptors_ros.nodes.in_process_graph import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def ros_argument(value: Any) -> str:
-    """A parameter value as `--ros-args -p name:=value` takes it (YAML)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(ros_argument(v) for v in value) + "]"
-    return str(value)
-
-
-class NodeProcess:
-    """One node executable running as a child process; its stdout and stderr go to ``log_path``."""
-
-    def __init__(self, command: list[str], log_path: Path, cwd: Path) -> None:
-        self.log_path = log_path
-        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-        with log_path.open("wb") as log_file:
-            self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def kill(self) -> None:
-        if self.alive():
-            self.process.kill()
-        self.process.wait()
-
-
-@pytest.fixture
-def start_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
-    """``start_node(executable, params, name=None, params_file=None, wrapper=())``: run
-    ``dense_descriptors_ros.nodes.<executable>`` with a parameter file and ``--ros-args -p`` parameters (``name``
-    renames the node); ``wrapper`` is a command prefix (e.g. unshare). Processes still running at the end are
-    killed."""
-    started: list[NodeProcess] = []
-
-    def start(
-        executable: str,
-        params: dict[str, Any] | None = None,
-        name: str | None = None,
-        params_file: Path | None = None,
-        wrapper: tuple = (),
-    ) -> NodeProcess:
-        command = [*wrapper, sys.executable, "-m", f"dense_descriptors_ros.nodes.{executable}", "--ros-args"]
-        if name:
-            command += ["-r", f"__node:={name}"]
-        if params_file:
-            command += ["--params-file", str(params_file)]
-        for key, value in (params or {}).items():
-            command += ["-p", f"{key}:={ros_argument(value)}"]
-        process = NodeProcess(command, tmp_path / f"{name or executable}.log", tmp_path)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.kill()
 
 
 class Remote:
@@ -121,7 +53,7 @@ class Remote:
         response = self.call(GetState, f"/{node}/get_state", GetState.Request(), timeout=5.0)
         return response.current_state.label if response is not None else None
 
-    def wait_state(self, node: str, label: str, process: NodeProcess | None = None, timeout: float = 120.0) -> bool:
+    def wait_state(self, node: str, label: str, process: Any = None, timeout: float = 120.0) -> bool:
         """Wait until ``node`` reports state ``label``; gives up early when its ``process`` has exited."""
         wait_for(lambda: self.state(node) == label or (process is not None and not process.alive()), timeout, 0.5)
         return self.state(node) == label
@@ -179,7 +111,7 @@ def exit_all_within() -> Callable[..., dict[str, float]]:
 
 
 def _exit_all_within(
-    processes: dict[str, NodeProcess], signals: dict[str, signal.Signals], timeout: float = 15.0
+    processes: dict[str, Any], signals: dict[str, signal.Signals], timeout: float = 15.0
 ) -> dict[str, float]:
     """Signal every process at once; the seconds each took to exit (inf if it did not within ``timeout``)."""
     sent = {}
