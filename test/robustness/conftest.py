@@ -19,6 +19,7 @@ from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Log
 from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -83,6 +84,20 @@ class Remote:
 @pytest.fixture
 def remote(ros) -> Remote:
     return Remote(ros)
+
+
+@pytest.fixture
+def active_node(ros) -> Callable[..., Any]:
+    """``active_node(node_type, name=None, **params)``: a node of this process's graph, configured and active."""
+
+    def make(node_type: type, name: str | None = None, **params: Any) -> Any:
+        overrides = [Parameter(k, value=v) for k, v in params.items()]
+        node = ros.add(node_type(*([name] if name else []), context=ros.context, parameter_overrides=overrides))
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        return node
+
+    return make
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import Log
-from rclpy.lifecycle import TransitionCallbackReturn
-from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -19,17 +17,8 @@ pytestmark = pytest.mark.ros
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
-def _active(ros, node_type, **params):
-    node = ros.add(
-        node_type(context=ros.context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
-    )
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    return node
-
-
-def test_two_problems_of_one_encoding_are_two_causes(ros, rosout, log_lines):
-    node = _active(ros, DescriptorNode, image_qos="reliable", device="cpu", max_side=64)
+def test_two_problems_of_one_encoding_are_two_causes(ros, active_node, rosout, log_lines):
+    node = active_node(DescriptorNode, image_qos="reliable", device="cpu", max_side=64)
     descriptors = ros.collector(Image, "descriptors")
     pub = ros.node("camera").create_publisher(Image, "image", RELIABLE)
     assert wait_for(lambda: pub.get_subscription_count() > 0)
@@ -49,8 +38,8 @@ def test_two_problems_of_one_encoding_are_two_causes(ros, rosout, log_lines):
     assert wait_for(lambda: (pub.publish(good) or True) and descriptors, timeout=30, period=1.0)
 
 
-def test_recorder_warns_about_an_undecodable_frame_at_once(ros, rosout, log_lines, tmp_path):
-    node = _active(ros, RecorderNode, output_dir=str(tmp_path / "bags"), compressed=True, max_rate=0.0)
+def test_recorder_warns_about_an_undecodable_frame_at_once(ros, active_node, rosout, log_lines, tmp_path):
+    node = active_node(RecorderNode, output_dir=str(tmp_path / "bags"), compressed=True, max_rate=0.0)
     pub = ros.node("camera").create_publisher(CompressedImage, "image", RELIABLE)
     assert wait_for(lambda: pub.get_subscription_count() > 0)
     pub.publish(CompressedImage(format="jpeg", data=b"not a jpeg at all"))

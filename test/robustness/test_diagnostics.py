@@ -5,8 +5,6 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.lifecycle import TransitionCallbackReturn
-from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
 
@@ -20,16 +18,6 @@ pytestmark = pytest.mark.ros
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # 10 Hz with frames 4, 5 and 8, 9, 10 missing: 5 lost.
 STAMPS = [0.0, 0.1, 0.2, 0.3, 0.6, 0.7, 1.1, 1.2]
-
-
-def _active(ros, node_type, **params):
-    params = {"image_qos": "reliable", "diagnostics_period": 0.2, **params}
-    node = ros.add(
-        node_type(context=ros.context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
-    )
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    return node
 
 
 def _stamped(msg, t):
@@ -58,8 +46,8 @@ def _values(status):
     ],
     ids=["tracker_node", "descriptor_node"],
 )
-def test_lost_frames_are_counted_on_diagnostics(ros, node_type, params, topic, output, message):
-    node = _active(ros, node_type, **params)
+def test_lost_frames_are_counted_on_diagnostics(ros, active_node, node_type, params, topic, output, message):
+    node = active_node(node_type, image_qos="reliable", diagnostics_period=0.2, **params)
     name = node.get_fully_qualified_name()
     diagnostics = ros.collector(DiagnosticArray, "/diagnostics")
     outputs = ros.collector(output, "tracks" if output is PointCloud2 else "descriptors")
@@ -83,13 +71,8 @@ def test_lost_frames_are_counted_on_diagnostics(ros, node_type, params, topic, o
     assert any(s.level == DiagnosticStatus.WARN and "lost" in s.message for s in statuses)
 
 
-def test_recorder_subscribes_reliably_and_reports_its_counts(ros, tmp_path):
-    params = {"output_dir": str(tmp_path / "bags"), "diagnostics_period": 0.2}  # image_qos: the default
-    node = ros.add(
-        RecorderNode(context=ros.context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
-    )
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+def test_recorder_subscribes_reliably_and_reports_its_counts(ros, active_node, tmp_path):
+    node = active_node(RecorderNode, output_dir=str(tmp_path / "bags"), diagnostics_period=0.2)  # image_qos: default
     (image_sub,) = [s for s in node.subscriptions if s.topic_name == "/image"]
     assert image_sub.qos_profile.reliability == ReliabilityPolicy.RELIABLE
     diagnostics = ros.collector(DiagnosticArray, "/diagnostics")

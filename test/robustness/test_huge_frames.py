@@ -4,8 +4,6 @@ descriptor images follow the inference resolution (or max_output_side), not the 
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
-from rclpy.lifecycle import TransitionCallbackReturn
-from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
@@ -17,14 +15,8 @@ pytestmark = pytest.mark.ros
 RELIABLE = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
 
-def _node(ros, **params):
-    values = {"image_qos": "reliable", "device": "cpu", **params}
-    node = ros.add(
-        DescriptorNode(context=ros.context, parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
-    )
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    return node
+def _node(active_node, **params):
+    return active_node(DescriptorNode, image_qos="reliable", device="cpu", **params)
 
 
 def _camera(ros, node):
@@ -47,8 +39,8 @@ def _rss_mb():
         return int(f.read().split()[1]) * 4096 / 1e6
 
 
-def test_frames_above_the_pixel_limit_are_rejected_before_decoding(ros):
-    node = _node(ros, max_input_pixels=50_000, max_side=64)
+def test_frames_above_the_pixel_limit_are_rejected_before_decoding(ros, active_node):
+    node = _node(active_node, max_input_pixels=50_000, max_side=64)
     pub, descriptors, _ = _camera(ros, node)
     pub.publish(_frame(240, 320, 1))  # 76 800 pixels
     assert wait_for(lambda: node.problems.counts["too large"] == 1, timeout=20), node.problems.counts
@@ -56,8 +48,8 @@ def test_frames_above_the_pixel_limit_are_rejected_before_decoding(ros):
     assert {m.header.stamp.sec for m in descriptors} == {2}
 
 
-def test_the_default_pixel_limit_keeps_memory_flat(ros):
-    node = _node(ros, max_side=64)
+def test_the_default_pixel_limit_keeps_memory_flat(ros, active_node):
+    node = _node(active_node, max_side=64)
     assert node.config.max_input_pixels == 4096 * 4096
     pub, _, _ = _camera(ros, node)
     huge = _frame(4000, 6000, 3, "mono8")  # 24 Mpx: decoded and run at full size it would take gigabytes
@@ -67,8 +59,8 @@ def test_the_default_pixel_limit_keeps_memory_flat(ros):
     assert _rss_mb() - before < 200
 
 
-def test_descriptors_follow_the_inference_resolution_or_max_output_side(ros, remote):
-    node = _node(ros, max_side=80)
+def test_descriptors_follow_the_inference_resolution_or_max_output_side(ros, active_node, remote):
+    node = _node(active_node, max_side=80)
     pub, descriptors, viz = _camera(ros, node)
     assert wait_for(lambda: (pub.publish(_frame(120, 160, 4)) or True) and descriptors and viz, timeout=30, period=1.0)
     assert (descriptors[-1].height, descriptors[-1].width) == (60, 80)

@@ -3,18 +3,14 @@ others are refused with the reason, and everything is accepted again once the no
 
 import pytest
 from rclpy.lifecycle import TransitionCallbackReturn
-from rclpy.parameter import Parameter
 
 from dense_descriptors_ros.nodes.tracker_node import TrackerNode
 
 pytestmark = pytest.mark.ros
 
 
-def test_tracker_applies_live_parameters_and_refuses_the_rest(ros, remote):
-    overrides = [Parameter("input", value="descriptors"), Parameter("stats_period", value=0.0)]
-    node = ros.add(TrackerNode(context=ros.context, parameter_overrides=overrides))
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+def test_tracker_applies_live_parameters_and_refuses_the_rest(active_node, remote):
+    node = active_node(TrackerNode, input="descriptors", stats_period=0.0)
 
     (result,) = remote.set_parameters("tracker_node", max_descriptor_distance=0.3)
     assert result.successful

@@ -5,8 +5,6 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import Log
-from rclpy.lifecycle import TransitionCallbackReturn
-from rclpy.parameter import Parameter
 from std_srvs.srv import Trigger
 
 from dense_descriptors_ros.nodes.in_process_graph import wait_for
@@ -16,13 +14,21 @@ from dense_descriptors_ros.synthetic.box_room import synthetic_stereo_sequence
 pytestmark = pytest.mark.ros
 
 
-def _slam(ros, name="slam_node", **params):
-    values = {"image_qos": "reliable", "slam.feature_type": "orb", "diagnostics_period": 0.2, **params}
-    overrides = [Parameter(k, value=v) for k, v in values.items()]
-    node = ros.add(SlamNode(name, context=ros.context, parameter_overrides=overrides))
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    return node
+@pytest.fixture
+def slam(ros, active_node, stereo_rig):
+    """``slam(seed, count, name=..., **params)``: an active ORB slam_node, the rig connected to it, its odometry and
+    /diagnostics collectors and ``count`` frames of a synthetic stereo sequence."""
+
+    def start(seed, count, name="slam_node", **params):
+        values = {"image_qos": "reliable", "slam.feature_type": "orb", "diagnostics_period": 0.2, **params}
+        active_node(SlamNode, name, **values)
+        odometry = ros.collector(Odometry, "odometry")
+        diagnostics = ros.collector(DiagnosticArray, "/diagnostics")
+        assert wait_for(stereo_rig.connected)
+        frames = synthetic_stereo_sequence(stereo_rig.camera, count, turns=0.05, with_descriptors=False, seed=seed)
+        return odometry, diagnostics, frames
+
+    return start
 
 
 def _play(rig, odometry, frames, stamps, right_offset=0.0, expect_output=True):
@@ -40,11 +46,8 @@ def _call(remote, service):
     return response
 
 
-def test_truncated_map_is_refused_and_the_node_keeps_working(ros, remote, stereo_rig, tmp_path):
-    _slam(ros, map_dir=str(tmp_path / "first"))
-    odometry = ros.collector(Odometry, "odometry")
-    assert wait_for(stereo_rig.connected)
-    frames = synthetic_stereo_sequence(stereo_rig.camera, 5, turns=0.05, with_descriptors=False, seed=3)
+def test_truncated_map_is_refused_and_the_node_keeps_working(slam, remote, stereo_rig, tmp_path):
+    odometry, _, frames = slam(3, 5, map_dir=str(tmp_path / "first"))
     _play(stereo_rig, odometry, frames[:3], [100.0, 100.1, 100.2])
     assert _call(remote, "/slam_node/save_map").success
     npz = tmp_path / "first" / "map.npz"
@@ -54,11 +57,8 @@ def test_truncated_map_is_refused_and_the_node_keeps_working(ros, remote, stereo
     _play(stereo_rig, odometry, frames[3:4], [100.3])  # still tracking
 
 
-def test_map_dir_changes_at_run_time(ros, remote, stereo_rig, tmp_path):
-    _slam(ros, map_dir=str(tmp_path / "first"))
-    odometry = ros.collector(Odometry, "odometry")
-    assert wait_for(stereo_rig.connected)
-    frames = synthetic_stereo_sequence(stereo_rig.camera, 2, turns=0.05, with_descriptors=False, seed=3)
+def test_map_dir_changes_at_run_time(slam, remote, stereo_rig, tmp_path):
+    odometry, _, frames = slam(3, 2, map_dir=str(tmp_path / "first"))
     _play(stereo_rig, odometry, frames, [100.0, 100.1])
     (result,) = remote.set_parameters("slam_node", map_dir=str(tmp_path / "second"))
     assert result.successful
@@ -67,12 +67,8 @@ def test_map_dir_changes_at_run_time(ros, remote, stereo_rig, tmp_path):
     assert (tmp_path / "second" / "map.yaml").is_file()
 
 
-def test_time_going_back_resets_the_map_with_a_warning(ros, stereo_rig, rosout, log_lines):
-    _slam(ros)
-    odometry = ros.collector(Odometry, "odometry")
-    diagnostics = ros.collector(DiagnosticArray, "/diagnostics")
-    assert wait_for(stereo_rig.connected)
-    frames = synthetic_stereo_sequence(stereo_rig.camera, 4, turns=0.05, with_descriptors=False, seed=4)
+def test_time_going_back_resets_the_map_with_a_warning(slam, stereo_rig, rosout, log_lines):
+    odometry, diagnostics, frames = slam(4, 4)
     _play(stereo_rig, odometry, frames, [200.0, 200.1, 200.2, 200.3])
     _play(stereo_rig, odometry, frames, [100.0, 100.1, 100.2, 100.3])  # a replayed bag starts again
     warnings = log_lines("slam_node", Log.WARN)
@@ -80,12 +76,8 @@ def test_time_going_back_resets_the_map_with_a_warning(ros, stereo_rig, rosout, 
     assert wait_for(lambda: _value(diagnostics, "/slam_node", "time jumps") == "1", timeout=10)
 
 
-def test_unpaired_stereo_is_reported(ros, stereo_rig, rosout, log_lines):
-    _slam(ros)
-    odometry = ros.collector(Odometry, "odometry")
-    diagnostics = ros.collector(DiagnosticArray, "/diagnostics")
-    assert wait_for(stereo_rig.connected)
-    frames = synthetic_stereo_sequence(stereo_rig.camera, 4, turns=0.05, with_descriptors=False, seed=5)
+def test_unpaired_stereo_is_reported(slam, stereo_rig, rosout, log_lines):
+    odometry, diagnostics, frames = slam(5, 4)
     _play(stereo_rig, odometry, frames, [300.0, 300.1, 300.2, 300.3], right_offset=0.02, expect_output=False)
     assert wait_for(lambda: int(_value(diagnostics, "/slam_node", "unmatched") or 0) >= 4, timeout=10)
     statuses = [s for a in diagnostics for s in a.status if s.name == "/slam_node"]
@@ -99,13 +91,10 @@ def test_unpaired_stereo_is_reported(ros, stereo_rig, rosout, log_lines):
     reason="the map's descriptor-space id is 'untrained' for every untrained network: needs model_fingerprint "
     "(backbone and D of the untrained network, the weights' hash of a checkpoint) from model/descriptor_source.py",
 )
-def test_map_of_another_untrained_network_is_refused(ros, remote, stereo_rig, tmp_path):
+def test_map_of_another_untrained_network_is_refused(slam, remote, stereo_rig, tmp_path):
     for name, backbone in (("slam_mobilenet", "mobilenet_v2"), ("slam_resnet", "resnet18")):
         params = {"slam.feature_type": "learned", "untrained_backbone": backbone, "device": "cpu"}
-        _slam(ros, name, map_dir=str(tmp_path / "map"), **params)
-    odometry = ros.collector(Odometry, "odometry")
-    assert wait_for(stereo_rig.connected)
-    frames = synthetic_stereo_sequence(stereo_rig.camera, 3, turns=0.05, with_descriptors=False, seed=6)
+        odometry, _, frames = slam(6, 3, name, map_dir=str(tmp_path / "map"), **params)
     for frame, stamp in zip(frames, [100.0, 100.1, 100.2], strict=True):
         before = len(odometry)
         stereo_rig.publish(frame, stamp)
