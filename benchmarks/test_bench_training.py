@@ -26,7 +26,8 @@ from dense_descriptors_ros.evaluation.baselines import DenseSift
 from dense_descriptors_ros.learning.dataset import VideoClip
 from dense_descriptors_ros.learning.flow import FlowConfig, FlowLabeler
 from dense_descriptors_ros.learning.masks import MaskProvider
-from dense_descriptors_ros.learning.trainer import TrainConfig, Trainer, datasets_from_clips
+from dense_descriptors_ros.learning.recipe import TrainConfig, datasets_from_clips
+from dense_descriptors_ros.learning.trainer import Trainer
 from dense_descriptors_ros.metrics.error_percentile import error_percentiles
 from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 

@@ -158,7 +158,8 @@ def record_video(frames: np.ndarray, folder: Path) -> Path:
 # --- 3. train ----------------------------------------------------------------------------------------------------
 def train_from_bag(bag: Path, folder: Path, size: DemoSize, seed: int) -> dict[str, Any]:
     from dense_descriptors_ros.config import from_mapping
-    from dense_descriptors_ros.learning.trainer import TrainConfig, Trainer, build_datasets
+    from dense_descriptors_ros.learning.recipe import TrainConfig, build_datasets
+    from dense_descriptors_ros.learning.trainer import Trainer
 
     recipe = yaml.safe_load(RECIPE.read_text())
     recipe.update({"epochs": size.epochs, "steps_per_epoch": size.steps_per_epoch, "seed": seed})

@@ -13,15 +13,14 @@ import sys
 from collections.abc import Callable
 from importlib import import_module
 
+from dense_descriptors_ros.synthetic.gl_rasterizer import RendererUnavailable
+
 # subcommand -> (module, help); each module provides add_<name>_arguments(parser) and run_<name>(args) -> int.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("dense_descriptors_ros.cli.demo", "run the main job on a generated sequence and write the results"),
     "train": ("dense_descriptors_ros.cli.train", "train a descriptor network self-supervised from video"),
-    "evaluate": (
-        "dense_descriptors_ros.evaluation.suites.command",
-        "evaluate a model against baselines; writes a report",
-    ),
-    "render": ("dense_descriptors_ros.evaluation.render_command", "render a ground-truth object or stereo dataset"),
+    "evaluate": ("dense_descriptors_ros.cli.evaluate", "evaluate a model against baselines; writes a report"),
+    "render": ("dense_descriptors_ros.cli.render", "render a ground-truth object or stereo dataset"),
     "track": ("dense_descriptors_ros.cli.track", "track points through a video, folder or bag"),
     "slam": ("dense_descriptors_ros.cli.slam", "stereo SLAM on rectified image folders: trajectory + map"),
     "describe": ("dense_descriptors_ros.cli.describe", "compute descriptor images and their colouring for frames"),
@@ -54,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
-    except (ValueError, OSError) as exc:
-        # Bad input (ConfigError, CheckpointError, a missing file, ...) is one line, not a traceback.
+    except (ValueError, OSError, RendererUnavailable) as exc:
+        # Bad input (ConfigError, CheckpointError, a missing file, ...) or a machine without the OpenGL driver the
+        # renderer needs is one line, not a traceback.
         log.debug("traceback of the error below", exc_info=True)
         message = " ".join(str(exc).split("\n"))
         print(f"dense-descriptors {args.command}: error: {message}", file=sys.stderr)

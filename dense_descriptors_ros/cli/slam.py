@@ -128,6 +128,7 @@ def run_slam(args: argparse.Namespace) -> int:
             states.append(slam.process(float(stamp), l_img, r_img).state)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
+        slam.wait_for_mapping(timeout=60.0)  # the last BA and loop correction belong in the trajectory
         trajectory = slam.trajectory()
         write_trajectory(trajectory, out / "trajectory_tum.txt", "tum")
         write_trajectory(trajectory, out / "trajectory_kitti.txt", "kitti")

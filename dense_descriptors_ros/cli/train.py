@@ -11,7 +11,8 @@ import yaml
 
 from dense_descriptors_ros.cli.config_options import ConfigOptions
 from dense_descriptors_ros.config import ConfigError, from_mapping, read_yaml_mapping
-from dense_descriptors_ros.learning.trainer import TrainConfig, Trainer, build_datasets
+from dense_descriptors_ros.learning.recipe import TrainConfig, build_datasets
+from dense_descriptors_ros.learning.trainer import Trainer
 
 log = logging.getLogger(__name__)
 # The recipe values one often changes per run get options of their own; any other goes through --set.

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dense_descriptors_ros.features.sampling import sample_descriptor_maps
+
 
 @dataclass
 class LossConfig:
@@ -27,15 +29,6 @@ class LossConfig:
     )
     match_weight: float = field(default=1.0, metadata={"help": "weight of the match term", "range": (0, 100)})
     non_match_weight: float = field(default=1.0, metadata={"help": "weight of the non-match term", "range": (0, 100)})
-
-
-def sample_descriptors(desc: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Bilinear descriptors at sub-pixel points: desc (B, D, H, W), points (B, N, 2) (x, y) -> (B, N, D)."""
-    _, _, h, w = desc.shape
-    scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=points.device, dtype=desc.dtype)
-    grid = (points.to(desc.dtype) * scale - 1.0).unsqueeze(2)  # (B, N, 1, 2) in [-1, 1], align_corners=True
-    sampled = F.grid_sample(desc, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return sampled[..., 0].permute(0, 2, 1)
 
 
 def gather_descriptors(desc: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
@@ -92,8 +85,10 @@ class PixelwiseContrastiveLoss(nn.Module):
         parts = {"match_loss": 0.0, "non_match_loss": 0.0}
         hard_total, nonmatch_total = 0.0, 0.0
         for g, (da, db) in enumerate(zip(groups_a, groups_b, strict=True)):
-            anchor = sample_descriptors(da, matches_a)  # (B, M, D)
-            positive = sample_descriptors(db, matches_b)
+            # Not renormalised: an interpolated descriptor between pixels that differ is shorter than one, and the
+            # match term sees that.
+            anchor = sample_descriptor_maps(da, matches_a, normalize=False)  # (B, M, D)
+            positive = sample_descriptor_maps(db, matches_b, normalize=False)
             match_loss = (((anchor - positive) ** 2).sum(-1) * valid).sum() / num_matches
             negative = gather_descriptors(db, non_matches_b[:, g])  # (B, M, K, D)
             distance = (anchor.unsqueeze(2) - negative).pow(2).sum(-1).clamp(min=1e-12).sqrt()

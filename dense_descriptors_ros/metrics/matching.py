@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from dense_descriptors_ros.features.sampling import sample_descriptors
+
 PCK_THRESHOLDS = (1.0, 3.0, 5.0, 10.0)
 MMA_THRESHOLDS = tuple(float(t) for t in range(1, 11))
 SAND_LOCAL_RADIUS = 25.0  # SAND's "local" negatives: within 25 px of the true match (papers/003 section 3.4)
@@ -24,27 +26,6 @@ def _check_points(pts: np.ndarray, name: str) -> np.ndarray:
     if pts.ndim != 2 or pts.shape[1] != 2:
         raise ValueError(f"{name} must be (N, 2) (x, y) points, got shape {pts.shape}")
     return pts
-
-
-def sample_descriptors(desc: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Bilinearly interpolated, re-normalised descriptors (N, D) at (x, y) points; points are clamped to the image."""
-    _check_descriptors(desc, "desc")
-    pts = _check_points(pts, "pts")
-    h, w = desc.shape[:2]
-    x = np.clip(pts[:, 0], 0, w - 1)
-    y = np.clip(pts[:, 1], 0, h - 1)
-    x0 = np.minimum(np.floor(x).astype(int), w - 2) if w > 1 else np.zeros(len(x), int)
-    y0 = np.minimum(np.floor(y).astype(int), h - 2) if h > 1 else np.zeros(len(y), int)
-    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
-    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
-    out = (
-        desc[y0, x0] * (1 - fx) * (1 - fy)
-        + desc[y0, x1] * fx * (1 - fy)
-        + desc[y1, x0] * (1 - fx) * fy
-        + desc[y1, x1] * fx * fy
-    )
-    norm = np.linalg.norm(out, axis=1, keepdims=True)
-    return (out / np.maximum(norm, 1e-12)).astype(np.float32)
 
 
 def nearest_neighbour_indices(queries: np.ndarray, candidates: np.ndarray, chunk: int = 2048) -> np.ndarray:

@@ -2,15 +2,20 @@
 
 Topics: in ``left/image_rect``, ``right/image_rect``, ``left/camera_info``, ``right/camera_info`` (rectified
 pair; intrinsics and baseline come from the CameraInfo P matrices, the right one's P[0,3] = -fx * baseline).
-Out ``odometry`` (nav_msgs/Odometry), ``path`` (nav_msgs/Path), ``map_points`` (PointCloud2, transient local,
-throttled), ``tracked_features`` (bgr8), ``status`` (std_msgs/String, JSON); TF map -> odom -> base_link through
-tf2_ros when it is importable. Services ``~/reset``, ``~/save_map``, ``~/load_map`` (std_srvs/Trigger, folder from
-the ``map_dir`` parameter).
+Out ``odometry`` (nav_msgs/Odometry in odom, with the pose covariance), ``pose`` (PoseWithCovarianceStamped in
+map), ``path`` (nav_msgs/Path), ``map_points`` (PointCloud2, transient local, throttled), ``tracked_features``
+(bgr8), ``status`` (std_msgs/String, JSON); TF map -> odom -> base_link through tf2_ros when it is importable.
+Services ``~/reset``, ``~/save_map``, ``~/load_map`` (std_srvs/Trigger, folder from the ``map_dir`` parameter).
 
-Poses: SLAM estimates the left camera's optical frame (z forward, x right, y down) in the frame of the first
-camera pose. With ``camera_is_optical`` (default) the node re-expresses that in REP-103 axes (x forward, z up)
-so ``base_link`` moves like a robot body whose camera looks forward; map -> odom is the identity. The messages are
-built in nodes/messages/ (odometry.py, slam.py, pointcloud.py).
+``mode``: ``mapping`` builds a map (and can continue one loaded with ``~/load_map``); ``localization`` loads the map
+in ``map_dir`` (checked on configure: a map of another descriptor model or feature type fails the transition),
+relocalises in it with the global descriptor and PnP, and tracks without adding keyframes.
+
+Poses: SLAM estimates the left camera's optical frame (z forward, x right, y down) in the map frame (the first
+camera pose of the mapping run). With ``camera_is_optical`` (default) the node re-expresses that in REP-103 axes
+(x forward, z up) so ``base_link`` moves like a robot body whose camera looks forward. Relocalisation and loop
+corrections move map -> odom, so odom -> base_link stays continuous (REP-105, MapOdomSplit). The messages are built
+in nodes/messages/ (odometry.py, slam.py, pointcloud.py).
 """
 
 from __future__ import annotations
@@ -21,24 +26,42 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import Odometry, Path
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
-from dense_descriptors_ros.geometry.camera import StereoCamera, optical_to_body_points, optical_to_body_pose
+from dense_descriptors_ros.geometry.camera import (
+    R_BODY_OPTICAL,
+    StereoCamera,
+    optical_to_body_points,
+    optical_to_body_pose,
+)
+from dense_descriptors_ros.geometry.se3 import invert_pose
 from dense_descriptors_ros.io.image_conversion import image_to_numpy, to_rgb8
 from dense_descriptors_ros.model.checkpoint import model_id
 from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, free_device_memory, open_engine
 from dense_descriptors_ros.nodes.frame_worker_node import FrameNodeConfig, FrameWorkerNode, stamp_seconds
-from dense_descriptors_ros.nodes.messages.odometry import append_to_path, odometry_message, odometry_transforms
+from dense_descriptors_ros.nodes.messages.odometry import (
+    MapOdomSplit,
+    append_to_path,
+    covariance_or_untracked,
+    odometry_message,
+    odometry_transforms,
+    pose_with_covariance_message,
+    rotate_pose_covariance,
+)
 from dense_descriptors_ros.nodes.messages.pointcloud import xyz_to_pointcloud2
 from dense_descriptors_ros.nodes.messages.slam import status_message, tracked_features_image
 from dense_descriptors_ros.nodes.node_main import run_node
 from dense_descriptors_ros.nodes.qos_profiles import RELIABLE_OUT, TRANSIENT_LOCAL_OUT, qos_by_name
 from dense_descriptors_ros.nodes.stereo_sync import StereoSynchronizer
-from dense_descriptors_ros.slam.stereo_slam import SlamResult, StereoSlam, StereoSlamConfig
+from dense_descriptors_ros.slam.gtsam_support import require_gtsam
+from dense_descriptors_ros.slam.map_io import check_map
+from dense_descriptors_ros.slam.solver_process import shared_worker
+from dense_descriptors_ros.slam.stereo_slam import SlamResult, StereoSlam, StereoSlamConfig, TrackingState
 
 try:  # pragma: no cover - only on a machine with a ROS install
     from tf2_ros import TransformBroadcaster
@@ -49,11 +72,23 @@ except ImportError:
 UNMATCHED_LOG_EVERY = 100  # unmatched stereo images between two warnings
 
 
+SLAM_MODES = ("mapping", "localization")
+
+
 @dataclass
 class SlamNodeConfig(FrameNodeConfig, DescriptorSourceConfig):
+    mode: str = field(
+        default="mapping",
+        metadata={
+            "help": "mapping: build a map; localization: track in the map of map_dir without changing it",
+            "choices": SLAM_MODES,
+        },
+    )
     slam: StereoSlamConfig = field(default_factory=StereoSlamConfig)
     map_frame: str = field(default="map", metadata={"help": "global frame of the map"})
-    odom_frame: str = field(default="odom", metadata={"help": "odometry frame (map -> odom is the identity)"})
+    odom_frame: str = field(
+        default="odom", metadata={"help": "continuous odometry frame; map -> odom takes relocalisation jumps"}
+    )
     base_frame: str = field(default="base_link", metadata={"help": "the moving body frame published in TF"})
     publish_tf: bool = field(default=True, metadata={"help": "publish map -> odom -> base_link (needs tf2_ros)"})
     camera_is_optical: bool = field(
@@ -67,7 +102,9 @@ class SlamNodeConfig(FrameNodeConfig, DescriptorSourceConfig):
         default=1.0, metadata={"help": "seconds between map_points clouds (throttle)", "range": (0.0, 3600.0)}
     )
     max_path_length: int = field(default=10000, metadata={"help": "poses kept in the path topic", "range": (1, 10**7)})
-    map_dir: str = field(default="slam_map", metadata={"help": "folder used by ~/save_map and ~/load_map"})
+    map_dir: str = field(
+        default="slam_map", metadata={"help": "map folder of ~/save_map, ~/load_map and localization mode"}
+    )
 
 
 class SlamNode(FrameWorkerNode):
@@ -86,13 +123,31 @@ class SlamNode(FrameWorkerNode):
         self._tf = None
         self._last_stamp: float | None = None
         self.time_jumps = 0  # times the stamps went back and the map was reset
+        self._odom = MapOdomSplit()
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_service(Trigger, "~/save_map", self._on_save_map)
         self.create_service(Trigger, "~/load_map", self._on_load_map)
 
+    @property
+    def map_to_odom(self) -> np.ndarray:
+        """The 4x4 map -> odom transform published in TF: the jumps of relocalisation and loop closure (REP-105)."""
+        return self._odom.T_map_odom.copy()
+
     def check_config(self) -> None:
         if self.config.slam.needs_descriptor_image:
             self.config.check_model()
+        if self.config.mode == "localization":
+            try:
+                check_map(self.config.map_dir, self._model_name(), self.config.slam.feature_type)
+            except FileNotFoundError as exc:
+                raise ValueError(f"mode localization needs a saved map in map_dir: {exc}") from exc
+
+    def _model_name(self) -> str:
+        """The id saved maps carry: the checkpoint's model id, "untrained", or the feature type (orb)."""
+        slam_config = self.config.slam
+        if not slam_config.needs_descriptor_image:
+            return slam_config.feature_type
+        return model_id(self.config.model_dir) if self.config.model_dir else "untrained"
 
     def make_publishers(self) -> dict[str, Any]:
         if self.config.publish_tf:
@@ -102,6 +157,7 @@ class SlamNode(FrameWorkerNode):
                 self._tf = TransformBroadcaster(self)
         return {
             "odometry": self.create_publisher(Odometry, "odometry", RELIABLE_OUT),
+            "pose": self.create_publisher(PoseWithCovarianceStamped, "pose", RELIABLE_OUT),
             "path": self.create_publisher(Path, "path", RELIABLE_OUT),
             "map_points": self.create_publisher(PointCloud2, "map_points", TRANSIENT_LOCAL_OUT),
             "tracked_features": self.create_publisher(Image, "tracked_features", RELIABLE_OUT),
@@ -109,6 +165,9 @@ class SlamNode(FrameWorkerNode):
         }
 
     def acquire(self) -> None:
+        require_gtsam()  # GtsamMissingError (a RuntimeError) fails the activation with the install hint
+        if self.config.mode == "mapping" and not self.config.slam.mapping.synchronous:
+            shared_worker()  # start the mapping back-end's process before the first keyframe
         if self.config.slam.needs_descriptor_image:
             self.engine = open_engine(self.config, self.get_logger())
 
@@ -195,6 +254,7 @@ class SlamNode(FrameWorkerNode):
                 self.slam.reset()
             self._path = Path()
             self._last_stamp = None
+            self._odom.reset()
 
         return self._trigger(response, reset, "map and trajectory cleared")
 
@@ -223,15 +283,17 @@ class SlamNode(FrameWorkerNode):
             self.problems.report("no camera_info yet", "waiting for left/camera_info and right/camera_info")
             return None
         camera = StereoCamera.from_camera_infos(self.infos["left"], self.infos["right"])
-        slam_config = self.config.slam
-        name = slam_config.feature_type
-        if slam_config.needs_descriptor_image:
-            name = model_id(self.config.model_dir) if self.config.model_dir else "untrained"
+        slam_config, name = self.config.slam, self._model_name()
+        localization = self.config.mode == "localization"
         self.get_logger().info(
             f"stereo camera {camera.width}x{camera.height}, fx {camera.fx:.1f}, baseline {camera.baseline:.4f} m; "
-            f"features: {slam_config.feature_type} ({name})"
+            f"features: {slam_config.feature_type} ({name}); mode {self.config.mode}"
         )
-        return StereoSlam(camera, slam_config, model_id=name)
+        slam = StereoSlam(camera, slam_config, model_id=name, localization_only=localization)
+        if localization:
+            slam.load_map(self.config.map_dir)
+            self.get_logger().info(f"localizing in the map of {self.config.map_dir}")
+        return slam
 
     def process(self, pair: tuple[Image, Image]) -> None:
         left_msg, right_msg = pair
@@ -285,12 +347,12 @@ class SlamNode(FrameWorkerNode):
 
     def _publish(self, header: Any, left: np.ndarray, result: SlamResult, points: np.ndarray | None) -> None:
         cfg = self.config
-        pose = optical_to_body_pose(result.T_world_cam) if cfg.camera_is_optical else result.T_world_cam
-        odom = odometry_message(pose, header.stamp, cfg.odom_frame, cfg.base_frame)
-        self._pubs["odometry"].publish(odom)
-        append_to_path(self._path, odom.pose.pose, header.stamp, cfg.map_frame, cfg.max_path_length)
-        self._pubs["path"].publish(self._path)
-        self._pubs["status"].publish(status_message(result, self.problems.total, self.worker.counts.dropped))
+        status = status_message(result, self.problems.total, self.worker.counts.dropped, cfg.mode)
+        if result.has_pose:
+            odom = self._publish_pose(header, result)
+            if self._tf is not None:  # pragma: no cover - ROS install
+                self._tf.sendTransform(odometry_transforms(odom, cfg.map_frame, self._odom.T_map_odom))
+        self._pubs["status"].publish(status)
         if self._pubs["tracked_features"].get_subscription_count():
             self._pubs["tracked_features"].publish(tracked_features_image(left, result, header))
         if points is not None:
@@ -298,8 +360,28 @@ class SlamNode(FrameWorkerNode):
                 points = optical_to_body_points(points)
             cloud_header = Header(stamp=header.stamp, frame_id=cfg.map_frame)
             self._pubs["map_points"].publish(xyz_to_pointcloud2(points, cloud_header))
-        if self._tf is not None:  # pragma: no cover - ROS install
-            self._tf.sendTransform(odometry_transforms(odom, cfg.map_frame))
+
+    def _publish_pose(self, header: Any, result: SlamResult) -> Odometry:
+        """pose (map), odometry (odom, continuous) and path of a frame the SLAM placed; returns the odometry."""
+        cfg = self.config
+        T_map_base, R_axes = result.T_world_cam, result.T_world_cam[:3, :3]
+        if cfg.camera_is_optical:
+            T_map_base, R_axes = optical_to_body_pose(T_map_base), R_BODY_OPTICAL @ R_axes
+        covariance = covariance_or_untracked(result.covariance)
+        if result.covariance is not None:  # body perturbation -> axes of the map frame
+            covariance = rotate_pose_covariance(R_axes, covariance)
+        jump = result.state == TrackingState.RELOCALIZED or result.loop_closure is not None
+        T_odom_base = self._odom.update(T_map_base, jump)
+        R_odom_map = invert_pose(self._odom.T_map_odom)[:3, :3]
+        odom = odometry_message(
+            T_odom_base, header.stamp, cfg.odom_frame, cfg.base_frame, rotate_pose_covariance(R_odom_map, covariance)
+        )
+        self._pubs["odometry"].publish(odom)
+        pose = pose_with_covariance_message(T_map_base, covariance, header.stamp, cfg.map_frame)
+        self._pubs["pose"].publish(pose)
+        append_to_path(self._path, pose.pose.pose, header.stamp, cfg.map_frame, cfg.max_path_length)
+        self._pubs["path"].publish(self._path)
+        return odom
 
 
 def main(args: list[str] | None = None) -> None:

@@ -5,10 +5,10 @@ descriptors, measures descriptor distances, pools a global descriptor for loop-c
 matching thresholds that only make sense for its norm (pyslam's ``FeatureInfo`` idea; S-PTAM's
 ``MatchingDistance``). The rest of the SLAM never looks inside a descriptor.
 
-* :class:`LearnedDenseFeatures`: keypoints from a corner detector (GFTT/FAST) or from a descriptor-saliency score
-  with non-maximum suppression and a grid spread; descriptors are bilinearly sampled from the dense (H, W, D)
-  unit-norm descriptor image and re-normalised (no patch aggregation, papers/003 section 5.4). L2 distance on unit
-  vectors, so thresholds live in [0, 2].
+* :class:`LearnedDenseFeatures`: keypoints from a corner detector (GFTT/FAST) or from the descriptor
+  distinctiveness (features/keypoints.py) with non-maximum suppression and a grid spread; descriptors are
+  bilinearly sampled from the dense (H, W, D) unit-norm descriptor image and re-normalised (no patch aggregation,
+  papers/003 section 5.4). L2 distance on unit vectors, so thresholds live in [0, 2].
 * :class:`OrbFeatures`: the baseline, OpenCV ORB descriptors (Hamming distance, 256 bits) on the same keypoints.
 """
 
@@ -20,8 +20,14 @@ from typing import ClassVar
 
 import cv2
 import numpy as np
+import torch
+
+from dense_descriptors_ros.features.distance import descriptor_distance
+from dense_descriptors_ros.features.keypoints import distinctiveness_map, grid_cells, grid_spread
+from dense_descriptors_ros.features.sampling import sample_descriptors
 
 KEYPOINT_DETECTORS = ("gftt", "fast", "saliency")
+SALIENCY_RADIUS = 2  # pixels between a saliency keypoint and the neighbours it must differ from
 
 
 @dataclass
@@ -84,23 +90,6 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected an RGB (H, W, 3) or gray (H, W) image, got shape {image.shape}")
 
 
-def grid_spread(points: np.ndarray, scores: np.ndarray, shape: tuple[int, int], cells: int, limit: int) -> np.ndarray:
-    """Indices of at most ``limit`` points, the best-scoring ones of each grid cell first (even coverage)."""
-    if len(points) <= limit:
-        return np.argsort(-scores, kind="stable")
-    h, w = shape
-    cx = np.minimum((points[:, 0] * cells / w).astype(int), cells - 1)
-    cy = np.minimum((points[:, 1] * cells / h).astype(int), cells - 1)
-    cell = cy * cells + cx
-    order = np.lexsort((-scores, cell))
-    sorted_cell = cell[order]
-    first = np.searchsorted(sorted_cell, sorted_cell, side="left")
-    rank = np.arange(len(order)) - first
-    # Round robin over cells: all cells' best point, then all cells' second best, ... then by score.
-    key = rank.astype(np.float64) * 1e6 - scores[order] / (np.abs(scores).max() + 1e-12)
-    return order[np.argsort(key, kind="stable")[:limit]]
-
-
 def detect_corners(gray: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """GFTT or FAST corners spread over a grid -> (N, 2) float32 keypoints."""
     if config.detector == "gftt":
@@ -125,49 +114,17 @@ def detect_corners(gray: np.ndarray, config: FeatureConfig) -> np.ndarray:
         scores = np.array([k.response for k in kps], np.float64)
     else:
         raise ValueError(f"detector {config.detector!r} is not a corner detector; use one of ('gftt', 'fast')")
-    keep = grid_spread(points, scores, gray.shape, config.grid_cells, config.max_keypoints)
-    points = points[keep]
+    points = points[grid_spread(scores, grid_cells(points, gray.shape, config.grid_cells), config.max_keypoints)]
     if config.subpixel and len(points):
         criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_COUNT, 10, 0.01)
         points = cv2.cornerSubPix(gray, points.reshape(-1, 1, 2).copy(), (3, 3), (-1, -1), criteria).reshape(-1, 2)
     return points.astype(np.float32)
 
 
-def sample_descriptors(descriptor_image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
-    """Bilinearly sample an (H, W, D) descriptor image at (N, 2) sub-pixel keypoints and re-normalise to unit L2."""
-    h, w = descriptor_image.shape[:2]
-    x = np.clip(keypoints[:, 0].astype(np.float64), 0, w - 1)
-    y = np.clip(keypoints[:, 1].astype(np.float64), 0, h - 1)
-    x0 = np.minimum(np.floor(x).astype(int), w - 2) if w > 1 else np.zeros(len(x), int)
-    y0 = np.minimum(np.floor(y).astype(int), h - 2) if h > 1 else np.zeros(len(y), int)
-    ax = (x - x0)[:, None].astype(np.float32)
-    ay = (y - y0)[:, None].astype(np.float32)
-    x1 = np.minimum(x0 + 1, w - 1)
-    y1 = np.minimum(y0 + 1, h - 1)
-    d = (
-        descriptor_image[y0, x0] * (1 - ax) * (1 - ay)
-        + descriptor_image[y0, x1] * ax * (1 - ay)
-        + descriptor_image[y1, x0] * (1 - ax) * ay
-        + descriptor_image[y1, x1] * ax * ay
-    )
-    return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
-
-
-def descriptor_saliency(descriptor_image: np.ndarray, radius: int = 2) -> np.ndarray:
-    """Per-pixel distinctiveness: 1 - mean cosine similarity to the 4 neighbours ``radius`` pixels away."""
-    d = descriptor_image
-    sim = np.zeros(d.shape[:2], np.float32)
-    r = radius
-    sim[:, r:] += np.einsum("hwd,hwd->hw", d[:, r:], d[:, :-r])
-    sim[:, :-r] += np.einsum("hwd,hwd->hw", d[:, :-r], d[:, r:])
-    sim[r:, :] += np.einsum("hwd,hwd->hw", d[r:], d[:-r])
-    sim[:-r, :] += np.einsum("hwd,hwd->hw", d[:-r], d[r:])
-    return 1.0 - sim / 4.0
-
-
 def detect_salient(descriptor_image: np.ndarray, config: FeatureConfig, border: int = 4) -> np.ndarray:
-    """Keypoints at local maxima of the descriptor saliency (NMS over ``min_distance_px``), spread over a grid."""
-    score = descriptor_saliency(descriptor_image)
+    """Keypoints at local maxima of descriptor distinctiveness (NMS over ``min_distance_px``), spread over a grid."""
+    chw = torch.from_numpy(np.ascontiguousarray(descriptor_image)).permute(2, 0, 1)
+    score = distinctiveness_map(chw, SALIENCY_RADIUS).numpy()
     size = 2 * round(config.min_distance_px) + 1
     peaks = (score >= cv2.dilate(score, np.ones((size, size), np.uint8))) & (
         score > config.quality_level * float(score.max())
@@ -175,8 +132,8 @@ def detect_salient(descriptor_image: np.ndarray, config: FeatureConfig, border: 
     peaks[:border], peaks[-border:], peaks[:, :border], peaks[:, -border:] = False, False, False, False
     ys, xs = np.nonzero(peaks)
     points = np.stack([xs, ys], axis=1).astype(np.float32)
-    keep = grid_spread(points, score[ys, xs].astype(np.float64), score.shape, config.grid_cells, config.max_keypoints)
-    return points[keep]
+    cells = grid_cells(points, score.shape, config.grid_cells)
+    return points[grid_spread(score[ys, xs].astype(np.float64), cells, config.max_keypoints)]
 
 
 class FeatureType(ABC):
@@ -259,10 +216,10 @@ class LearnedDenseFeatures(FeatureType):
         return FrameFeatures(keypoints, sample_descriptors(descriptor_image, keypoints))
 
     def distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.sqrt(np.maximum(2.0 - 2.0 * (a @ b.T), 0.0)).astype(np.float32)
+        return descriptor_distance(a @ b.T).astype(np.float32)
 
     def paired_distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.sqrt(np.maximum(2.0 - 2.0 * np.einsum("...d,...d->...", a, b), 0.0)).astype(np.float32)
+        return descriptor_distance(np.einsum("...d,...d->...", a, b)).astype(np.float32)
 
     def global_descriptor(
         self, gray: np.ndarray, descriptor_image: np.ndarray | None, features: FrameFeatures

@@ -17,7 +17,7 @@ from dense_descriptors_ros.geometry.camera import StereoCamera
 from dense_descriptors_ros.io.atomic_files import atomic_path, atomic_write_bytes, atomic_write_text
 from dense_descriptors_ros.slam.map import SlamMap
 
-MAP_FORMAT_VERSION = 1
+MAP_FORMAT_VERSION = 2  # 2: keyframe covariances
 
 
 class MapMismatchError(ValueError):
@@ -56,8 +56,9 @@ def read_map_metadata(folder: str | Path) -> dict:
     return meta
 
 
-def load_map(folder: str | Path, model_id: str, feature_type: str, descriptor_dim: int | None = None) -> SlamMap:
-    """Read a saved map; :class:`MapMismatchError` if it was made with another model or feature type."""
+def check_map(folder: str | Path, model_id: str, feature_type: str, descriptor_dim: int | None = None) -> dict:
+    """The metadata of a saved map that this SLAM can use; :class:`MapMismatchError` if it was made with another
+    model, feature type or descriptor size."""
     meta = read_map_metadata(folder)
     if meta["feature_type"] != feature_type:
         raise MapMismatchError(
@@ -70,6 +71,12 @@ def load_map(folder: str | Path, model_id: str, feature_type: str, descriptor_di
         )
     if descriptor_dim is not None and meta["descriptor_dim"] != descriptor_dim:
         raise MapMismatchError(f"map in {folder} has D={meta['descriptor_dim']} descriptors, expected {descriptor_dim}")
+    return meta
+
+
+def load_map(folder: str | Path, model_id: str, feature_type: str, descriptor_dim: int | None = None) -> SlamMap:
+    """Read a saved map; :class:`MapMismatchError` if it was made with another model or feature type."""
+    check_map(folder, model_id, feature_type, descriptor_dim)
     with np.load(Path(folder) / "map.npz") as data:
         return SlamMap.from_arrays({k: data[k] for k in data.files})
 

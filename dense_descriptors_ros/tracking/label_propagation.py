@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from dense_descriptors_ros.tracking.point_tracker import as_descriptor_tensor
+from dense_descriptors_ros.features.descriptor_image import as_descriptor_tensor
 
 
 @dataclass

@@ -16,6 +16,9 @@ never updated, so re-detection cannot drift with the template). Per frame and fo
 A track lost for more than ``max_lost_frames`` frames in a row is dropped, and there are never more than
 ``max_tracks``: the cost per frame grows with the number of tracks, and queries keep coming in a long session.
 
+Long file: the five per-frame steps share the batched track state and read as one pipeline; the redesign of the
+tracker (memory of appearances) will split it.
+
 Descriptor images are numpy float32 (H, W, D) or torch (D, H, W) / (1, D, H, W), unit L2 norm per pixel. The tracker
 computes on the device of its input, so the same code runs on the CPU and on the GPU. Positions are (x, y) floats
 with pixel centres at integer coordinates.
@@ -23,7 +26,6 @@ with pixel centres at integer coordinates.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +33,10 @@ import torch
 import torch.nn.functional as F
 
 from dense_descriptors_ros.config import ConfigError
+from dense_descriptors_ros.features.descriptor_image import as_descriptor_tensor, patch_windows, window_offsets
+from dense_descriptors_ros.features.distance import descriptor_distance
+from dense_descriptors_ros.features.keypoints import select_distinctive_points
+from dense_descriptors_ros.features.sampling import sample_patch_descriptors
 
 SUBPIXEL_METHODS = ("parabola", "softargmax", "none")
 
@@ -164,165 +170,6 @@ class _Match:
     second: torch.Tensor  # (N,) best similarity outside the exclusion radius
 
 
-def descriptor_distance(similarity: torch.Tensor) -> torch.Tensor:
-    """L2 distance between unit vectors from their cosine similarity."""
-    return torch.sqrt((2.0 - 2.0 * similarity).clamp_min(0.0))
-
-
-def as_descriptor_tensor(descriptors: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Numpy (H, W, D) or torch (D, H, W) / (1, D, H, W) unit-norm descriptors -> float32 torch (D, H, W).
-
-    Numpy float32 input and torch input are not copied (the result may be a strided view). Raises ValueError for
-    other shapes, non-float data and non-finite values.
-    """
-    if isinstance(descriptors, np.ndarray):
-        if descriptors.ndim != 3:
-            raise ValueError(f"expected a numpy descriptor image (H, W, D), got shape {descriptors.shape}")
-        if not np.issubdtype(descriptors.dtype, np.floating):
-            raise ValueError(f"expected float descriptors, got dtype {descriptors.dtype}")
-        chw = torch.from_numpy(np.ascontiguousarray(descriptors, dtype=np.float32)).permute(2, 0, 1)
-    elif isinstance(descriptors, torch.Tensor):
-        if descriptors.dim() == 4 and descriptors.shape[0] == 1:
-            descriptors = descriptors[0]
-        if descriptors.dim() != 3:
-            raise ValueError(f"expected a torch descriptor image (D, H, W), got shape {tuple(descriptors.shape)}")
-        if not descriptors.is_floating_point():
-            raise ValueError(f"expected float descriptors, got dtype {descriptors.dtype}")
-        chw = descriptors.float()
-    else:
-        kind = type(descriptors).__name__
-        raise ValueError(f"expected a numpy array (H, W, D) or torch tensor (D, H, W), got {kind}")
-    if min(chw.shape) == 0:
-        raise ValueError(f"descriptor image is empty: (D, H, W) = {tuple(chw.shape)}")
-    # One sum is far cheaper than isfinite() on a whole image; NaN and inf propagate into it (unit-norm values
-    # cannot overflow float32).
-    if not math.isfinite(float(chw.sum())):
-        raise ValueError("descriptor image contains NaN or infinite values")
-    return chw
-
-
-def smooth_descriptors(chw: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """Whole image: mean descriptor of the patch_size square around every pixel, renormalised to unit length."""
-    if patch_size == 1:
-        return chw
-    pooled = F.avg_pool2d(chw[None], patch_size, stride=1, padding=patch_size // 2, count_include_pad=False)[0]
-    return F.normalize(pooled, dim=0)
-
-
-def _window_offsets(radius: int, device: torch.device) -> torch.Tensor:
-    """(K, 2) integer (dx, dy) offsets of a (2r+1)^2 window, row-major (dy outer, dx inner)."""
-    r = torch.arange(-radius, radius + 1, device=device)
-    dy, dx = torch.meshgrid(r, r, indexing="ij")
-    return torch.stack([dx.reshape(-1), dy.reshape(-1)], dim=1)
-
-
-def _box_sums(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Sums over every k x k square of dims 1 and 2 of (N, S, S, ...) ("valid" region: each shrinks by k - 1)."""
-    c = x.cumsum(1)
-    c = torch.cat([c[:, k - 1 : k], c[:, k:] - c[:, :-k]], 1)
-    c = c.cumsum(2)
-    return torch.cat([c[:, :, k - 1 : k], c[:, :, k:] - c[:, :, :-k]], 2)
-
-
-def patch_windows(
-    hwd: torch.Tensor, centres: torch.Tensor, radius: int, patch_size: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Patch-mean unit descriptors (N, K, D) at the (2r+1)^2 pixels around integer (x, y) ``centres`` (N, 2).
-
-    ``hwd`` is the (H, W, D) descriptor image. Only the windows are read (never the whole image); pixels outside
-    the image are left out of the patch means and flagged False in the returned validity mask (N, K).
-    """
-    h, w, d = hwd.shape
-    n = len(centres)
-    half = patch_size // 2
-    size = 2 * (radius + half) + 1
-    xy = centres[:, None, :] + _window_offsets(radius + half, hwd.device)[None]
-    valid = (xy[..., 0] >= 0) & (xy[..., 0] < w) & (xy[..., 1] >= 0) & (xy[..., 1] < h)
-    values = hwd[xy[..., 1].clamp(0, h - 1), xy[..., 0].clamp(0, w - 1)]  # (N, K', D)
-    values.masked_fill_(~valid[..., None], 0.0)
-    if half:
-        # Sums instead of means: the normalisation below removes the pixel count.
-        values = _box_sums(values.reshape(n, size, size, d), patch_size).reshape(n, -1, d)
-        valid = valid.reshape(n, size, size)[:, half:-half, half:-half].reshape(n, -1)
-    return F.normalize(values, dim=-1), valid
-
-
-def sample_patch_descriptors(hwd: torch.Tensor, positions: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """Bilinearly interpolated patch-mean unit descriptors (N, D) at float (x, y) ``positions`` (N, 2)."""
-    base = positions.floor()
-    windows, valid = patch_windows(hwd, base.long(), 1, patch_size)  # 3x3 windows around floor(position)
-    fx, fy = (positions - base).unbind(1)
-    corners = [4, 5, 7, 8]  # (0, 0), (1, 0), (0, 1), (1, 1) relative to floor(position)
-    weights = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], dim=1) * valid[:, corners]
-    return F.normalize((windows[:, corners] * weights[..., None]).sum(1), dim=1)
-
-
-def distinctiveness_map(chw: torch.Tensor, radius: int) -> torch.Tensor:
-    """(H, W) smallest descriptor distance from each pixel to its 8 neighbours at ``radius`` pixels.
-
-    High on descriptor-space corners (different from the surroundings in every direction), low in flat regions
-    and along edges. Border pixels whose neighbours fall outside the image get 0.
-    """
-    _, h, w = chw.shape
-    padded = F.pad(chw[None], (radius, radius, radius, radius), mode="replicate")[0]
-    result = torch.full((h, w), 4.0, device=chw.device)
-    for dy in (-radius, 0, radius):
-        for dx in (-radius, 0, radius):
-            if dx == 0 and dy == 0:
-                continue
-            shifted = padded[:, radius + dy : radius + dy + h, radius + dx : radius + dx + w]
-            result = torch.minimum(result, descriptor_distance((chw * shifted).sum(0)))
-    result[:radius] = 0.0
-    result[h - radius :] = 0.0
-    result[:, :radius] = 0.0
-    result[:, w - radius :] = 0.0
-    return result
-
-
-def select_query_points(
-    descriptors: np.ndarray | torch.Tensor,
-    count: int,
-    mask: np.ndarray | None = None,
-    patch_size: int = 5,
-    radius: int = 4,
-) -> np.ndarray:
-    """``count`` distinctive points (float32 (N, 2) x, y), at most one per cell of a grid over the image or mask.
-
-    Distinctiveness is :func:`distinctiveness_map` of the patch-smoothed descriptors. The grid has about 2 ``count``
-    cells over the mask (or image) so the points spread out; each cell offers its best pixel away from the cell
-    border (so points of neighbouring cells are at least half a cell apart) and cells are taken best first.
-    Fewer points come back when the mask has too few distinctive pixels.
-    """
-    if count < 1:
-        raise ValueError(f"count must be >= 1, got {count}")
-    chw = smooth_descriptors(as_descriptor_tensor(descriptors), patch_size)
-    _, h, w = chw.shape
-    score = distinctiveness_map(chw, radius)
-    area = h * w
-    if mask is not None:
-        mask = np.asarray(mask).astype(bool)
-        if mask.shape != (h, w):
-            raise ValueError(f"mask must have the descriptor image's size {(h, w)}, got {mask.shape}")
-        score = score.masked_fill(~torch.from_numpy(mask).to(score.device), -1.0)
-        area = int(mask.sum())
-    cell = max(1, int(math.sqrt(area / (2 * count))))  # twice as many cells as points: border cells are partial
-    margin = cell // 4
-    if margin:
-        ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-        inner = ((ys % cell) >= margin) & ((ys % cell) < cell - margin) & ((xs % cell) >= margin)
-        inner &= (xs % cell) < cell - margin
-        score = score.masked_fill(~inner.to(score.device), -1.0)
-    gh, gw = math.ceil(h / cell), math.ceil(w / cell)
-    padded = F.pad(score[None, None], (0, gw * cell - w, 0, gh * cell - h), value=-1.0)
-    best, index = F.max_pool2d(padded, cell, return_indices=True)
-    best, index = best.reshape(-1), index.reshape(-1)
-    order = torch.argsort(best, descending=True)
-    order = order[best[order] > 0][:count]
-    flat = index[order]
-    padded_w = gw * cell
-    return torch.stack([flat % padded_w, flat // padded_w], dim=1).float().cpu().numpy()
-
-
 class PointTracker:
     """Tracks query points by descriptor matching; see the module docstring for the per-frame steps.
 
@@ -428,7 +275,7 @@ class PointTracker:
     ) -> np.ndarray:
         """Start tracks at ``count`` distinctive points spread over the image (or ``mask``); returns their ids."""
         self._image(descriptors)  # the same checks as every other input
-        points = select_query_points(
+        points = select_distinctive_points(
             descriptors, count, mask, self.config.patch_size, self.config.distinctiveness_radius
         )
         return self.add_queries(descriptors, points)
@@ -565,7 +412,7 @@ class PointTracker:
         windows, valid = patch_windows(hwd, centres, radius, self.config.patch_size)
         sims = torch.einsum("nkd,nd->nk", windows, refs).masked_fill_(~valid, float("-inf"))
         best_sim, best = sims.max(dim=1)
-        offsets = _window_offsets(radius, hwd.device)
+        offsets = window_offsets(radius, hwd.device)
         near = ((offsets[None] - offsets[best][:, None]) ** 2).sum(-1)
         second = sims.masked_fill(near <= self.config.ratio_exclusion_radius**2, float("-inf"))
         second = second.max(dim=1).values.clamp_min(-1.0)
@@ -604,7 +451,7 @@ class PointTracker:
             sims = torch.einsum("nkd,nd->nk", self._ref_windows[rows], current)
             sims = sims.masked_fill_(~self._ref_valid[rows], float("-inf"))
             best = sims.argmax(dim=1)
-            offsets = _window_offsets(cfg.consistency_radius, hwd.device)
+            offsets = window_offsets(cfg.consistency_radius, hwd.device)
             back = offsets[best].float() + self._refine(sims, best, 2 * cfg.consistency_radius + 1)
             ok &= torch.linalg.norm(back - self._ref_offsets[rows], dim=1) <= cfg.max_consistency_error
         return ok

@@ -11,7 +11,6 @@ from dense_descriptors_ros.learning.loss import (
     LossConfig,
     PixelwiseContrastiveLoss,
     gather_descriptors,
-    sample_descriptors,
 )
 
 
@@ -103,12 +102,8 @@ def test_a_gradient_step_pulls_matches_together_and_pushes_non_matches_apart(
         assert (after - non_match_b).norm() > (before - non_match_b).norm()
 
 
-def test_descriptor_sampling_bilinear_and_nearest() -> None:
+def test_non_match_descriptors_are_gathered_at_the_nearest_pixel() -> None:
     desc = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(1, 2, 3, 4)
-    points = torch.tensor([[[1.5, 1.0], [3.0, 2.0]]])
-    sampled = sample_descriptors(desc, points)
-    assert sampled[0, 0].tolist() == pytest.approx([5.5, 17.5])  # between (1,1)=5 and (2,1)=6
-    assert sampled[0, 1].tolist() == pytest.approx([11.0, 23.0])
     gathered = gather_descriptors(desc, torch.tensor([[[[3.0, 2.0], [0.2, 0.4]]]]))
     assert gathered.shape == (1, 1, 2, 2)
     assert gathered[0, 0].tolist() == [[11.0, 23.0], [0.0, 12.0]]

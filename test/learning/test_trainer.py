@@ -12,7 +12,8 @@ import pytest
 from dense_descriptors_ros.config import ConfigError, from_mapping
 from dense_descriptors_ros.learning.dataset import VideoClip
 from dense_descriptors_ros.learning.masks import MaskProvider
-from dense_descriptors_ros.learning.trainer import TrainConfig, Trainer, datasets_from_clips, load_train_config
+from dense_descriptors_ros.learning.recipe import TrainConfig, datasets_from_clips, load_train_config
+from dense_descriptors_ros.learning.trainer import Trainer
 from dense_descriptors_ros.model.checkpoint import load_checkpoint
 from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 

@@ -12,7 +12,6 @@ from dense_descriptors_ros.metrics.matching import (
     mean_matching_accuracy,
     mutual_nearest_mask,
     pck,
-    sample_descriptors,
     sand_auc,
     warp_points_homography,
 )
@@ -41,14 +40,6 @@ def test_pck_counts_thresholds_inclusively():
     assert pck(pred, gt) == {"pck@1": 0.25, "pck@3": 0.5, "pck@5": 0.75, "pck@10": 1.0}
     with pytest.raises(ValueError, match="same shape"):
         pck(pred, gt[:2])
-
-
-def test_sample_descriptors_interpolates_and_normalises():
-    desc = np.zeros((2, 2, 2), np.float32)
-    desc[:, 0] = [1, 0]
-    desc[:, 1] = [0, 1]
-    sampled = sample_descriptors(desc, np.array([[0.5, 0.5], [0.0, 1.0], [5.0, -3.0]]))
-    np.testing.assert_allclose(sampled, [[2**-0.5, 2**-0.5], [1, 0], [0, 1]], atol=1e-6)
 
 
 def test_mean_matching_accuracy_thresholds():

@@ -8,28 +8,7 @@ from dense_descriptors_ros.slam.features import (
     FeatureConfig,
     LearnedDenseFeatures,
     OrbFeatures,
-    grid_spread,
-    sample_descriptors,
 )
-
-
-def test_bilinear_descriptor_sampling_is_exact_on_a_linear_field():
-    h, w = 20, 30
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    field = np.stack([xs, ys, np.full_like(xs, 10.0)], axis=-1)
-    kp = np.array([[3.25, 4.5], [17.75, 11.0], [0.0, 0.0]], np.float32)
-    d = sample_descriptors(field, kp)
-    expected = np.column_stack([kp[:, 0], kp[:, 1], np.full(3, 10.0)])
-    assert np.allclose(d, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-6)
-
-
-def test_grid_spread_covers_every_cell():
-    rng = np.random.default_rng(0)
-    points = np.vstack([rng.uniform(0, 50, (500, 2)), rng.uniform(50, 100, (4, 2))]).astype(np.float32)
-    scores = np.concatenate([np.ones(500), np.zeros(4)])
-    keep = grid_spread(points, scores, (100, 100), cells=2, limit=8)
-    assert len(keep) == 8
-    assert (points[keep] >= 50).all(axis=1).sum() >= 2  # the sparse corner still gets its share
 
 
 def test_orb_hamming_distance_matches_opencv(first_frame):

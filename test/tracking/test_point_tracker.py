@@ -8,12 +8,7 @@ import torch
 
 from dense_descriptors_ros.config import ConfigError, from_mapping
 from dense_descriptors_ros.synthetic.plane_video import SyntheticSequence, similarity_transform
-from dense_descriptors_ros.tracking.point_tracker import (
-    PointTracker,
-    TrackerConfig,
-    distinctiveness_map,
-    select_query_points,
-)
+from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig
 
 H, W = 96, 96
 CENTRE = (W / 2, H / 2)
@@ -185,24 +180,6 @@ def test_gpu_tracks_match_cpu_tracks():
         np.testing.assert_array_equal(fc.visible, fg.visible)
 
 
-def test_automatic_queries_are_distinctive_and_spread_over_the_mask():
-    _, desc = SyntheticSequence(np.array([similarity_transform(0.0, 1.0, 0.0, 0.0, CENTRE)]), H, W).frame(0)
-    points = select_query_points(desc, 16)
-    assert len(points) == 16
-    distances = np.linalg.norm(points[:, None] - points[None], axis=-1) + np.eye(16) * 1e3
-    assert distances.min() >= 4.0  # one point per grid cell, never clumped
-    assert points[:, 0].max() - points[:, 0].min() > 0.6 * W
-    assert points[:, 1].max() - points[:, 1].min() > 0.6 * H
-    score = distinctiveness_map(torch.from_numpy(desc).permute(2, 0, 1), 4).numpy()
-    chosen = score[points[:, 1].astype(int), points[:, 0].astype(int)]
-    assert np.median(chosen) > np.median(score[score > 0])
-    mask = np.zeros((H, W), bool)
-    mask[10:40, 50:90] = True
-    on_mask = select_query_points(desc, 8, mask=mask)
-    assert 1 <= len(on_mask) <= 8
-    assert mask[on_mask[:, 1].astype(int), on_mask[:, 0].astype(int)].all()
-
-
 def test_auto_points_seed_the_tracker_on_the_first_frame_and_after_reset():
     seq = SyntheticSequence(np.array([similarity_transform(0.0, 1.0, t, 0.0, CENTRE) for t in range(3)]), H, W)
     tracker = PointTracker(TrackerConfig(auto_points=10))
@@ -235,7 +212,7 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="dimension changed"):
         tracker.update(desc[..., :16])
     with pytest.raises(ValueError, match="mask"):
-        select_query_points(desc, 4, mask=np.ones((10, 10), bool))
+        tracker.add_automatic_queries(desc, 4, mask=np.ones((10, 10), bool))
     # The tracker still works after the rejected frames.
     assert tracker.update(desc).visible.all()
 

@@ -1,0 +1,87 @@
+"""Dense descriptor images as torch tensors: checked conversion, patch-mean smoothing and search windows."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def as_descriptor_tensor(descriptors: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Numpy (H, W, D) or torch (D, H, W) / (1, D, H, W) unit-norm descriptors -> float32 torch (D, H, W).
+
+    Numpy float32 input and torch input are not copied (the result may be a strided view). Raises ValueError for
+    other shapes, non-float data and non-finite values.
+    """
+    if isinstance(descriptors, np.ndarray):
+        if descriptors.ndim != 3:
+            raise ValueError(f"expected a numpy descriptor image (H, W, D), got shape {descriptors.shape}")
+        if not np.issubdtype(descriptors.dtype, np.floating):
+            raise ValueError(f"expected float descriptors, got dtype {descriptors.dtype}")
+        chw = torch.from_numpy(np.ascontiguousarray(descriptors, dtype=np.float32)).permute(2, 0, 1)
+    elif isinstance(descriptors, torch.Tensor):
+        if descriptors.dim() == 4 and descriptors.shape[0] == 1:
+            descriptors = descriptors[0]
+        if descriptors.dim() != 3:
+            raise ValueError(f"expected a torch descriptor image (D, H, W), got shape {tuple(descriptors.shape)}")
+        if not descriptors.is_floating_point():
+            raise ValueError(f"expected float descriptors, got dtype {descriptors.dtype}")
+        chw = descriptors.float()
+    else:
+        kind = type(descriptors).__name__
+        raise ValueError(f"expected a numpy array (H, W, D) or torch tensor (D, H, W), got {kind}")
+    if min(chw.shape) == 0:
+        raise ValueError(f"descriptor image is empty: (D, H, W) = {tuple(chw.shape)}")
+    # One sum is far cheaper than isfinite() on a whole image; NaN and inf propagate into it (unit-norm values
+    # cannot overflow float32).
+    if not math.isfinite(float(chw.sum())):
+        raise ValueError("descriptor image contains NaN or infinite values")
+    return chw
+
+
+def smooth_descriptors(chw: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Whole image: mean descriptor of the patch_size square around every pixel, renormalised to unit length."""
+    if patch_size == 1:
+        return chw
+    pooled = F.avg_pool2d(chw[None], patch_size, stride=1, padding=patch_size // 2, count_include_pad=False)[0]
+    return F.normalize(pooled, dim=0)
+
+
+def window_offsets(radius: int, device: torch.device) -> torch.Tensor:
+    """(K, 2) integer (dx, dy) offsets of a (2r+1)^2 window, row-major (dy outer, dx inner)."""
+    r = torch.arange(-radius, radius + 1, device=device)
+    dy, dx = torch.meshgrid(r, r, indexing="ij")
+    return torch.stack([dx.reshape(-1), dy.reshape(-1)], dim=1)
+
+
+def _box_sums(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Sums over every k x k square of dims 1 and 2 of (N, S, S, ...) ("valid" region: each shrinks by k - 1)."""
+    c = x.cumsum(1)
+    c = torch.cat([c[:, k - 1 : k], c[:, k:] - c[:, :-k]], 1)
+    c = c.cumsum(2)
+    return torch.cat([c[:, :, k - 1 : k], c[:, :, k:] - c[:, :, :-k]], 2)
+
+
+def patch_windows(
+    hwd: torch.Tensor, centres: torch.Tensor, radius: int, patch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Patch-mean unit descriptors (N, K, D) at the (2r+1)^2 pixels around integer (x, y) ``centres`` (N, 2).
+
+    ``hwd`` is the (H, W, D) descriptor image. Only the windows are read (never the whole image); pixels outside
+    the image are left out of the patch means and flagged False in the returned validity mask (N, K).
+    """
+    h, w, d = hwd.shape
+    n = len(centres)
+    half = patch_size // 2
+    size = 2 * (radius + half) + 1
+    xy = centres[:, None, :] + window_offsets(radius + half, hwd.device)[None]
+    valid = (xy[..., 0] >= 0) & (xy[..., 0] < w) & (xy[..., 1] >= 0) & (xy[..., 1] < h)
+    values = hwd[xy[..., 1].clamp(0, h - 1), xy[..., 0].clamp(0, w - 1)]  # (N, K', D)
+    values.masked_fill_(~valid[..., None], 0.0)
+    if half:
+        # Sums instead of means: the normalisation below removes the pixel count.
+        values = _box_sums(values.reshape(n, size, size, d), patch_size).reshape(n, -1, d)
+        valid = valid.reshape(n, size, size)[:, half:-half, half:-half].reshape(n, -1)
+    return F.normalize(values, dim=-1), valid
