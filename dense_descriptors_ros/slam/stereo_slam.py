@@ -13,6 +13,9 @@ lost frames keep relocalising against the map.
 Per-frame poses are stored relative to their reference keyframe so the exported trajectory follows BA and loop
 corrections. Each tracked frame's pose covariance is the pose-only estimate's (given the map) plus its reference
 keyframe's marginal covariance from the last GTSAM bundle adjustment, carried to the frame.
+
+Long file: the per-frame state machine (initialise, track, lost, relocalise, keyframe, hand-over of mapping results)
+reads as one sequence; its parts already live in frame_tracker.py, local_mapping.py and loop_closure.py.
 """
 
 from __future__ import annotations
