@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from dense_descriptors_ros.config import ConfigError
+from dense_descriptors_ros.io.atomic_files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -318,9 +319,8 @@ class FlowLabeler:
         backward = self.flow(b, a).astype(np.float16)
         if path is not None:
             first, second = (backward, forward) if swapped else (forward, backward)
-            tmp = path.with_suffix(".tmp.npz")
-            np.savez_compressed(tmp, first=first, second=second)
-            tmp.replace(path)
+            with atomic_path(path) as tmp:
+                np.savez_compressed(tmp, first=first, second=second)
         return forward.astype(np.float32), backward.astype(np.float32)
 
     def _checked(self, forward: np.ndarray, backward: np.ndarray) -> FlowLabel:

@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from dense_descriptors_ros.config import ConfigError, to_mapping
 from dense_descriptors_ros.features.sampling import sample_descriptor_maps
+from dense_descriptors_ros.io.atomic_files import atomic_path, atomic_write_text
 from dense_descriptors_ros.learning.dataset import PairDataset
 from dense_descriptors_ros.learning.encoder_cache import EncoderFeatureCache
 from dense_descriptors_ros.learning.label_quality import GapQuality, measure_label_quality, write_label_quality
@@ -290,9 +291,8 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "torch_rng": torch.get_rng_state(),
         }
-        tmp = self.out_dir / "last" / (STATE_FILE + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.out_dir / "last" / STATE_FILE)
+        with atomic_path(self.out_dir / "last" / STATE_FILE) as tmp:
+            torch.save(state, tmp)
 
     def resume(self) -> bool:
         """Continue from ``OUT/last`` when it holds a training state; False when there is nothing to resume."""
@@ -320,7 +320,7 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train for the remaining epochs; returns a summary (untrained vs. best error percentile, losses, paths)."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "config.yaml").write_text(yaml.safe_dump(to_mapping(self.config), sort_keys=False))
+        atomic_write_text(self.out_dir / "config.yaml", yaml.safe_dump(to_mapping(self.config), sort_keys=False))
         self._measure_labels()
         if self.epoch == 0 and not self.history["val_epoch"]:
             self._fit_semantic_projection()

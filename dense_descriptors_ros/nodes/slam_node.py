@@ -21,6 +21,7 @@ in nodes/messages/ (odometry.py, slam.py, pointcloud.py).
 from __future__ import annotations
 
 import threading
+import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,8 +47,7 @@ from dense_descriptors_ros.model.descriptor_source import (
     model_fingerprint,
     open_engine,
 )
-from dense_descriptors_ros.nodes.configured_node import NodeConfig
-from dense_descriptors_ros.nodes.frame_worker_node import FrameWorkerNode
+from dense_descriptors_ros.nodes.frame_worker_node import FrameNodeConfig, FrameWorkerNode, stamp_seconds
 from dense_descriptors_ros.nodes.messages.odometry import (
     MapOdomSplit,
     append_to_path,
@@ -71,17 +71,16 @@ try:  # pragma: no cover - only on a machine with a ROS install
     from tf2_ros import TransformBroadcaster
 except ImportError:
     TransformBroadcaster = None
-try:  # pragma: no cover - only on a machine with a ROS install
-    import message_filters
-except ImportError:
-    message_filters = None
+
+
+UNMATCHED_LOG_EVERY = 100  # unmatched stereo images between two warnings
 
 
 SLAM_MODES = ("mapping", "localization")
 
 
 @dataclass
-class SlamNodeConfig(NodeConfig, DescriptorSourceConfig):
+class SlamNodeConfig(FrameNodeConfig, DescriptorSourceConfig):
     mode: str = field(
         default="mapping",
         metadata={
@@ -112,12 +111,9 @@ class SlamNodeConfig(NodeConfig, DescriptorSourceConfig):
     )
 
 
-def _stamp_seconds(header: Any) -> float:
-    return header.stamp.sec + header.stamp.nanosec * 1e-9
-
-
 class SlamNode(FrameWorkerNode):
     CONFIG = SlamNodeConfig
+    LIVE_PARAMETERS = FrameWorkerNode.LIVE_PARAMETERS | {"map_dir", "map_points_period", "max_path_length", "sync_slop"}
 
     def __init__(self, node_name: str = "slam_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
@@ -129,6 +125,8 @@ class SlamNode(FrameWorkerNode):
         self._path = Path()
         self._last_cloud_time = -np.inf
         self._tf = None
+        self._last_stamp: float | None = None
+        self.time_jumps = 0  # times the stamps went back and the map was reset
         self._odom = MapOdomSplit()
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_service(Trigger, "~/save_map", self._on_save_map)
@@ -187,25 +185,23 @@ class SlamNode(FrameWorkerNode):
         ]
         return self._image_subscriptions(qos) + infos
 
+    def apply_live_parameters(self, names: set[str]) -> None:
+        if self.sync is not None:
+            self.sync.slop = self.config.sync_slop
+
     def release_resources(self) -> None:
         with self._lock:
             if self.slam is not None:
                 self.slam.close()
             self.slam = None
+            self._last_stamp = None
         self.engine = None
         free_device_memory()
 
     def _image_subscriptions(self, qos: Any) -> list:
-        """left/right image subscriptions feeding time-synchronised pairs to the worker."""
+        """left/right image subscriptions feeding time-synchronised pairs to the worker (our synchroniser rather
+        than message_filters': it counts the images that find no partner)."""
         cfg = self.config
-        if message_filters is not None:  # pragma: no cover - ROS install
-            subs = [
-                message_filters.Subscriber(self, Image, f"{side}/image_rect", qos_profile=qos)
-                for side in ("left", "right")
-            ]
-            self.sync = message_filters.ApproximateTimeSynchronizer(subs, cfg.sync_queue_size, cfg.sync_slop)
-            self.sync.registerCallback(lambda left, right: self.worker.put((left, right)))
-            return [s.sub for s in subs]
         self.sync = StereoSynchronizer(
             lambda left, right: self.worker.put((left, right)), cfg.sync_slop, cfg.sync_queue_size
         )
@@ -213,23 +209,37 @@ class SlamNode(FrameWorkerNode):
         return [
             self.create_subscription(
                 Image,
-                "left/image_rect",
-                lambda m: self.sync.add_left(_stamp_seconds(m.header), m),
+                f"{side}/image_rect",
+                lambda m, side=side: self._on_image(side, m),
                 qos,
                 qos_overriding_options=overrides,
-            ),
-            self.create_subscription(
-                Image,
-                "right/image_rect",
-                lambda m: self.sync.add_right(_stamp_seconds(m.header), m),
-                qos,
-                qos_overriding_options=overrides,
-            ),
+            )
+            for side in ("left", "right")
         ]
+
+    def diagnostic_values(self) -> dict[str, Any]:
+        sync = self.sync
+        pairs = {"stereo pairs": sync.pairs, "unmatched": sync.unmatched} if sync is not None else {}
+        return {**super().diagnostic_values(), **pairs, "time jumps": self.time_jumps}
 
     # --- inputs and services ---------------------------------------------------------------------------------
     def _on_info(self, side: str, msg: CameraInfo) -> None:
         self.infos[side] = msg
+
+    def _on_image(self, side: str, msg: Image) -> None:
+        stamp = stamp_seconds(msg.header)
+        if side == "left":
+            self.count_stamp(msg.header)
+            self.sync.add_left(stamp, msg)
+            return
+        before = self.sync.unmatched
+        self.sync.add_right(stamp, msg)
+        unmatched = self.sync.unmatched
+        if unmatched > before and (before == 0 or before // UNMATCHED_LOG_EVERY < unmatched // UNMATCHED_LOG_EVERY):
+            self.get_logger().warning(
+                f"{unmatched} stereo image(s) found no partner within sync_slop {self.sync.slop} s "
+                f"({self.sync.pairs} pair(s) so far): check that left and right stamps match, or raise sync_slop"
+            )
 
     def _trigger(self, response: Trigger.Response, action: Any, done: str) -> Trigger.Response:
         with self._lock:
@@ -238,6 +248,8 @@ class SlamNode(FrameWorkerNode):
                 response.success, response.message = True, done
             except (ValueError, OSError) as exc:
                 response.success, response.message = False, str(exc)
+            except Exception as exc:  # e.g. a damaged map file: refuse, never take the node down
+                response.success, response.message = False, f"{type(exc).__name__}: {exc}"
         return response
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
@@ -245,6 +257,7 @@ class SlamNode(FrameWorkerNode):
             if self.slam is not None:
                 self.slam.reset()
             self._path = Path()
+            self._last_stamp = None
             self._odom.reset()
 
         return self._trigger(response, reset, "map and trajectory cleared")
@@ -261,7 +274,10 @@ class SlamNode(FrameWorkerNode):
         def load() -> None:
             if self.slam is None:
                 raise ValueError("wait for camera_info and the first stereo pair before loading a map")
-            self.slam.load_map(self.config.map_dir)
+            try:
+                self.slam.load_map(self.config.map_dir)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+                raise ValueError(f"cannot load the map in {self.config.map_dir} (map.npz, map.yaml): {exc}") from None
 
         return self._trigger(response, load, f"map loaded from {self.config.map_dir}; relocalising")
 
@@ -286,10 +302,10 @@ class SlamNode(FrameWorkerNode):
     def process(self, pair: tuple[Image, Image]) -> None:
         left_msg, right_msg = pair
         try:
-            left = to_rgb8(image_to_numpy(left_msg))
-            right = to_rgb8(image_to_numpy(right_msg))
+            left = to_rgb8(image_to_numpy(left_msg, self.config.max_input_pixels))
+            right = to_rgb8(image_to_numpy(right_msg, self.config.max_input_pixels))
         except ValueError as exc:
-            self.problems.report("bad image", str(exc))
+            self.problems.report_error(exc)
             return
         with self._lock:
             if self.slam is None:
@@ -300,12 +316,22 @@ class SlamNode(FrameWorkerNode):
                     return
                 if self.slam is None:
                     return
+            stamp = stamp_seconds(left_msg.header)
+            if self._last_stamp is not None and stamp < self._last_stamp:
+                self.time_jumps += 1
+                self.get_logger().warning(
+                    f"time went back from {self._last_stamp:.3f} to {stamp:.3f} s (a replayed bag or a restarted "
+                    "camera?): the map and the trajectory start again"
+                )
+                self.slam.reset()
+                self._path = Path()
+            self._last_stamp = stamp
             descriptors = (None, None)
             if self.engine is not None:
                 batch = self.engine.compute_batch([left, right])
                 descriptors = (batch[0], batch[1])
             try:
-                result = self.slam.process(_stamp_seconds(left_msg.header), left, right, *descriptors)
+                result = self.slam.process(stamp, left, right, *descriptors)
             except ValueError as exc:
                 self.problems.report("frame rejected by SLAM", str(exc))
                 return

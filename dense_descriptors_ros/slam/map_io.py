@@ -14,6 +14,7 @@ import numpy as np
 import yaml
 
 from dense_descriptors_ros.geometry.camera import StereoCamera
+from dense_descriptors_ros.io.atomic_files import atomic_path, atomic_write_bytes, atomic_write_text
 from dense_descriptors_ros.slam.map import SlamMap
 
 MAP_FORMAT_VERSION = 2  # 2: keyframe covariances
@@ -28,7 +29,8 @@ def save_map(folder: str | Path, slam_map: SlamMap, model_id: str, feature_type:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     arrays = slam_map.to_arrays()
-    np.savez_compressed(folder / "map.npz", **arrays)
+    with atomic_path(folder / "map.npz") as tmp:  # the arrays first, their description last
+        np.savez_compressed(tmp, **arrays)
     meta = {
         "format_version": MAP_FORMAT_VERSION,
         "model_id": model_id,
@@ -40,7 +42,7 @@ def save_map(folder: str | Path, slam_map: SlamMap, model_id: str, feature_type:
         "keyframes": len(arrays["kf_id"]),
         "points": int(arrays["alive"].sum()),
     }
-    (folder / "map.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    atomic_write_text(folder / "map.yaml", yaml.safe_dump(meta, sort_keys=False))
     return folder
 
 
@@ -99,9 +101,7 @@ def write_ply(path: str | Path, points: np.ndarray) -> None:
         f"ply\nformat binary_little_endian 1.0\nelement vertex {len(points)}\n"
         "property float x\nproperty float y\nproperty float z\nend_header\n"
     )
-    with open(path, "wb") as f:
-        f.write(header.encode("ascii"))
-        f.write(points.tobytes())
+    atomic_write_bytes(path, header.encode("ascii") + points.tobytes())
 
 
 def read_ply(path: str | Path) -> np.ndarray:
