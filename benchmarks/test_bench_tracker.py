@@ -39,7 +39,8 @@ from dense_descriptors_ros.model.engine import DescriptorEngine
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
 from dense_descriptors_ros.synthetic.object_renderer import ObjectSequence, point_tracks, render_object_sequence
 from dense_descriptors_ros.synthetic.textures import FourierField
-from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig
+from dense_descriptors_ros.tracking.point_tracker import PointTracker
+from dense_descriptors_ros.tracking.tracker_config import TrackerConfig
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(3000)]
 

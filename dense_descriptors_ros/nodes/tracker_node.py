@@ -42,8 +42,9 @@ from dense_descriptors_ros.nodes.messages.tracks import (
 )
 from dense_descriptors_ros.nodes.node_main import run_node
 from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, RELIABLE_OUT, qos_by_name
-from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig, TrackFrame
+from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackFrame
 from dense_descriptors_ros.tracking.track_drawing import TrackDrawer, TrackTrails
+from dense_descriptors_ros.tracking.tracker_config import TrackerConfig
 
 INPUTS = ("image", "descriptors")
 
@@ -104,9 +105,15 @@ class TrackerNodeConfig(FrameNodeConfig, DescriptorSourceConfig, TrackerConfig):
         return TrackerConfig(**{f.name: getattr(self, f.name) for f in fields(TrackerConfig)})
 
 
-# Tracks keep reference descriptors and windows made with patch_size and consistency_radius: those need a
-# re-configure; every other matching setting applies from the next frame.
-LIVE_TRACKER_SETTINGS = frozenset(f.name for f in fields(TrackerConfig)) - {"patch_size", "consistency_radius"}
+# Tracks keep reference descriptors, windows and memories made with patch_size, consistency_radius and memory_size,
+# and only the strategy that runs keeps its state up to date: those need a re-configure; every other matching
+# setting applies from the next frame.
+LIVE_TRACKER_SETTINGS = frozenset(f.name for f in fields(TrackerConfig)) - {
+    "patch_size",
+    "consistency_radius",
+    "memory_size",
+    "strategy",
+}
 
 
 class TrackerNode(FrameWorkerNode):
