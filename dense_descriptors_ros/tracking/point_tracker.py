@@ -379,7 +379,9 @@ class PointTracker:
             current = sample_patch_descriptors(hwd, local.positions, cfg.patch_size)
             to_template = descriptor_distance((current * self._templates[rows]).sum(1))
             to_memory = memory.memory_scores(current)
-            ok = (to_template <= cfg.max_descriptor_distance) & ratio_ok(local)
+            # No ratio test here: smooth descriptors fail it next to the point, and the consistency check with the
+            # last frame guards this step; it guards the re-detections below, where a twin could be taken.
+            ok = to_template <= cfg.max_descriptor_distance
             ok &= descriptor_distance(to_memory) <= cfg.max_memory_distance
             error = torch.zeros(len(rows), device=device)
             if cfg.consistency_radius > 0:
