@@ -115,14 +115,15 @@ def test_fused_training_trains_the_fine_branch_only_and_caches_the_encoder(tmp_p
             "semantic_dim": 8,
             "fine_dim": 8,
             "descriptor_dim": 16,
+            "output_stride": 4,
         },
         "sampler": {**TINY["sampler"], "negatives": "bands", "band_min_px": [0, 0], "band_max_px": [float("inf"), 12]},
-        "augment": {"brightness": 0.0, "contrast": 0.0},
+        # No flips: every image is then one of 16 cache entries, so later steps hit the cache.
+        "augment": {"brightness": 0.0, "contrast": 0.0, "hflip_probability": 0.0, "vflip_probability": 0.0},
         "epochs": 2,
         "steps_per_epoch": 6,
         "label_quality_pairs": 0,
     }
-    recipe["model"]["descriptor_dim"] = 16
     config = from_mapping(TrainConfig, recipe)
     assert config.model.channel_groups == (8, 8)  # one negative band per part
     train_set, val_set = datasets_from_clips(config, [clip])
