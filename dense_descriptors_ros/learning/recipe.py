@@ -61,6 +61,21 @@ class TrainConfig:
     )
     amp: bool = field(default=True, metadata={"help": "mixed precision (CUDA only; ignored on CPU)"})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes", "range": (0, 64)})
+    fit_semantic_projection: bool = field(
+        default=True,
+        metadata={
+            "help": "fused networks: fit the semantic part's projection (PCA of the frozen features) on the training "
+            "frames before training; off: keep the shipped one"
+        },
+    )
+    encoder_cache_mb: int = field(
+        default=2048,
+        metadata={
+            "help": "fused networks with a frozen encoder: megabytes of encoder features kept, so each distinct "
+            "training image is encoded once (0: no cache)",
+            "range": (0, 1 << 20),
+        },
+    )
     val_pairs: int = field(default=8, metadata={"help": "held-out pairs used for validation", "range": (1, 100000)})
     val_points: int = field(default=500, metadata={"help": "query points per validation pair", "range": (1, 100000)})
     label_quality_pairs: int = field(
@@ -76,7 +91,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         groups = self.sampler.num_groups
-        if groups > 1 and len(self.model.channel_groups) != groups:
+        if groups > 1 and self.model.architecture == "fused":
+            parts = (self.model.semantic_dim, self.model.fine_dim)
+            if groups != 2 or not self.model.fine_dim:
+                raise ConfigError("a fused network takes two negative bands: the semantic part's and the fine part's")
+            self.model = replace(self.model, channel_groups=parts)
+        elif groups > 1 and len(self.model.channel_groups) != groups:
             if self.model.descriptor_dim % groups:
                 raise ConfigError(
                     f"{groups} negative bands need model.channel_groups, or a descriptor_dim divisible by {groups}"

@@ -37,6 +37,7 @@ from dense_descriptors_ros.config import ConfigError, to_mapping
 from dense_descriptors_ros.features.sampling import sample_descriptor_maps
 from dense_descriptors_ros.io.atomic_files import atomic_path, atomic_write_text
 from dense_descriptors_ros.learning.dataset import PairDataset
+from dense_descriptors_ros.learning.encoder_cache import EncoderFeatureCache
 from dense_descriptors_ros.learning.label_quality import GapQuality, measure_label_quality, write_label_quality
 from dense_descriptors_ros.learning.loss import PixelwiseContrastiveLoss
 from dense_descriptors_ros.learning.recipe import TrainConfig
@@ -44,7 +45,8 @@ from dense_descriptors_ros.learning.training_plots import descriptor_grid, loss_
 from dense_descriptors_ros.metrics.error_percentile import error_percentiles
 from dense_descriptors_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from dense_descriptors_ros.model.engine import image_to_tensor, resolve_device
-from dense_descriptors_ros.model.network import DescriptorNet
+from dense_descriptors_ros.model.network import DescriptorNet, upsample_descriptors
+from dense_descriptors_ros.model.semantic_projection import fit_semantic_projection, load_projection
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +89,11 @@ class Trainer:
         seed_everything(config.seed)
         self.net = DescriptorNet(config.model).to(self.device)
         self.loss_fn = PixelwiseContrastiveLoss(config.loss, config.model.channel_groups)
+        use_cache = self.net.has_frozen_encoder and config.encoder_cache_mb > 0
+        self.encoder_cache = EncoderFeatureCache(config.encoder_cache_mb) if use_cache else None
         self.sampler = train_set.sampler
         self.optimizer = torch.optim.AdamW(
-            self.net.parameters(), lr=config.optimizer.lr, weight_decay=config.optimizer.weight_decay
+            self.net.trainable_parameters(), lr=config.optimizer.lr, weight_decay=config.optimizer.weight_decay
         )
         self.steps_per_epoch = config.steps_per_epoch or math.ceil(len(train_set) / config.batch_size)
         self.scheduler = _make_scheduler(self.optimizer, config, self.steps_per_epoch)
@@ -148,6 +152,10 @@ class Trainer:
         batch["non_matches_b"] = torch.cat([batch["non_matches_b"], extra], dim=3)
         batch["non_match_valid"] = torch.cat([batch["non_match_valid"], extra_valid], dim=3)
 
+    def _full_resolution(self, desc: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """A coarse (output stride > 1) descriptor map brought to the image size the labels are in."""
+        return upsample_descriptors(desc, tuple(size), self.net.output_stride, *self.net.config.normalisation())
+
     def _loss(
         self, batch: dict[str, torch.Tensor], with_hard_negatives: bool
     ) -> tuple[torch.Tensor, dict, torch.Tensor]:
@@ -155,8 +163,10 @@ class Trainer:
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         n = batch["image_a"].shape[0]
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
-            desc = self.net(torch.cat([batch["image_a"], batch["image_b"]]))
-        desc = desc.float()
+            images = torch.cat([batch["image_a"], batch["image_b"]])
+            taps = self.encoder_cache.features(self.net, images) if self.encoder_cache is not None else None
+            desc = self.net(images, taps)
+        desc = self._full_resolution(desc.float(), images.shape[-2:])
         desc_a, desc_b = desc[:n], desc[n:]
         if with_hard_negatives:
             self._with_hard_negatives(batch, desc_a, desc_b)
@@ -178,7 +188,7 @@ class Trainer:
         self.scaler.scale(loss).backward()
         if self.config.optimizer.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.config.optimizer.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.net.trainable_parameters(), self.config.optimizer.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
@@ -313,6 +323,7 @@ class Trainer:
         atomic_write_text(self.out_dir / "config.yaml", yaml.safe_dump(to_mapping(self.config), sort_keys=False))
         self._measure_labels()
         if self.epoch == 0 and not self.history["val_epoch"]:
+            self._fit_semantic_projection()
             untrained = self.validate()
             self._log_validation(0, untrained)
             log.info("untrained: mean error percentile %.2f", untrained["mean_error_percentile"])
@@ -356,6 +367,19 @@ class Trainer:
             tb.close()
         return self.summary()
 
+    def _fit_semantic_projection(self) -> None:
+        """A fused network's semantic basis: the PCA of its frozen features on this run's training frames, or the
+        shipped basis (model/data/) when the recipe says so."""
+        if self.net.config.architecture != "fused":
+            return
+        if not self.config.fit_semantic_projection:
+            log.info("semantic projection: %s", load_projection(self.net))
+            return
+        frames = [f for clip in self.train_set.clips for f in clip.frames[: len(clip.frames) // 2 : 4]]
+        explained = fit_semantic_projection(self.net, frames)
+        share = 100 * explained
+        log.info("semantic projection fitted on %d training frames (%.0f %% of the variance)", len(frames), share)
+
     def _measure_labels(self) -> None:
         """Flow label quality per gap on a fixed sample of the training pairs: files, one log line per gap."""
         if not self.config.label_quality_pairs:
@@ -371,8 +395,9 @@ class Trainer:
             self.val_set.clips[c].frames[i] for c, i, _ in (self.val_set.pairs[k] for k in self.validation_indices())
         ]
         with torch.inference_mode():
+            images = [image_to_tensor(f)[None].to(self.device) for f in frames[:6]]
             descriptors = [
-                best(image_to_tensor(f)[None].to(self.device))[0].permute(1, 2, 0).cpu().numpy() for f in frames[:6]
+                self._full_resolution(best(x), x.shape[-2:])[0].permute(1, 2, 0).cpu().numpy() for x in images
             ]
         for folder in (self.out_dir, self.out_dir / "best"):
             loss_curve(self.history, folder / "loss_curve.png")
@@ -391,6 +416,9 @@ class Trainer:
             "epochs": self.epoch,
             "steps": self.step,
             "checkpoint": str(self.out_dir / "best"),
+            "encoder_cache": (
+                {"hits": self.encoder_cache.hits, "misses": self.encoder_cache.misses} if self.encoder_cache else None
+            ),
             "label_quality": {
                 q.gap: {"cycle_p50": q.cycle_p50, "cycle_p90": q.cycle_p90, "cycle_p99": q.cycle_p99, "kept": q.kept}
                 for q in self.label_quality

@@ -122,6 +122,7 @@ def load_checkpoint(
     except Exception as exc:
         raise CheckpointError(f"{weights}: cannot be read as a torch state dict ({exc})") from None
     net = DescriptorNet(config)
+    state = _with_body_prefix(state)
     expected = net.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -138,3 +139,10 @@ def load_checkpoint(
             )
     net.load_state_dict(state)
     return net.to(device).eval()
+
+
+def _with_body_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Checkpoints written before DescriptorNet had architectures keep their layers at the top level."""
+    if any(key.startswith("body.") for key in state):
+        return state
+    return {f"body.{key}": value for key, value in state.items()}

@@ -9,9 +9,13 @@ from typing import Any
 
 import torch
 
-from dense_descriptors_ros.model.checkpoint import read_model_meta
+from dense_descriptors_ros.model.backbones import BACKBONES
+from dense_descriptors_ros.model.checkpoint import model_id, read_model_meta
 from dense_descriptors_ros.model.engine import DescriptorEngine, resolve_device
-from dense_descriptors_ros.model.network import BACKBONES, DescriptorNet, ModelConfig
+from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
+from dense_descriptors_ros.model.pretrained import pretrained_fingerprint, pretrained_network
+
+UNTRAINED = "untrained"  # model_dir value for a network with random weights (tests only)
 
 
 @dataclass
@@ -19,7 +23,8 @@ class DescriptorSourceConfig:
     model_dir: str = field(
         default="",
         metadata={
-            "help": "checkpoint folder (weights.pt + model.yaml); empty runs an untrained network (for testing only)"
+            "help": "checkpoint folder (weights.pt + model.yaml); empty: the out-of-the-box model (ImageNet features, "
+            "no training); 'untrained': a random network (tests only)"
         },
     )
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
@@ -32,32 +37,45 @@ class DescriptorSourceConfig:
     )
     untrained_backbone: str = field(
         default="mobilenet_v2",
-        metadata={"help": "encoder of the untrained network used when model_dir is empty", "choices": BACKBONES},
+        metadata={"help": "encoder of the random network used when model_dir is 'untrained'", "choices": BACKBONES},
     )
     untrained_descriptor_dim: int = field(
-        default=16, metadata={"help": "D of the untrained network used when model_dir is empty", "range": (1, 256)}
+        default=16,
+        metadata={"help": "D of the random network used when model_dir is 'untrained'", "range": (1, 256)},
     )
 
     def check_model(self) -> None:
         """Fail early (ValueError naming the file) if model_dir or device cannot work."""
         resolve_device(self.device)
-        if self.model_dir:
+        if self.model_dir and self.model_dir != UNTRAINED:
             read_model_meta(self.model_dir)
 
 
+def model_fingerprint(config: DescriptorSourceConfig) -> str:
+    """A short id of the descriptor space ``config`` gives (two equal ids: descriptors that can be compared)."""
+    if config.model_dir == UNTRAINED:
+        return f"untrained-{config.untrained_backbone}-d{config.untrained_descriptor_dim}"
+    if config.model_dir:
+        return model_id(config.model_dir)
+    return f"pretrained-{pretrained_fingerprint()}"
+
+
 def open_engine(config: DescriptorSourceConfig, logger: Any = None) -> DescriptorEngine:
-    """The engine for ``config``: the checkpoint in model_dir, or an untrained network with a warning."""
+    """The engine for ``config``: the checkpoint in model_dir, the out-of-the-box model, or a random network."""
     logger = logger or logging.getLogger(__name__)
+    if config.model_dir == UNTRAINED:
+        logger.warning("model_dir is 'untrained': running a RANDOM network (descriptors are not meaningful)")
+        net = DescriptorNet(
+            ModelConfig(backbone=config.untrained_backbone, descriptor_dim=config.untrained_descriptor_dim)
+        )
+        return DescriptorEngine(net, device=config.device, max_side=config.max_side)
     if config.model_dir:
         engine = DescriptorEngine.from_checkpoint(config.model_dir, device=config.device, max_side=config.max_side)
         logger.info(f"loaded model {config.model_dir} on {engine.device}")
         return engine
-    logger.warning(
-        "model_dir is empty: running an UNTRAINED network (descriptors are not meaningful); "
-        "train one with `dense-descriptors train` and set model_dir"
-    )
-    net = DescriptorNet(ModelConfig(backbone=config.untrained_backbone, descriptor_dim=config.untrained_descriptor_dim))
-    return DescriptorEngine(net, device=config.device, max_side=config.max_side)
+    engine = DescriptorEngine(pretrained_network(), device=config.device, max_side=config.max_side)
+    logger.info(f"model_dir is empty: running the out-of-the-box model (ImageNet features) on {engine.device}")
+    return engine
 
 
 def free_device_memory() -> None:

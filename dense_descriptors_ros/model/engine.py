@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from dense_descriptors_ros.model.checkpoint import load_checkpoint
-from dense_descriptors_ros.model.network import DescriptorNet, normalize_descriptors
+from dense_descriptors_ros.model.network import DescriptorNet, normalize_descriptors, upsample_descriptors
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +112,12 @@ class DescriptorEngine:
         run_h, run_w = self.inference_size(h, w)
         if (run_h, run_w) != (h, w):
             x = F.interpolate(x, size=(run_h, run_w), mode="bilinear", align_corners=False, antialias=True)
-        desc = self.net(x).float()
+        norm = self.net.config.normalisation()
+        desc = upsample_descriptors(self.net(x).float(), (run_h, run_w), self.net.output_stride, *norm)
         out_size = tuple(output_size) if output_size is not None else (h, w)
         if (run_h, run_w) != out_size:
             desc = F.interpolate(desc, size=out_size, mode="bilinear", align_corners=False)
-            desc = normalize_descriptors(desc, self.net.config.channel_groups)
+            desc = normalize_descriptors(desc, *norm)
         return desc
 
     def compute(self, image: np.ndarray, output_size: tuple[int, int] | None = None) -> np.ndarray:

@@ -41,8 +41,12 @@ from dense_descriptors_ros.geometry.camera import (
 )
 from dense_descriptors_ros.geometry.se3 import invert_pose
 from dense_descriptors_ros.io.image_conversion import image_to_numpy, to_rgb8
-from dense_descriptors_ros.model.checkpoint import model_id
-from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, free_device_memory, open_engine
+from dense_descriptors_ros.model.descriptor_source import (
+    DescriptorSourceConfig,
+    free_device_memory,
+    model_fingerprint,
+    open_engine,
+)
 from dense_descriptors_ros.nodes.frame_worker_node import FrameNodeConfig, FrameWorkerNode, stamp_seconds
 from dense_descriptors_ros.nodes.messages.odometry import (
     MapOdomSplit,
@@ -143,11 +147,11 @@ class SlamNode(FrameWorkerNode):
                 raise ValueError(f"mode localization needs a saved map in map_dir: {exc}") from exc
 
     def _model_name(self) -> str:
-        """The id saved maps carry: the checkpoint's model id, "untrained", or the feature type (orb)."""
+        """The id saved maps carry: the descriptor model's fingerprint, or the feature type (orb)."""
         slam_config = self.config.slam
         if not slam_config.needs_descriptor_image:
             return slam_config.feature_type
-        return model_id(self.config.model_dir) if self.config.model_dir else "untrained"
+        return model_fingerprint(self.config)
 
     def make_publishers(self) -> dict[str, Any]:
         if self.config.publish_tf:

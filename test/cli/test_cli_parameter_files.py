@@ -73,7 +73,16 @@ def test_describe_reads_descriptor_node_parameters_and_options_override_them(tmp
     cv2.imwrite(str(frames / "0.png"), textured_object_video(1, 48, 64).frames[0])
     params = _write(
         tmp_path / "descriptors.yaml",
-        {"descriptor_node": {"ros__parameters": {"untrained_descriptor_dim": 6, "device": "cpu", "publish_viz": True}}},
+        {
+            "descriptor_node": {
+                "ros__parameters": {
+                    "model_dir": "untrained",
+                    "untrained_descriptor_dim": 6,
+                    "device": "cpu",
+                    "publish_viz": True,
+                }
+            }
+        },
     )
 
     def dim(*extra: str) -> int:
@@ -85,4 +94,6 @@ def test_describe_reads_descriptor_node_parameters_and_options_override_them(tmp
     assert dim("--params", str(params)) == 6
     assert "node-only parameters, not used by this command: publish_viz" in caplog.text
     assert dim("--params", str(params), "--untrained-descriptor-dim", "3") == 3
-    assert dim("--params", str(REPO / "config" / "descriptors.yaml"), "--untrained-descriptor-dim", "5") == 5
+    shipped = str(REPO / "config" / "descriptors.yaml")
+    assert dim("--params", shipped, "--model", "untrained", "--untrained-descriptor-dim", "5") == 5
+    assert dim("--params", shipped) == 32  # model_dir empty: the out-of-the-box model

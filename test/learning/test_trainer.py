@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from dense_descriptors_ros.config import ConfigError, from_mapping
 from dense_descriptors_ros.learning.dataset import VideoClip
@@ -88,15 +89,53 @@ def test_short_training_beats_the_untrained_network_and_resumes(
 
 def test_recipes_load_and_bad_keys_are_named(tmp_path: Path) -> None:
     scene = load_train_config(REPO / "training" / "scene.yaml")
-    assert scene.sampler.negatives == "bands" and scene.model.channel_groups == (16, 16)
-    assert scene.sampler.band_max_px == [float("inf"), 25.0]
+    assert scene.sampler.negatives == "bands" and scene.model.architecture == "fused"
+    assert scene.model.channel_groups == (32, 16) and scene.sampler.band_max_px == [float("inf"), 25.0]
     paper = load_train_config(REPO / "training" / "object.yaml")
-    assert (paper.sampler.num_matches, paper.sampler.non_matches_per_match, paper.epochs) == (2500, 150, 10)
+    assert paper.model.architecture == "fused" and paper.model.output_stride == 4
+    assert (paper.sampler.num_matches, paper.sampler.non_matches_per_match, paper.epochs) == (1500, 50, 10)
     flows = {name: load_train_config(REPO / "training" / f"{name}.yaml").flow for name in ("object", "scene", "demo")}
     checks = {name: (f.scale, f.cycle_max_px, f.direct_max_px) for name, f in flows.items()}
-    assert checks == {"object": (2, 0.5, 1.0), "scene": (2, 0.5, 0.0), "demo": (1, 0.5, 0.0)}
+    assert checks == {"object": (2, 0.5, 1.0), "scene": (2, 0.5, 0.0), "demo": (1, 0.5, 1.0)}
     (tmp_path / "bad.yaml").write_text("sampler:\n  num_match: 10\n")
     with pytest.raises(ConfigError, match="num_match"):
         load_train_config(tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="channel_groups"):
         from_mapping(TrainConfig, {"model": {"descriptor_dim": 16, "channel_groups": [8, 8]}})
+
+
+def test_fused_training_trains_the_fine_branch_only_and_caches_the_encoder(tmp_path: Path) -> None:
+    video = textured_object_video(num_frames=16, height=96, width=128, seed=1)
+    clip = VideoClip("synthetic", video.frames, GroundTruthMasks(video.masks))
+    recipe = {
+        **TINY,
+        "model": {
+            "architecture": "fused",
+            "semantic_taps": [8, 16],
+            "semantic_dim": 8,
+            "fine_dim": 8,
+            "descriptor_dim": 16,
+            "output_stride": 4,
+        },
+        "sampler": {**TINY["sampler"], "negatives": "bands", "band_min_px": [0, 0], "band_max_px": [float("inf"), 12]},
+        # No flips: every image is then one of 16 cache entries, so later steps hit the cache.
+        "augment": {"brightness": 0.0, "contrast": 0.0, "hflip_probability": 0.0, "vflip_probability": 0.0},
+        "epochs": 2,
+        "steps_per_epoch": 6,
+        "label_quality_pairs": 0,
+    }
+    config = from_mapping(TrainConfig, recipe)
+    assert config.model.channel_groups == (8, 8)  # one negative band per part
+    train_set, val_set = datasets_from_clips(config, [clip])
+    trainer = Trainer(config, train_set, val_set, tmp_path / "run")
+    encoder = {k: v.clone() for k, v in trainer.net.body.encoder.state_dict().items()}
+    fine = {k: v.clone() for k, v in trainer.net.body.fine_head.state_dict().items()}
+    summary = trainer.fit()
+    assert summary["final_val_loss"] < summary["untrained_val_loss"]
+    net = load_checkpoint(tmp_path / "run" / "last")
+    assert net.config.output_stride == 4 and net.config.fine_dim == 8
+    assert all(torch.equal(v, net.body.encoder.state_dict()[k]) for k, v in encoder.items())  # frozen, BN included
+    assert any(not torch.equal(v, net.body.fine_head.state_dict()[k]) for k, v in fine.items())
+    assert summary["encoder_cache"]["hits"] > summary["encoder_cache"]["misses"] > 0
+    # The projection was fitted on the training frames: not the random orthonormal start.
+    assert not torch.equal(net.body.projection_mean, torch.zeros_like(net.body.projection_mean))

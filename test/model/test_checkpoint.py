@@ -32,7 +32,7 @@ def test_checkpoint_errors_name_file_and_mismatch(tmp_path, make_net):
     meta = yaml.safe_load(meta_path.read_text())
 
     meta_path.write_text(yaml.safe_dump({**meta, "model": {**meta["model"], "descriptor_dim": 9}}))
-    with pytest.raises(CheckpointError, match=r"weights.pt: head.weight has shape \(4, 64, 3, 3\).*D=9"):
+    with pytest.raises(CheckpointError, match=r"weights.pt: body.head.weight has shape \(4, 64, 3, 3\).*D=9"):
         load_checkpoint(folder)
 
     meta_path.write_text(yaml.safe_dump({**meta, "model": {**meta["model"], "backbone": "resnet34"}}))

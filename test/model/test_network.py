@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from dense_descriptors_ros.model.network import BACKBONES, ModelConfig, normalize_descriptors
+from dense_descriptors_ros.model.backbones import BACKBONES
+from dense_descriptors_ros.model.network import ModelConfig, normalize_descriptors
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)

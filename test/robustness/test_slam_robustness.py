@@ -86,14 +86,14 @@ def test_unpaired_stereo_is_reported(slam, stereo_rig, rosout, log_lines):
     assert any("sync_slop" in text for text in warnings), warnings
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the map's descriptor-space id is 'untrained' for every untrained network: needs model_fingerprint "
-    "(backbone and D of the untrained network, the weights' hash of a checkpoint) from model/descriptor_source.py",
-)
 def test_map_of_another_untrained_network_is_refused(slam, remote, stereo_rig, tmp_path):
     for name, backbone in (("slam_mobilenet", "mobilenet_v2"), ("slam_resnet", "resnet18")):
-        params = {"slam.feature_type": "learned", "untrained_backbone": backbone, "device": "cpu"}
+        params = {
+            "slam.feature_type": "learned",
+            "model_dir": "untrained",
+            "untrained_backbone": backbone,
+            "device": "cpu",
+        }
         odometry, _, frames = slam(6, 3, name, map_dir=str(tmp_path / "map"), **params)
     for frame, stamp in zip(frames, [100.0, 100.1, 100.2], strict=True):
         before = len(odometry)
