@@ -50,6 +50,7 @@ class DescriptorModelNode(FrameWorkerNode):
         self._in_use: tuple[str, str] | None = None  # (model_dir, fingerprint) of the last network loaded
         self._loading: str | None = None  # model_dir of the load in progress
         self._load_generation = 0  # a load begun before a deactivate is not swapped in after it
+        self._loads_started = 0
         self.failed_model_loads = 0
         self.create_service(SetParameters, "~/load_model", self._on_load_model)
 
@@ -127,6 +128,7 @@ class DescriptorModelNode(FrameWorkerNode):
         if self._in_use == (source.model_dir, fingerprint):  # e.g. set back after a failed load
             return
         self._loading = source.model_dir
+        self._loads_started += 1
         args = (source, fingerprint, self._load_generation)
         threading.Thread(target=self._load, args=args, name=f"{self.get_name()}-model-load", daemon=True).start()
 
@@ -186,10 +188,11 @@ class DescriptorModelNode(FrameWorkerNode):
         if [p.name for p in params] != ["model_dir"] or not isinstance(params[0].value, str):
             response.results = [SetParametersResult(successful=False, reason=LOAD_MODEL_USAGE)]
             return response
+        loads_before = self._loads_started
         (result,) = self.set_parameters(params)  # the parameter callback checks it and starts the load
         if result.successful:
             model_dir = params[0].value
-            if self._loading == model_dir:
+            if self._loads_started > loads_before:
                 result.reason = (
                     f"loading {model_dir!r} started; the outcome is logged and shown as 'model' on /diagnostics"
                 )

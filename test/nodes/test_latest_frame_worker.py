@@ -6,14 +6,20 @@ import time
 from dense_descriptors_ros.nodes.latest_frame_worker import LatestFrameWorker
 
 
-def test_latest_frame_worker_keeps_only_newest_and_counts_drops():
-    seen = []
+def _gated(seen):
+    """A ``process`` that appends its item to ``seen`` once the returned gate is set."""
     gate = threading.Event()
 
     def process(item):
         gate.wait(5)
         seen.append(item)
 
+    return process, gate
+
+
+def test_latest_frame_worker_keeps_only_newest_and_counts_drops():
+    seen = []
+    process, gate = _gated(seen)
     worker = LatestFrameWorker(process, on_error=lambda exc: None)
     worker.start()
     worker.put(0)
@@ -46,12 +52,7 @@ def test_latest_frame_worker_survives_exceptions():
 
 def test_task_runs_between_two_frames_and_not_after_stop():
     order = []
-    gate = threading.Event()
-
-    def process(item):
-        gate.wait(5)
-        order.append(item)
-
+    process, gate = _gated(order)
     worker = LatestFrameWorker(process, on_error=lambda exc: None)
     assert not worker.run_between_frames(lambda: order.append("never"))  # not started
     worker.start()

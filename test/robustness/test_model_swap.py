@@ -78,14 +78,6 @@ def _logged(log_lines, node, level, *words, count=1):
     return lines()
 
 
-def _value(diagnostics, node, key):
-    for array in reversed(list(diagnostics)):
-        for status in array.status:
-            if status.name == node:
-                return next((v.value for v in status.values if v.key == key), None)
-    return None
-
-
 @pytest.fixture
 def tracker(ros, active_node, rosout, tmp_path, request):
     """An active tracker_node running checkpoint ``a`` with three tracks, its camera, its tracks and the models.
@@ -127,7 +119,7 @@ def test_tracks_are_reset_for_a_model_of_another_descriptor_space(tracker, remot
     assert _logged(log_lines, node.get_name(), Log.WARN, "tracks reset", model_id(models["b"]))
 
 
-def test_a_broken_checkpoint_keeps_the_old_model(tracker, ros, remote, rosout, log_lines, tmp_path):
+def test_a_broken_checkpoint_keeps_the_old_model(tracker, ros, remote, rosout, log_lines, diagnostic_value, tmp_path):
     node, pub, clouds, models = tracker
     diagnostics = ros.collector(DiagnosticArray, "/diagnostics")
     engine = node.engine
@@ -151,8 +143,10 @@ def test_a_broken_checkpoint_keeps_the_old_model(tracker, ros, remote, rosout, l
     errors = _logged(log_lines, node.get_name(), Log.ERROR, "not loaded", count=2)
     assert len(errors) == 2 and "non-finite" in errors[0] and "weights.pt" in errors[1], errors
     assert all(models["a"] in text for text in errors)
-    assert wait_for(lambda: _value(diagnostics, f"/{node.get_name()}", "model loads failed") == "2", timeout=10)
-    assert _value(diagnostics, f"/{node.get_name()}", "model") == model_id(models["a"])
+    assert wait_for(
+        lambda: diagnostic_value(diagnostics, f"/{node.get_name()}", "model loads failed") == "2", timeout=10
+    )
+    assert diagnostic_value(diagnostics, f"/{node.get_name()}", "model") == model_id(models["a"])
     assert list(pointcloud2_to_array(_send(pub, _image(2), clouds))["id"]) == [0, 1, 2]  # tracks kept
 
     result = _load_model(remote, node.get_name(), 3)  # not a folder name
