@@ -18,6 +18,8 @@ import hashlib
 import itertools
 import json
 import logging
+import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -318,7 +320,9 @@ class FlowLabeler:
         backward = self.flow(b, a).astype(np.float16)
         if path is not None:
             first, second = (backward, forward) if swapped else (forward, backward)
-            tmp = path.with_suffix(".tmp.npz")
+            # A temporary name of this process's own, then an atomic rename: processes that label the same pair at
+            # once (DDP ranks) each leave a whole file, and a reader never sees a partial one.
+            tmp = path.with_name(f"{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.npz")
             np.savez_compressed(tmp, first=first, second=second)
             tmp.replace(path)
         return forward.astype(np.float32), backward.astype(np.float32)
