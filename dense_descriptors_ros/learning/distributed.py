@@ -3,9 +3,10 @@
 ``torchrun --nproc_per_node N -m dense_descriptors_ros.cli.main train ...`` starts N copies of the train command;
 ``start_distributed`` reads torchrun's environment (WORLD_SIZE, RANK, LOCAL_RANK) and joins the process group
 (nccl on CUDA, gloo on CPU). Without torchrun it returns the single-process ``DistributedRun`` and nothing else
-changes. The Trainer shards every epoch's pairs over the ranks (a DistributedSampler with the recipe's seed: the
-union of the ranks' batches is the single-process batch of world_size x batch_size pairs), averages gradients
-through DDP, and only rank 0 logs, validates, draws and writes checkpoints.
+changes. Every rank draws the single-process batches of world_size x batch_size pairs in the same seeded order and
+takes its own share of each (``RankBatches``), so N processes train like one with the N times larger batch, and
+one process exactly as before; DDP averages the gradients, and only rank 0 logs, validates, draws and writes
+checkpoints.
 
 Flow labels: before training, ``share_flow_labels`` computes every raw flow the training pairs need exactly once
 across the ranks (rank r takes every world_size-th), into the run's on-disk flow cache; after a barrier every rank
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import BatchSampler, Sampler
 
 from dense_descriptors_ros.learning.dataset import PairDataset
 from dense_descriptors_ros.model.engine import resolve_device
@@ -83,6 +85,23 @@ class DistributedRun:
             tensor = tensor.cuda()
         dist.all_reduce(tensor)
         return dict(zip(values, (tensor / self.world_size).tolist(), strict=True))
+
+
+class RankBatches(Sampler[list[int]]):
+    """This rank's part of every batch of ``batches`` (the whole-run batches): contiguous parts that differ in size
+    by one at most, so the ranks' parts of one batch are that batch. Each batch needs a pair per rank."""
+
+    def __init__(self, batches: BatchSampler, run: DistributedRun) -> None:
+        self.batches = batches
+        self.run = run
+
+    def __iter__(self) -> Iterator[list[int]]:
+        world, rank = self.run.world_size, self.run.rank
+        for batch in self.batches:
+            yield batch[rank * len(batch) // world : (rank + 1) * len(batch) // world]
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 def start_distributed(device: str = "auto") -> DistributedRun:

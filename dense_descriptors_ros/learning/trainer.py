@@ -32,13 +32,13 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 from tqdm import tqdm
 
 from dense_descriptors_ros.config import ConfigError, to_mapping
 from dense_descriptors_ros.features.sampling import sample_descriptor_maps
 from dense_descriptors_ros.learning.dataset import PairDataset
-from dense_descriptors_ros.learning.distributed import DistributedRun, share_flow_labels
+from dense_descriptors_ros.learning.distributed import DistributedRun, RankBatches, share_flow_labels
 from dense_descriptors_ros.learning.encoder_cache import EncoderFeatureCache
 from dense_descriptors_ros.learning.label_quality import GapQuality, measure_label_quality, write_label_quality
 from dense_descriptors_ros.learning.loss import PixelwiseContrastiveLoss
@@ -90,6 +90,8 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.distributed = distributed or DistributedRun()
         world = self.distributed.world_size
+        if len(train_set) < world:
+            raise ConfigError(f"{len(train_set)} training pairs cannot be shared by {world} processes; use more frames")
         self.provenance = {**(provenance or {}), "world_size": world, "effective_batch_size": config.batch_size * world}
         self.device = self.distributed.device(config.device)
         seed_everything(config.seed)
@@ -122,18 +124,16 @@ class Trainer:
 
     # --- data ---------------------------------------------------------------------------------------------
     def _loader(self) -> DataLoader:
-        """This rank's share of the epoch's pairs, shuffled with the seed and the epoch: with one process all of
-        them; with several, every world_size-th of the same order (so the ranks' batches together are the batch of
-        one process with world_size x batch_size)."""
-        run = self.distributed
-        sampler = DistributedSampler(self.train_set, run.world_size, run.rank, shuffle=True, seed=self.config.seed)
-        sampler.set_epoch(self.epoch)
+        """This rank's share of the epoch's batches: the batches of world_size x batch_size pairs one process would
+        draw (shuffled with the seed and the epoch), each split over the ranks (with one process: all of it)."""
+        run, size = self.distributed, self.config.batch_size * self.distributed.world_size
+        generator = torch.Generator().manual_seed(self.config.seed + self.epoch)
+        batches = BatchSampler(RandomSampler(self.train_set, generator=generator), size, len(self.train_set) >= size)
         return DataLoader(
             self.train_set,
-            batch_size=self.config.batch_size,
-            sampler=sampler,
+            batch_sampler=RankBatches(batches, run),
             num_workers=self.config.num_workers,
-            drop_last=sampler.num_samples >= self.config.batch_size,
+            generator=generator,
         )
 
     def epoch_batches(self) -> Iterator[dict[str, torch.Tensor]]:
