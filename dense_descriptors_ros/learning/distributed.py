@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -27,6 +28,8 @@ from torch.utils.data import BatchSampler, Sampler
 
 from dense_descriptors_ros.learning.dataset import PairDataset
 from dense_descriptors_ros.model.engine import resolve_device
+
+RANK_0_ONLY_TIMEOUT = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,9 @@ def start_distributed(device: str = "auto") -> DistributedRun:
     if cuda:
         torch.cuda.set_device(run.local_rank)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
+        # The other ranks wait while rank 0 alone validates, draws and saves: allow that more than nccl's default
+        # ten minutes (a rank that dies is noticed by torchrun, not by this timeout).
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=RANK_0_ONLY_TIMEOUT)
     return run
 
 
@@ -143,5 +148,5 @@ def share_flow_labels(dataset: PairDataset, run: DistributedRun) -> None:
     for c, i, j in raw_flow_pairs(dataset)[run.rank :: run.world_size]:
         clip = dataset.clips[c]
         frames = clip.flow_frames if clip.flow_frames is not None else clip.frames
-        dataset.labeler.flows(frames[i], frames[j])
+        dataset.labeler.cache_flows(frames[i], frames[j])
     run.barrier()

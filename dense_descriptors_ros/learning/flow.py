@@ -327,6 +327,12 @@ class FlowLabeler:
             tmp.replace(path)
         return forward.astype(np.float32), backward.astype(np.float32)
 
+    def cache_flows(self, a: np.ndarray, b: np.ndarray) -> None:
+        """Make sure the disk cache holds the raw flows of (a, b): computed and stored unless already there."""
+        path = self._cache_path(tuple(sorted((_digest(a), _digest(b)))))
+        if path is None or not path.is_file():
+            self.flows(a, b)
+
     def _checked(self, forward: np.ndarray, backward: np.ndarray) -> FlowLabel:
         c = self.config
         return FlowLabel(forward, forward_backward_valid(forward, backward, c.fb_alpha, c.fb_beta, c.border_px))

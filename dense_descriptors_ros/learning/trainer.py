@@ -310,6 +310,7 @@ class Trainer:
         """Train for the remaining epochs; returns a summary (untrained vs. best error percentile, losses, paths).
         Distributed, every rank calls it; rank 0 alone validates and writes, and its summary is the run's."""
         main = self.distributed.is_main
+        share_flow_labels(self.train_set, self.distributed)  # first: rank 0's label quality then reads the cache
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             self._write_config()
@@ -319,7 +320,6 @@ class Trainer:
                 untrained = self.validate()
                 self._log_validation(0, untrained)
                 log.info("untrained: mean error percentile %.2f", untrained["mean_error_percentile"])
-        share_flow_labels(self.train_set, self.distributed)
         if self.train_net is self.net:
             self.train_net = self.distributed.wrap(self.net)
         for epoch in range(self.epoch + 1, self.config.epochs + 1):
