@@ -3,6 +3,7 @@ alone writes the run; raw flows are shared through the cache; the single-process
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import signal
@@ -88,6 +89,37 @@ def _bags(folder: Path) -> Path:
     return folder
 
 
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+TRAIN = ["-m", "dense_descriptors_ros.cli.main", "train"]
+
+
+def _torchrun_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **extra}
+
+
+def _start(command: list[str], env: dict[str, str], capture: bool = True) -> subprocess.Popen:
+    """torchrun in a session of its own, so ``_stop`` can end it with its workers."""
+    output = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(command, env=env, stdout=output, stderr=output, text=True, start_new_session=True)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
+
+
+def _run(command: list[str], env: dict[str, str], timeout: float) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of a torchrun command; it and its workers are killed after ``timeout``."""
+    process = _start(command, env)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        if process.returncode is None:
+            _stop(process)
+    return process.returncode, out, err
+
+
 def _losses(run: Path) -> list[float]:
     with (run / "train_log.csv").open() as f:
         return [float(row["loss"]) for row in csv.DictReader(f)]
@@ -100,19 +132,10 @@ def test_two_gloo_processes_train_like_one_process_with_the_doubled_batch(tmp_pa
     command = ["train", "--config", str(tmp_path / "tiny.yaml"), "--data", str(bags)]
     assert main([*command, "--out", str(tmp_path / "one"), "--set", "batch_size=2"]) == 0
 
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    ddp = [*command, "--out", str(tmp_path / "two"), "--set", "batch_size=1"]
-    result = subprocess.run(
-        [*torchrun, "-m", "dense_descriptors_ros.cli.main", *ddp],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("best_error_percentile") == 1  # rank 0 alone prints the summary
+    ddp = [*TORCHRUN, *TRAIN, *command[1:], "--out", str(tmp_path / "two")]
+    status, out, err = _run([*ddp, "--set", "batch_size=1"], _torchrun_env(), timeout=180)
+    assert status == 0, err[-3000:]
+    assert out.count("best_error_percentile") == 1  # rank 0 alone prints the summary
 
     one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
     assert len(one) == len(two) == 4  # rank 0 alone writes the log, one row per step
@@ -138,6 +161,9 @@ def test_two_gloo_processes_train_like_one_process_with_the_doubled_batch(tmp_pa
     # 4 direct flows each), plus the validation pairs rank 0 labelled.
     assert len(list((tmp_path / "two" / "flow_cache").glob("*.npz"))) >= 18
     assert not list((tmp_path / "two" / "flow_cache").glob("*.tmp*"))
+    # One store per bag (rank 0 wrote them, rank 1 read them), no temporaries left.
+    stored = sorted(p.suffix for p in (tmp_path / "two" / "frame_cache").iterdir())
+    assert stored == sorted([".frames", ".flow_frames", ".json"] * 2)
 
 
 def _pid_of_rank(rank: int, token: str) -> int | None:
@@ -156,12 +182,11 @@ def test_a_run_whose_rank_was_killed_resumes_from_its_last_epoch(tmp_path: Path)
     bags = _bags(tmp_path / "recordings")
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**TINY_FUSED, "epochs": 2, "steps_per_epoch": 12}))
     token = tmp_path.name
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "DDR_TEST_TOKEN": token}
+    env = _torchrun_env(DDR_TEST_TOKEN=token)
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    command += ["-m", "dense_descriptors_ros.cli.main", "train", "--config", str(tmp_path / "tiny.yaml")]
-    command += ["--data", str(bags), "--out", str(out), "--set", "batch_size=1"]
-    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    command = [*TORCHRUN, *TRAIN, "--config", str(tmp_path / "tiny.yaml"), "--data", str(bags), "--out", str(out)]
+    command += ["--set", "batch_size=1"]
+    first = _start(command, env, capture=False)  # nobody reads its output while it runs
     try:
         deadline = time.monotonic() + 120
         while not (out / "last" / "train_state.pt").is_file() and first.poll() is None and time.monotonic() < deadline:
@@ -169,16 +194,16 @@ def test_a_run_whose_rank_was_killed_resumes_from_its_last_epoch(tmp_path: Path)
         rank_1 = _pid_of_rank(1, token)
         assert rank_1 is not None, "rank 1 is not running after epoch 1"
         os.kill(rank_1, signal.SIGKILL)  # in epoch 2: torchrun stops rank 0 too
-        assert first.wait(timeout=60) != 0
+        first.communicate(timeout=60)
+        assert first.returncode != 0
     finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
+        if first.returncode is None:
+            _stop(first)
     assert read_model_meta(out / "last")["provenance"]["epoch"] == 1
 
-    resumed = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    summary = yaml.safe_load(resumed.stdout[resumed.stdout.index("untrained_error_percentile") :])
+    status, stdout, stderr = _run([*command, "--resume"], env, timeout=120)
+    assert status == 0, stderr[-3000:]
+    summary = yaml.safe_load(stdout[stdout.index("untrained_error_percentile") :])
     assert (summary["epochs"], summary["steps"]) == (2, 24)
     with (out / "val_log.csv").open() as f:
         assert [int(row["epoch"]) for row in csv.DictReader(f)] == [0, 1, 2]
