@@ -1,10 +1,12 @@
 """Fixtures shared by test/ and benchmarks/: a real rclpy graph in this process, what its nodes show through public
-interfaces (lifecycle state, publishers), and the shared data sets."""
+interfaces (lifecycle state, publishers), node executables started as processes, and the shared data sets."""
 
 import os
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -96,3 +98,68 @@ def shared_dataset() -> Callable[[str], Path]:
             pytest.skip(str(err))
 
     return find
+
+
+def ros_argument(value: Any) -> str:
+    """A parameter value as `--ros-args -p name:=value` takes it (YAML)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(ros_argument(v) for v in value) + "]"
+    return str(value)
+
+
+class NodeProcess:
+    """One node executable running as a child process; its stdout and stderr go to ``log_path``."""
+
+    def __init__(self, command: list[str], log_path: Path, cwd: Path) -> None:
+        self.log_path = log_path
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+        with log_path.open("wb") as log_file:
+            self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture
+def start_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
+    """``start_node(executable, params, name=None, params_file=None, wrapper=())``: run
+    ``dense_descriptors_ros.nodes.<executable>`` with a parameter file and ``--ros-args -p`` parameters (``name``
+    renames the node); ``wrapper`` is a command prefix (e.g. unshare). Processes still running at the end are
+    killed."""
+    started: list[NodeProcess] = []
+
+    def start(
+        executable: str,
+        params: dict[str, Any] | None = None,
+        name: str | None = None,
+        params_file: Path | None = None,
+        wrapper: tuple = (),
+    ) -> NodeProcess:
+        command = [*wrapper, sys.executable, "-m", f"dense_descriptors_ros.nodes.{executable}", "--ros-args"]
+        if name:
+            command += ["-r", f"__node:={name}"]
+        if params_file:
+            command += ["--params-file", str(params_file)]
+        for key, value in (params or {}).items():
+            command += ["-p", f"{key}:={ros_argument(value)}"]
+        process = NodeProcess(command, tmp_path / f"{name or executable}.log", tmp_path)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()

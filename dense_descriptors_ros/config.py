@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -78,6 +79,27 @@ def field_specs(cls: type) -> list[FieldSpec]:
             )
         )
     return specs
+
+
+def config_leaves(cls: type, prefix: str = "") -> Iterator[tuple[str, FieldSpec]]:
+    """``(dotted path, spec)`` of every non-dataclass field of config ``cls``, nested sections included."""
+    for spec in field_specs(cls):
+        if dataclasses.is_dataclass(spec.type):
+            yield from config_leaves(spec.type, f"{prefix}{spec.name}.")
+        else:
+            yield prefix + spec.name, spec
+
+
+def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``."""
+    nested: dict[str, Any] = {}
+    for path, value in flat.items():
+        *sections, leaf = path.split(".")
+        node = nested
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[leaf] = value
+    return nested
 
 
 def check_value(spec: FieldSpec, value: Any, where: str = "") -> Any:

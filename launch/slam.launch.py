@@ -2,6 +2,7 @@
 
 ros2 launch dense_descriptors_ros slam.launch.py stereo:=/stereo model_dir:=/path/to/checkpoint
 Expects <stereo>/left/image_rect, <stereo>/right/image_rect and both camera_info topics (rectified pair).
+Localise in a saved map instead of mapping: mode:=localization map_dir:=/path/to/map.
 """
 
 import os
@@ -22,6 +23,10 @@ def generate_launch_description():
             DeclareLaunchArgument("model_dir", default_value="", description="checkpoint folder (learned features)"),
             DeclareLaunchArgument("features", default_value="learned", description="learned or orb"),
             DeclareLaunchArgument("device", default_value="auto", description="auto, cpu, cuda or cuda:N"),
+            DeclareLaunchArgument("mode", default_value="mapping", description="mapping or localization"),
+            DeclareLaunchArgument(
+                "map_dir", default_value="slam_map", description="map folder (save_map, load_map, localization)"
+            ),
             DeclareLaunchArgument("use_rviz", default_value="true", description="start rviz2 with slam.rviz"),
             DeclareLaunchArgument(
                 "params_file",
@@ -40,6 +45,8 @@ def generate_launch_description():
                         "model_dir": LaunchConfiguration("model_dir"),
                         "device": LaunchConfiguration("device"),
                         "slam.feature_type": LaunchConfiguration("features"),
+                        "mode": LaunchConfiguration("mode"),
+                        "map_dir": LaunchConfiguration("map_dir"),
                     },
                 ],
             ),

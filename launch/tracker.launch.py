@@ -55,7 +55,11 @@ def generate_launch_description():
                 parameters=[
                     LaunchConfiguration("params_file"),
                     common,
-                    {"input": PythonExpression(["'descriptors' if '", separate, "' == 'true' else 'image'"])},
+                    {
+                        "input": PythonExpression(["'descriptors' if '", separate, "' == 'true' else 'image'"]),
+                        # 640x480 descriptor images are 19.7 MB: only a reliable, depth-1 subscription gets them.
+                        "descriptors_qos": "reliable",
+                    },
                 ],
                 remappings=[("image", image)],
             ),

@@ -15,28 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dense_descriptors_ros.config import FieldSpec, check_value, field_specs, from_mapping
-
-
-def config_leaves(cls: type, prefix: str = "") -> Iterator[tuple[str, FieldSpec]]:
-    """``(dotted path, spec)`` of every non-dataclass field of config ``cls``, nested sections included."""
-    for spec in field_specs(cls):
-        if dataclasses.is_dataclass(spec.type):
-            yield from config_leaves(spec.type, f"{prefix}{spec.name}.")
-        else:
-            yield prefix + spec.name, spec
-
-
-def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``."""
-    nested: dict[str, Any] = {}
-    for path, value in flat.items():
-        *sections, leaf = path.split(".")
-        node = nested
-        for section in sections:
-            node = node.setdefault(section, {})
-        node[leaf] = value
-    return nested
+from dense_descriptors_ros.config import FieldSpec, check_value, config_leaves, from_mapping, nest
 
 
 def flatten(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -7,6 +7,8 @@
 5. report  what came out: annotated video, tracks CSV, descriptor colouring, an evaluation report with plots
            (trained vs the out-of-the-box model vs untrained vs dense SIFT on ground truth) and a rosbag2 of the
            outputs for Foxglove / rviz.
+
+Long file: one function per stage plus the report that compares them; they share the demo's size and paths.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import cv2
 import numpy as np
 import yaml
 from tqdm import tqdm
+
+from dense_descriptors_ros.io.atomic_files import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 RECIPE = Path(__file__).resolve().parents[2] / "training" / "demo.yaml"
@@ -84,7 +88,7 @@ def run_demo(args: argparse.Namespace) -> int:
     result_png = write_result_picture(out / "result.png", seq, held_out, tracks, model_dir)
     stage("outputs")
     report["timings_s"] = timings
-    (out / "report" / "figures.json").write_text(json.dumps(report, indent=2))
+    atomic_write_text(out / "report" / "figures.json", json.dumps(report, indent=2))
     print_summary(out, report, result_png)
     return 0 if report["trained_beats_untrained"] else 1
 
@@ -261,7 +265,7 @@ def track_held_out(seq: Any, held_out: list[int], model_dir: Path, folder: Path,
         + [(float(m.header.stamp.sec), "/tracks/image", m) for m in images]
         + [(float(m.markers[0].header.stamp.sec), "/tracks/markers", m) for m in markers if m.markers],
     )
-    with (folder / "tracks.csv").open("w", newline="") as f:
+    with atomic_path(folder / "tracks.csv") as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["frame", "id", "x", "y", "visible", "score"])
         for t, index in enumerate(held_out):
@@ -276,10 +280,11 @@ def track_held_out(seq: Any, held_out: list[int], model_dir: Path, folder: Path,
 
 def write_video(path: Path, frames_rgb: list[np.ndarray], fps: float = 15.0) -> None:
     h, w = frames_rgb[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    for frame in frames_rgb:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+    with atomic_path(path) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+        for frame in frames_rgb:
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        writer.release()
 
 
 # --- 5. evaluate and report --------------------------------------------------------------------------------------
@@ -371,7 +376,8 @@ def evaluate_held_out(
     )
     axes[1].legend()
     fig.tight_layout()
-    fig.savefig(folder / "evaluation.png", dpi=110)
+    with atomic_path(folder / "evaluation.png") as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
     lines = [
@@ -386,7 +392,7 @@ def evaluate_held_out(
     lines += ["", "| tracking metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in tracking.items()]
     lines += ["", "![evaluation](evaluation.png)", ""]
-    (folder / "report.md").write_text("\n".join(lines))
+    atomic_write_text(folder / "report.md", "\n".join(lines))
     return figures
 
 
@@ -422,7 +428,8 @@ def write_result_picture(path: Path, seq: Any, held_out: list[int], run: Trackin
     picks = np.linspace(0, len(held_out) - 1, 4).astype(int)
     top = np.hstack([run.annotated[k] for k in picks])
     bottom = np.hstack([colorizer(engine.compute(seq.rgb[held_out[k]])) for k in picks])
-    cv2.imwrite(str(path), cv2.cvtColor(np.vstack([top, bottom]), cv2.COLOR_RGB2BGR))
+    with atomic_path(path) as tmp:
+        cv2.imwrite(str(tmp), cv2.cvtColor(np.vstack([top, bottom]), cv2.COLOR_RGB2BGR))
     return path
 
 

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from dense_descriptors_ros.cli.frame_input import add_frame_input_arguments, open_frames_and_engine
 from dense_descriptors_ros.cli.parameter_files import add_params_argument, read_node_parameters
+from dense_descriptors_ros.io.atomic_files import atomic_path
 from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,11 @@ def run_describe(args: argparse.Namespace) -> int:
     for index, (_, rgb) in enumerate(tqdm(source, desc="describe", unit="frame")):
         descriptors = engine.compute(rgb)
         viz = colorizer(descriptors)
-        cv2.imwrite(str(out / f"{index:06d}_viz.png"), cv2.cvtColor(np.hstack([rgb, viz]), cv2.COLOR_RGB2BGR))
+        with atomic_path(out / f"{index:06d}_viz.png") as tmp:
+            cv2.imwrite(str(tmp), cv2.cvtColor(np.hstack([rgb, viz]), cv2.COLOR_RGB2BGR))
         if args.save_descriptors:
-            np.save(out / f"{index:06d}_descriptors.npy", descriptors.astype(np.float16))
+            with atomic_path(out / f"{index:06d}_descriptors.npy") as tmp:
+                np.save(tmp, descriptors.astype(np.float16))
         count += 1
     if count == 0:
         raise ValueError(f"{source.describe()}: no frames selected")

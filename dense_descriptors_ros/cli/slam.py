@@ -38,6 +38,7 @@ from dense_descriptors_ros.cli.parameter_files import (
 )
 from dense_descriptors_ros.geometry.camera import StereoCamera
 from dense_descriptors_ros.geometry.trajectory import write_trajectory
+from dense_descriptors_ros.io.atomic_files import atomic_write_text
 from dense_descriptors_ros.io.frame_sources import ImageFolderFrameSource
 from dense_descriptors_ros.model.descriptor_source import model_fingerprint, open_engine
 from dense_descriptors_ros.slam.map_io import voxel_downsample, write_ply
@@ -126,6 +127,7 @@ def run_slam(args: argparse.Namespace) -> int:
             states.append(slam.process(float(stamp), l_img, r_img).state)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
+        slam.wait_for_mapping(timeout=60.0)  # the last BA and loop correction belong in the trajectory
         trajectory = slam.trajectory()
         write_trajectory(trajectory, out / "trajectory_tum.txt", "tum")
         write_trajectory(trajectory, out / "trajectory_kitti.txt", "kitti")
@@ -141,7 +143,7 @@ def run_slam(args: argparse.Namespace) -> int:
             "tracking_ms_per_frame": float(np.mean(slam.tracking_ms)),
             "model_id": slam_model_id,
         }
-        (out / "summary.yaml").write_text(yaml.safe_dump(summary, sort_keys=False))
+        atomic_write_text(out / "summary.yaml", yaml.safe_dump(summary, sort_keys=False))
         log.info(
             "slam: %d frames, %d lost, %d keyframes -> %s",
             summary["frames"],

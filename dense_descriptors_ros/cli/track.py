@@ -8,6 +8,7 @@ chosen automatically (``--auto-points N`` distinctive points spread over the fir
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import logging
 from pathlib import Path
@@ -24,6 +25,7 @@ from dense_descriptors_ros.cli.parameter_files import (
     read_node_parameters,
     take_parameters,
 )
+from dense_descriptors_ros.io.atomic_files import atomic_path
 from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig
 from dense_descriptors_ros.tracking.track_drawing import TrackDrawer
 
@@ -66,30 +68,39 @@ def _tracker_config(args: argparse.Namespace, params: dict) -> TrackerConfig:
 
 
 class _AnnotatedOutput:
-    """Annotated frames as one mp4 (cv2.VideoWriter, mp4v) or as numbered PNG files."""
+    """Annotated frames as one mp4 (cv2.VideoWriter, mp4v) or as numbered PNG files, each written under a
+    temporary name and renamed when complete (the mp4 when the run ends without an error)."""
 
     def __init__(self, folder: Path, png: bool, fps: float) -> None:
         self.folder, self.png, self.fps = folder, png, fps
         self.writer: cv2.VideoWriter | None = None
         self.count = 0
+        self._files = contextlib.ExitStack()
+        self._mp4 = None if png else self._files.enter_context(atomic_path(folder / "tracks.mp4"))
 
     def write(self, rgb: np.ndarray) -> None:
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         if self.png:
-            if not cv2.imwrite(str(self.folder / f"{self.count:06d}_tracks.png"), bgr):
-                raise OSError(f"could not write PNG frames into {self.folder}")
+            with atomic_path(self.folder / f"{self.count:06d}_tracks.png") as tmp:
+                if not cv2.imwrite(str(tmp), bgr):
+                    raise OSError(f"could not write PNG frames into {self.folder}")
         else:
             if self.writer is None:
-                path = self.folder / "tracks.mp4"
-                self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, bgr.shape[1::-1])
+                self.writer = cv2.VideoWriter(
+                    str(self._mp4), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, bgr.shape[1::-1]
+                )
                 if not self.writer.isOpened():
-                    raise OSError(f"OpenCV cannot write {path}; use --png")
+                    raise OSError(f"OpenCV cannot write {self.folder / 'tracks.mp4'}; use --png")
             self.writer.write(bgr)
         self.count += 1
 
-    def close(self) -> None:
+    def __enter__(self) -> _AnnotatedOutput:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
         if self.writer is not None:
             self.writer.release()
+        self._files.__exit__(*exc_info)
 
 
 def run_track(args: argparse.Namespace) -> int:
@@ -102,39 +113,31 @@ def run_track(args: argparse.Namespace) -> int:
     drawer = TrackDrawer()
     if args.fps <= 0:
         raise ValueError(f"--fps must be > 0, got {args.fps}")
-    video = _AnnotatedOutput(out, args.png, args.fps)
     stamps: list[float] = []
-    with open(out / "tracks.csv", "w", newline="") as handle:
+    # tracks.csv and the video replace the previous run's only when this one succeeds.
+    with (
+        atomic_path(out / "tracks.csv") as csv_path,
+        csv_path.open("w", newline="") as handle,
+        _AnnotatedOutput(out, args.png, args.fps) as video,
+    ):
         rows = csv.writer(handle)
         rows.writerow(CSV_COLUMNS)
-        try:
-            for index, (stamp, rgb) in enumerate(tqdm(source, desc="track", unit="frame")):
-                descriptors = engine.compute(rgb)
-                if index == 0 and args.points is not None:
-                    tracker.add_queries(descriptors, np.array(args.points, np.float32))
-                    frame = tracker.frame()
-                else:
-                    frame = tracker.update(descriptors)
-                for i, track_id in enumerate(frame.ids):
-                    x, y = frame.positions[i]
-                    visible, redetected, score = int(frame.visible[i]), int(frame.redetected[i]), frame.scores[i]
-                    rows.writerow(
-                        [
-                            index,
-                            f"{stamp:.6f}",
-                            int(track_id),
-                            f"{x:.2f}",
-                            f"{y:.2f}",
-                            f"{score:.4f}",
-                            visible,
-                            redetected,
-                        ]
-                    )
-                stamps.append(stamp)
-                video.write(drawer.draw(rgb, frame))
-        finally:
-            video.close()
-    if not stamps:
-        raise ValueError(f"{source.describe()}: no frames selected")
+        for index, (stamp, rgb) in enumerate(tqdm(source, desc="track", unit="frame")):
+            descriptors = engine.compute(rgb)
+            if index == 0 and args.points is not None:
+                tracker.add_queries(descriptors, np.array(args.points, np.float32))
+                frame = tracker.frame()
+            else:
+                frame = tracker.update(descriptors)
+            for i, track_id in enumerate(frame.ids):
+                x, y = frame.positions[i]
+                visible, redetected, score = int(frame.visible[i]), int(frame.redetected[i]), frame.scores[i]
+                rows.writerow(
+                    [index, f"{stamp:.6f}", int(track_id), f"{x:.2f}", f"{y:.2f}", f"{score:.4f}", visible, redetected]
+                )
+            stamps.append(stamp)
+            video.write(drawer.draw(rgb, frame))
+        if not stamps:
+            raise ValueError(f"{source.describe()}: no frames selected")
     log.info("tracked %d point(s) over %d frame(s); wrote %s", tracker.num_tracks, len(stamps), out)
     return 0

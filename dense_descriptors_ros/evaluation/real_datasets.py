@@ -162,9 +162,17 @@ class EurocCamera:
     resolution: tuple[int, int] = field(default=(752, 480))
 
 
+# Ground-truth file of each staged EuRoC folder and the frame whose poses it holds.
+EUROC_GROUNDTRUTH = {
+    "euroc_v101_micro": ("groundtruth_V101_tum.txt", "body"),
+    "euroc_mh01_stereo_0100_0299": ("groundtruth/groundtruth_cam0_tum.txt", "cam0"),
+}
+
+
 @dataclass
 class EurocStereo:
-    """First EuRoC V1_01 stereo pairs (mono, unrectified), timestamps in ns, both cameras and the GT (body) poses."""
+    """EuRoC stereo pairs (mono, unrectified), timestamps in ns, both cameras and the GT poses of
+    ``groundtruth_frame`` (``body``: the IMU, ``cam0``: the left camera's optical frame) in the world."""
 
     left: list[np.ndarray]
     right: list[np.ndarray]
@@ -172,6 +180,7 @@ class EurocStereo:
     cam0: EurocCamera
     cam1: EurocCamera
     groundtruth: Trajectory
+    groundtruth_frame: str
 
 
 def _read_euroc_camera(path: Path) -> EurocCamera:
@@ -187,6 +196,8 @@ def _read_euroc_camera(path: Path) -> EurocCamera:
 
 
 def load_euroc(root: str | Path | None = None, name: str = "euroc_v101_micro") -> EurocStereo:
+    """One of the staged EuRoC folders (:data:`EUROC_GROUNDTRUTH`)."""
+    gt_file, gt_frame = EUROC_GROUNDTRUTH[name]
     cams = dataset_dir(name, root) / "mav0"
     stamps = np.array(
         [
@@ -202,5 +213,6 @@ def load_euroc(root: str | Path | None = None, name: str = "euroc_v101_micro") -
         timestamps_ns=stamps,
         cam0=_read_euroc_camera(cams / "cam0" / "sensor.yaml"),
         cam1=_read_euroc_camera(cams / "cam1" / "sensor.yaml"),
-        groundtruth=read_tum_trajectory(cams.parent / "groundtruth_V101_tum.txt"),
+        groundtruth=read_tum_trajectory(cams.parent / gt_file),
+        groundtruth_frame=gt_frame,
     )

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from dense_descriptors_ros.io.atomic_files import atomic_path, atomic_write_text
+
 # papers/000 Table 1 (test 2): mean error percentile (%), train/test x same/different background grid.
 # The extraction lost the decimal points of "Ours, same background" ("39 8.0 32"); 3.9 and 3.2 are our reading.
 PAPER_000_TABLE1 = {
@@ -51,7 +53,7 @@ def _jsonable(value: Any) -> Any:
 def write_json(path: str | Path, data: Any) -> Path:
     """Write ``data`` (numpy values allowed) as indented JSON."""
     path = Path(path)
-    path.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
+    atomic_write_text(path, json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
     return path
 
 
@@ -74,7 +76,8 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], di
 
 def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     return path
 
 
@@ -175,5 +178,5 @@ class Report:
         )
         header = f"# {self.title}\n\nDate: {date}\n" + (f"\nCommand: `{self.command}`\n" if self.command else "")
         path = self.folder / "report.md"
-        path.write_text("\n".join([header, *self._sections]))
+        atomic_write_text(path, "\n".join([header, *self._sections]))
         return path

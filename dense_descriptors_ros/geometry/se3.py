@@ -98,6 +98,15 @@ def invert_pose(T: np.ndarray) -> np.ndarray:
     return out
 
 
+def se3_adjoint(T: np.ndarray) -> np.ndarray:
+    """6x6 adjoint of a rigid transform for (rho, phi) twists: T exp(xi) T^-1 = exp(Ad(T) xi)."""
+    R, t = T[:3, :3], T[:3, 3]
+    Ad = np.zeros((6, 6))
+    Ad[:3, :3] = Ad[3:, 3:] = R
+    Ad[:3, 3:] = skew(t) @ R
+    return Ad
+
+
 def transform_points(T: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Apply one 4x4 transform to (N, 3) points."""
     return points @ T[:3, :3].T + T[:3, 3]

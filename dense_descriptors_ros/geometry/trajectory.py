@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from dense_descriptors_ros.io.atomic_files import atomic_path
+
 TRAJECTORY_FORMATS = ("tum", "kitti")
 
 
@@ -80,12 +82,14 @@ def write_tum_trajectory(trajectory: Trajectory, path: str | Path) -> None:
     """Write ``timestamp tx ty tz qx qy qz qw`` rows."""
     quats = Rotation.from_matrix(trajectory.poses[:, :3, :3]).as_quat()
     rows = np.column_stack([trajectory.timestamps, trajectory.positions, quats])
-    np.savetxt(path, rows, fmt="%.9f", header="timestamp tx ty tz qx qy qz qw")
+    with atomic_path(path) as tmp:
+        np.savetxt(tmp, rows, fmt="%.9f", header="timestamp tx ty tz qx qy qz qw")
 
 
 def write_kitti_poses(trajectory: Trajectory, path: str | Path) -> None:
     """Write 12 numbers per row (row-major 3x4 [R|t])."""
-    np.savetxt(path, trajectory.poses[:, :3, :4].reshape(-1, 12), fmt="%.9e")
+    with atomic_path(path) as tmp:
+        np.savetxt(tmp, trajectory.poses[:, :3, :4].reshape(-1, 12), fmt="%.9e")
 
 
 def write_trajectory(trajectory: Trajectory, path: str | Path, fmt: str = "tum") -> None:

@@ -4,12 +4,22 @@ The recorder node hands over the serialised messages it receives; ``BagRecorder`
 selection needs (the rosbags type store; the pixels only when the rate allows), writes the kept messages
 byte-for-byte, splits bags by size or duration, and flushes on request so a killed process loses at most the
 time since the last flush. Thread-safe: the node calls it from subscription, timer and service callbacks.
+
+A full disk stops the recording instead of failing half-way: before each frame the free space is checked (a
+reserve stays free for the bag's index, footer and metadata), and the bag is closed normally with everything in
+it; a write that fails all the same (another process filled the disk, a quota) returns the bag to its last
+flush and closes it there. Either way the caller gets one RecordingStopped and the recorder is idle.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import errno
+import shutil
+import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from dense_descriptors_ros.io.bag_writer import COMPRESSED_TYPE, IMAGE_TYPE, ImageBagWriter, jazzy_typestore
@@ -23,8 +33,19 @@ from dense_descriptors_ros.io.recording_policy import (
     bag_path,
     session_name,
 )
+from dense_descriptors_ros.io.stamp_gaps import StampGaps
 
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+RESERVE_BYTES = 1 << 20  # kept free on the disk for a bag's index, footer and metadata.yaml
+
+
+class RecordingStopped(RuntimeError):
+    """Writing failed or the disk is full: the bag was closed (see the message for what it keeps) and recording
+    stopped."""
+
+
+class _NoRoom(OSError):
+    """The next frame would leave less than RESERVE_BYTES free: nothing failed yet."""
 
 
 class BagRecorder:
@@ -37,6 +58,8 @@ class BagRecorder:
         self.output_dir = Path(config.output_dir).expanduser()
         self.msgtype = COMPRESSED_TYPE if config.compressed else IMAGE_TYPE
         self.selector = FrameSelector(config)
+        self.gaps = StampGaps()  # frames lost before they reached the recorder
+        self.last_problem = ""  # why the last undecodable frame could not be used
         self.split_policy = SplitPolicy.from_config(config)
         self.bags: list[Path] = []  # bags of the current (or last) session, in order
         self.frames_per_bag: list[int] = []
@@ -83,15 +106,18 @@ class BagRecorder:
         with self._lock:
             if self._writer is None:
                 raise RuntimeError("not recording")
-            self._writer.close()
-            self._open_bag()
+            with self._stopping_on_write_errors():
+                writer, self._writer = self._writer, None
+                writer.close()
+                self._open_bag()
             return self.bags[-1]
 
     def stop(self) -> list[Path]:
         """Close the current bag (writes its metadata.yaml); returns the session's bags. No-op when stopped."""
         with self._lock:
             if self._writer is not None:
-                self._writer.close()
+                with self._stopping_on_write_errors():
+                    self._writer.close()
                 self._writer = None
             return list(self.bags)
 
@@ -99,7 +125,8 @@ class BagRecorder:
         """Make everything written so far survive a kill of this process."""
         with self._lock:
             if self._writer is not None:
-                self._writer.flush()
+                with self._stopping_on_write_errors():
+                    self._writer.flush()
 
     def offer_camera_info(self, raw: bytes, receive_ns: int) -> None:
         """Remember the newest camera_info; it is written just before the next kept frame."""
@@ -114,22 +141,35 @@ class BagRecorder:
                 return None
             try:
                 msg = self._typestore.deserialize_cdr(raw, self.msgtype)
-            except Exception:  # rosbags raises several types for bad CDR
+            except Exception as exc:  # rosbags raises several types for bad CDR
+                self.last_problem = f"not a {self.msgtype} message: {exc}"
                 self.selector.counts.add(Verdict.UNDECODABLE)
                 return Verdict.UNDECODABLE
             header_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
             stamp = (header_ns or receive_ns) * 1e-9
-            decode = (lambda: compressed_to_numpy(msg)) if self.config.compressed else (lambda: image_to_numpy(msg))
-            verdict = self.selector.select(stamp, decode)
+            self.gaps.add(stamp)
+            verdict = self.selector.select(stamp, lambda: self._decode(msg))
             if verdict is Verdict.KEPT:
-                self._write_frame(bytes(raw), receive_ns)
+                try:
+                    with self._stopping_on_write_errors():
+                        self._write_frame(bytes(raw), receive_ns)
+                except RecordingStopped:
+                    self.selector.counts.kept -= 1  # selected, but in no bag
+                    raise
             return verdict
 
     def summary(self) -> str:
         bags = ", ".join(f"{p.name} ({n} frames)" for p, n in zip(self.bags, self.frames_per_bag, strict=True))
         return f"{self.counts.summary()}; bag(s) in {self.output_dir}: {bags or 'none'}"
 
-    # --- under the lock ----------------------------------------------------------------------------------------
+    # --- under the lock ---------------------------------------------------------------------------------------
+    def _decode(self, msg: object) -> object:
+        try:
+            return compressed_to_numpy(msg) if self.config.compressed else image_to_numpy(msg)
+        except ValueError as exc:
+            self.last_problem = str(exc)
+            raise
+
     def _open_bag(self) -> None:
         path = bag_path(self.output_dir, self._session, len(self.bags))
         writer = ImageBagWriter(
@@ -144,8 +184,41 @@ class BagRecorder:
         self._bag_start_ns = None
         self._camera_info_pending = self._camera_info is not None  # every bag starts with the camera model
 
+    @contextlib.contextmanager
+    def _stopping_on_write_errors(self) -> Iterator[None]:
+        """Turn a full disk or a failed write into a closed bag, an idle recorder and one RecordingStopped."""
+        try:
+            yield
+        except _NoRoom as exc:
+            writer, self._writer = self._writer, None
+            try:
+                writer.close()  # nothing failed: the bag keeps every frame
+            except (OSError, sqlite3.Error):
+                self.frames_per_bag[-1] = writer.close_at_last_flush()
+            raise RecordingStopped(f"recording stopped: {exc}; {self._kept()}") from None
+        except (OSError, sqlite3.Error) as exc:
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                self.frames_per_bag[-1] = writer.close_at_last_flush()
+            raise RecordingStopped(f"recording stopped: writing failed ({exc}); {self._kept()}") from None
+
+    def _kept(self) -> str:
+        return f"{self.bags[-1]} is closed with {self.frames_per_bag[-1]} frame(s)" if self.bags else "no bag"
+
+    def _check_room(self, incoming: int) -> None:
+        assert self._writer is not None
+        free = shutil.disk_usage(self._writer.path).free
+        need = incoming + self._writer.unflushed_bytes + RESERVE_BYTES
+        if free < need:
+            raise _NoRoom(
+                errno.ENOSPC,
+                f"No space left on device for the next frame ({free / 1e6:.1f} MB free, {need / 1e6:.1f} MB needed "
+                f"with {RESERVE_BYTES / 1e6:.1f} MB kept for the bag's index)",
+            )
+
     def _write_frame(self, raw: bytes, receive_ns: int) -> None:
         assert self._writer is not None
+        self._check_room(len(raw))
         if self.split_policy.should_split(self._writer.bytes_written, self._bag_start_ns, len(raw), receive_ns):
             self._writer.close()
             self._open_bag()

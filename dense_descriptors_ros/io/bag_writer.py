@@ -9,8 +9,12 @@ sources read them back.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import io
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -73,6 +77,7 @@ class ImageBagWriter:
         self._typestore = jazzy_typestore()
         self._writer: Writer | None = None
         self._connections: dict[str, Any] = {}
+        self._flushed: _FlushPoint | None = None  # the state of the last flush, to return to after a write error
 
     def open(self) -> ImageBagWriter:
         """Create the bag folder (it must not exist yet) and register the topic."""
@@ -86,6 +91,7 @@ class ImageBagWriter:
         if self.storage == "sqlite3":
             self._reconnect_sqlite()
         self.add_topic(self.topic, self.msgtype)
+        self._flushed = _FlushPoint.take(self)  # an error before the first flush returns to the empty bag
         return self
 
     def _reconnect_sqlite(self) -> None:
@@ -155,13 +161,27 @@ class ImageBagWriter:
         self._writer.write(self._connections[topic], int(timestamp_ns), data)
         self.bytes_written += len(data)
 
-    def flush(self) -> None:
-        """Put everything written so far into the storage file, readable after a crash (metadata.yaml is only
-        written by ``close``; the frame sources salvage such a bag).
+    @property
+    def unflushed_bytes(self) -> int:
+        """Message bytes written since the last flush (what a flush or close still has to put on disk)."""
+        return (self.bytes_written - self._flushed.bytes_written) if self._flushed else 0
 
-        mcap: rosbags keeps the open chunk in memory (up to 1 MiB), so the chunk is closed and the file flushed.
-        sqlite3: the open transaction is committed; the connection is set up at ``open`` not to spill uncommitted
-        pages into the file, so a killed process leaves the last committed state.
+    def message_count(self, topic: str) -> int:
+        """Messages of ``topic`` in the bag so far."""
+        if self._writer is None or topic not in self._connections:
+            return 0
+        return self._writer.counts[self._connections[topic].id]
+
+    def flush(self) -> None:
+        """Put everything written so far into the storage file, readable after a crash, and write metadata.yaml
+        for it (rosbags writes that only at close).
+
+        mcap: rosbags keeps the open chunk in memory (up to 1 MiB), so the chunk is closed and the file flushed; a
+        killed process leaves a file without its summary and footer, which our frame sources salvage (so does
+        ``ros2 bag reindex``). sqlite3: the open transaction is committed (the connection is set up at ``open``
+        not to spill uncommitted pages into the file), so a killed process leaves the last committed state, which
+        rosbags reads with this metadata.yaml. Raises OSError / sqlite3.Error when the disk refuses the data:
+        ``close_at_last_flush`` then finishes the bag as it was here.
         """
         if self._writer is None or self._writer.storage is None:
             return
@@ -172,6 +192,23 @@ class ImageBagWriter:
             storage.bio.flush()
         else:
             storage.conn.commit()
+        self._flushed = _FlushPoint.take(self)
+        _write_metadata(self._writer)
+
+    def close_at_last_flush(self) -> int:
+        """After a write error (disk full): drop what was written since the last flush and finish the bag as it was
+        then, so rosbags and our frame sources read it and metadata.yaml counts exactly what it holds (when even
+        that fails, the storage file is left as flushed, with the metadata.yaml of that flush). Returns the number
+        of messages of the image topic the bag keeps."""
+        if self._writer is None:
+            return 0
+        writer, self._writer = self._writer, None
+        self._flushed.restore(self, writer)
+        try:
+            writer.close()
+        except (OSError, sqlite3.Error):
+            writer.abort()
+        return self._flushed.counts.get(self._connections[self.topic].id, 0)
 
     def close(self) -> None:
         """Finish the bag (writes metadata.yaml). Safe to call twice."""
@@ -184,6 +221,71 @@ class ImageBagWriter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+@dataclass
+class _FlushPoint:
+    """What a bag held at a flush: rosbags' message counts and time range, and for mcap the end of the data in the
+    file and the chunk index (rosbags internals; the pending chunk starts empty after a flush)."""
+
+    bytes_written: int
+    counts: dict[int, int]
+    min_timestamp: int
+    max_timestamp: int
+    file_end: int = 0
+    chunks: int = 0
+    channel_stats: dict[int, int] = field(default_factory=dict)
+    message_start_time: int = 0
+    message_end_time: int = 0
+
+    @classmethod
+    def take(cls, bag: ImageBagWriter) -> _FlushPoint:
+        writer = bag._writer
+        point = cls(bag.bytes_written, dict(writer.counts), writer.min_timestamp, writer.max_timestamp)
+        if bag.storage == "mcap":
+            storage = writer.storage
+            point.file_end, point.chunks = storage.bio.tell(), len(storage.chunks)
+            point.channel_stats = dict(storage.channel_stats)
+            point.message_start_time, point.message_end_time = storage.message_start_time, storage.message_end_time
+        return point
+
+    def restore(self, bag: ImageBagWriter, writer: Writer) -> None:
+        """Put ``writer`` back to this point (what was written since is dropped)."""
+        for cid in writer.counts:  # connections added after this point had no messages here
+            writer.counts[cid] = self.counts.get(cid, 0)
+        writer.min_timestamp, writer.max_timestamp = self.min_timestamp, self.max_timestamp
+        bag.bytes_written = self.bytes_written
+        if bag.storage == "sqlite3":
+            writer.storage.conn.rollback()
+            return
+        storage = writer.storage
+        with contextlib.suppress(OSError):  # its buffer holds the bytes the disk refused
+            storage.bio.close()
+        storage.bio = storage.path.open("r+b")
+        storage.bio.truncate(self.file_end)
+        storage.bio.seek(self.file_end)
+        storage.chunk.bio = io.BytesIO()  # close() then writes no pending chunk, only the summary and footer
+        del storage.chunks[self.chunks :]
+        storage.channel_stats = {cid: self.channel_stats.get(cid, 0) for cid in storage.channel_stats}
+        storage.message_start_time, storage.message_end_time = self.message_start_time, self.message_end_time
+
+
+class _MetadataOnly:
+    """Stands in for a rosbags storage so ``Writer.close`` writes metadata.yaml and nothing else."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def close(self, version: int, metadata: str) -> None:
+        pass
+
+
+def _write_metadata(writer: Writer) -> None:
+    """metadata.yaml of what ``writer`` holds now, in rosbags' own format, leaving the writer open."""
+    shadow = copy.copy(writer)
+    shadow.counts = dict(writer.counts)
+    shadow.storage = _MetadataOnly(writer.storage.path)
+    shadow.close()
 
 
 def write_image_bag(

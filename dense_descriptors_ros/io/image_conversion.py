@@ -39,6 +39,14 @@ _FIXED = {
 _FLOAT_MULTI = re.compile(r"^32FC(\d+)$")
 
 
+class ImageError(ValueError):
+    """A message that is not a usable image; ``cause`` names the kind of problem (nodes count bad input by it)."""
+
+    def __init__(self, cause: str, detail: str) -> None:
+        super().__init__(detail)
+        self.cause = cause
+
+
 def encoding_layout(encoding: str) -> tuple[np.dtype, int]:
     """(dtype, channels) of a supported encoding; ValueError naming the supported ones otherwise."""
     if encoding in _FIXED:
@@ -47,30 +55,43 @@ def encoding_layout(encoding: str) -> tuple[np.dtype, int]:
     match = _FLOAT_MULTI.match(encoding)
     if match and int(match.group(1)) >= 1:
         return np.dtype(np.float32), int(match.group(1))
-    raise ValueError(f"unsupported image encoding {encoding!r}; supported: {', '.join(_FIXED)}, 32FC<D>")
+    raise ImageError(
+        "unsupported encoding", f"unsupported image encoding {encoding!r}; supported: {', '.join(_FIXED)}, 32FC<D>"
+    )
 
 
-def image_to_numpy(msg: Any) -> np.ndarray:
+def image_to_numpy(msg: Any, max_pixels: int = 0) -> np.ndarray:
     """sensor_msgs/Image -> numpy: RGB(A) for colour encodings, (H, W) for one channel, (H, W, D) for 32FC<D>.
 
-    Raises ValueError for unknown encodings, zero-size images and data shorter than height * step.
+    Raises ImageError (a ValueError) for unknown encodings, zero-size images, data shorter than height * step and,
+    before anything is allocated, images of more than ``max_pixels`` pixels (0 = no limit).
     """
     encoding = str(msg.encoding)
     dtype, channels = encoding_layout(encoding)
+    pixels = int(msg.height) * int(msg.width)
+    if max_pixels and pixels > max_pixels:
+        raise ImageError(
+            "too large",
+            f"{msg.width}x{msg.height} image ({pixels / 1e6:.1f} Mpx) is above the limit of {max_pixels / 1e6:.1f} Mpx "
+            "(max_input_pixels); not decoded",
+        )
     if _BRIDGE is not None and type(msg).__module__.startswith("sensor_msgs"):  # pragma: no cover - ROS install
         return _from_bridge(msg, encoding, channels)
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
-        raise ValueError(f"image has zero size: {width}x{height}")
+        raise ImageError("zero size", f"image has zero size: {width}x{height}")
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
-        raise ValueError(f"step {step} is smaller than one row of {width} {encoding} pixels ({row_bytes} bytes)")
+        raise ImageError(
+            "step too small", f"step {step} is smaller than one row of {width} {encoding} pixels ({row_bytes} bytes)"
+        )
     data = msg.data
     buffer = data if isinstance(data, (bytes, bytearray, memoryview, np.ndarray)) else bytes(data)
     raw = np.frombuffer(buffer, dtype=np.uint8)
     if raw.size < height * step:
-        raise ValueError(
-            f"image data truncated: {raw.size} bytes for {height} rows of step {step} ({height * step} expected)"
+        raise ImageError(
+            "truncated data",
+            f"image data truncated: {raw.size} bytes for {height} rows of step {step} ({height * step} expected)",
         )
     rows = raw[: height * step].reshape(height, step)[:, :row_bytes]
     big_endian = bool(msg.is_bigendian)
@@ -86,11 +107,11 @@ def image_to_numpy(msg: Any) -> np.ndarray:
 
 def _from_bridge(msg: Any, encoding: str, channels: int) -> np.ndarray:  # pragma: no cover - ROS install
     if int(msg.height) <= 0 or int(msg.width) <= 0:
-        raise ValueError(f"image has zero size: {msg.width}x{msg.height}")
+        raise ImageError("zero size", f"image has zero size: {msg.width}x{msg.height}")
     try:
         array = _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")
     except Exception as exc:  # cv_bridge raises its own CvBridgeError / TypeError on bad data
-        raise ValueError(f"cv_bridge could not convert a {encoding} image: {exc}") from None
+        raise ImageError("not convertible", f"cv_bridge could not convert a {encoding} image: {exc}") from None
     if encoding in ("bgr8", "bgra8"):
         array = array[..., [2, 1, 0, 3][:channels]]
     return np.ascontiguousarray(array)
@@ -171,10 +192,12 @@ def to_rgb8(array: np.ndarray) -> np.ndarray:
         if array.dtype == np.uint16:
             array = (array >> 8).astype(np.uint8)
         elif array.dtype != np.uint8:
-            raise ValueError(f"cannot use a {array.dtype} single-channel image as a camera image")
+            raise ImageError("not a camera image", f"cannot use a {array.dtype} single-channel image as a camera image")
         return np.repeat(array[..., None], 3, axis=2)
     if array.ndim == 3 and array.shape[2] == 4:
         return np.ascontiguousarray(array[..., :3])
     if array.ndim == 3 and array.shape[2] == 3 and array.dtype == np.uint8:
         return array
-    raise ValueError(f"cannot use an image of shape {array.shape} and dtype {array.dtype} as a camera image")
+    raise ImageError(
+        "not a camera image", f"cannot use an image of shape {array.shape} and dtype {array.dtype} as a camera image"
+    )

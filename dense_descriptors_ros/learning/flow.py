@@ -18,8 +18,6 @@ import hashlib
 import itertools
 import json
 import logging
-import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ import cv2
 import numpy as np
 
 from dense_descriptors_ros.config import ConfigError
+from dense_descriptors_ros.io.atomic_files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -320,11 +319,10 @@ class FlowLabeler:
         backward = self.flow(b, a).astype(np.float16)
         if path is not None:
             first, second = (backward, forward) if swapped else (forward, backward)
-            # A temporary name of this process's own, then an atomic rename: processes that label the same pair at
-            # once (DDP ranks) each leave a whole file, and a reader never sees a partial one.
-            tmp = path.with_name(f"{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.npz")
-            np.savez_compressed(tmp, first=first, second=second)
-            tmp.replace(path)
+            # atomic_path's temporary name is the process's own: DDP ranks that label the same pair at once each
+            # leave a whole file, and a reader never sees a partial one.
+            with atomic_path(path) as tmp:
+                np.savez_compressed(tmp, first=first, second=second)
         return forward.astype(np.float32), backward.astype(np.float32)
 
     def cache_flows(self, a: np.ndarray, b: np.ndarray) -> None:

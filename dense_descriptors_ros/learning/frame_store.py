@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from dense_descriptors_ros.io.atomic_files import atomic_write_text
+
 PARTS = ("frames", "flow_frames")
 
 
@@ -70,9 +72,7 @@ def store_frames(
         for part in PARTS:
             if shapes[part]:
                 temporary[part].replace(folder / f"{key}.{part}")
-        meta = folder / f"{key}.json.{token}"
-        meta.write_text(json.dumps(shapes))
-        meta.replace(folder / f"{key}.json")
+        atomic_write_text(folder / f"{key}.json", json.dumps(shapes))  # last: it marks the store complete
     finally:
         for file in temporary.values():
             file.unlink(missing_ok=True)

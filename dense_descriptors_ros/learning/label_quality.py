@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from dense_descriptors_ros.io.atomic_files import atomic_path
 from dense_descriptors_ros.learning.dataset import PairDataset
 
 # Histogram bins of the cycle error (training pixels); the last bin is open.
@@ -102,7 +103,7 @@ def write_label_quality(qualities: list[GapQuality], out_dir: Path, cycle_max_px
     """``label_quality.csv`` and ``label_quality.png`` in ``out_dir``; the plot marks the cycle threshold."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / CSV_NAME
-    with csv_path.open("w", newline="") as f:
+    with atomic_path(csv_path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(qualities[0].row()))
         writer.writeheader()
         writer.writerows(q.row() for q in qualities)
@@ -131,6 +132,7 @@ def label_quality_plot(qualities: list[GapQuality], path: Path, cycle_max_px: fl
     hist.set(xlabel="cycle error (training px)", ylabel="% of measured pixels", title="cycle error histogram")
     hist.legend(fontsize="small", ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)
     return path

@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from dense_descriptors_ros.config import ConfigError, to_mapping
 from dense_descriptors_ros.features.sampling import sample_descriptor_maps
+from dense_descriptors_ros.io.atomic_files import atomic_path, atomic_write_text
 from dense_descriptors_ros.learning.dataset import PairDataset
 from dense_descriptors_ros.learning.distributed import DistributedRun, RankBatches, share_flow_labels
 from dense_descriptors_ros.learning.encoder_cache import EncoderFeatureCache
@@ -277,9 +278,8 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "torch_rng": torch.get_rng_state(),
         }
-        tmp = self.out_dir / "last" / (STATE_FILE + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.out_dir / "last" / STATE_FILE)
+        with atomic_path(self.out_dir / "last" / STATE_FILE) as tmp:
+            torch.save(state, tmp)
 
     def resume(self) -> bool:
         """Continue from ``OUT/last`` when it holds a training state; False when there is nothing to resume."""
@@ -356,7 +356,8 @@ class Trainer:
         """OUT/config.yaml: the recipe as run (loadable as a recipe again), headed by the effective batch size."""
         world, batch = self.distributed.world_size, self.config.batch_size
         header = f"# effective_batch_size: {batch * world} ({world} process(es) x batch_size {batch})\n"
-        (self.out_dir / "config.yaml").write_text(header + yaml.safe_dump(to_mapping(self.config), sort_keys=False))
+        recipe = yaml.safe_dump(to_mapping(self.config), sort_keys=False)
+        atomic_write_text(self.out_dir / "config.yaml", header + recipe)
 
     def _log_step(self, epoch: int, parts: dict[str, float], rate: float) -> None:
         row = {"epoch": epoch, "step": self.step, **parts, "lr": self.scheduler.get_last_lr()[0], "pairs_per_s": rate}

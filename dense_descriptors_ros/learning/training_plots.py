@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from dense_descriptors_ros.io.atomic_files import atomic_path
 from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
 
 
@@ -45,7 +46,8 @@ def validation_figure(result: dict[str, Any], epoch: int, path: Path) -> Path:
     axes[4].set_ylabel("queries")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)
     return path
 
@@ -69,7 +71,8 @@ def loss_curve(history: dict[str, list], path: Path) -> Path:
     right.set_ylabel("mean error percentile", color="tab:red")
     right.legend(loc="upper right")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
     return path
 
@@ -87,6 +90,7 @@ def descriptor_grid(frames: Sequence[np.ndarray], descriptors: Sequence[np.ndarr
     for ax in axes.ravel():
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)
     return path

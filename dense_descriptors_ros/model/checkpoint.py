@@ -9,7 +9,6 @@ is always in eval mode.
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import torch
 import yaml
 
 from dense_descriptors_ros.config import ConfigError, from_mapping, to_mapping
+from dense_descriptors_ros.io.atomic_files import atomic_path, atomic_write_text
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
 
 FORMAT_VERSION = 1
@@ -48,12 +48,9 @@ def save_checkpoint(
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / WEIGHTS_FILE
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    # Write through a buffer then rename, so a crash never leaves a half-written weights file behind.
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    tmp = weights.with_suffix(".pt.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(weights)
+    # A crash never leaves a half-written weights file behind (nor a model.yaml without its weights' hash).
+    with atomic_path(weights) as tmp:
+        torch.save(state, tmp)
     meta = {
         "format_version": FORMAT_VERSION,
         "model": to_mapping(net.config),
@@ -61,7 +58,7 @@ def save_checkpoint(
         "provenance": provenance or {},
         "weights_sha256": _sha256(weights),
     }
-    (folder / META_FILE).write_text(yaml.safe_dump(meta, sort_keys=False))
+    atomic_write_text(folder / META_FILE, yaml.safe_dump(meta, sort_keys=False))
     return folder
 
 

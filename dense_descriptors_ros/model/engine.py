@@ -2,7 +2,8 @@
 
 It owns the device choice, fp16 + channels_last on CUDA, ``torch.inference_mode``, a warm-up pass, the resize
 policy (shrink so the longer side is at most ``max_side``, keeping the aspect ratio; the network pads to its
-stride itself) and returns descriptors at the input resolution, as torch tensors or numpy arrays.
+stride itself) and returns descriptors at the input resolution (or another ``output_size``), as torch tensors or
+numpy arrays.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ def resolve_device(device: str = "auto") -> torch.device:
     """'auto' -> cuda when available else cpu; 'cuda' without a GPU is an error that says so."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available on this machine; use 'cpu' or 'auto'")
     return dev
@@ -44,6 +48,15 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
         raise ValueError(f"expected uint8 pixels, got {image.dtype}")
     tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
     return tensor.expand(3, -1, -1) if tensor.shape[0] == 1 else tensor
+
+
+def fit_within(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """(height, width) shrunk, keeping the aspect ratio, so the longer side is at most ``max_side`` (0 = as is)."""
+    longest = max(height, width)
+    if not max_side or longest <= max_side:
+        return height, width
+    scale = max_side / longest
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 class DescriptorEngine:
@@ -83,15 +96,12 @@ class DescriptorEngine:
 
     def inference_size(self, height: int, width: int) -> tuple[int, int]:
         """The (height, width) the network runs at for an input of this size."""
-        longest = max(height, width)
-        if not self.max_side or longest <= self.max_side:
-            return height, width
-        scale = self.max_side / longest
-        return max(1, round(height * scale)), max(1, round(width * scale))
+        return fit_within(height, width, self.max_side)
 
     @torch.inference_mode()
-    def compute_tensor(self, images: torch.Tensor) -> torch.Tensor:
-        """Float (N, 3, H, W) in [0, 1] -> (N, D, H, W) float32 unit-norm descriptors on the engine's device."""
+    def compute_tensor(self, images: torch.Tensor, output_size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Float (N, 3, H, W) in [0, 1] -> (N, D, h, w) float32 unit-norm descriptors on the engine's device, at
+        ``output_size`` (h, w), by default the input's (H, W)."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected (N, 3, H, W), got {tuple(images.shape)}")
         h, w = images.shape[-2:]
@@ -104,21 +114,23 @@ class DescriptorEngine:
             x = F.interpolate(x, size=(run_h, run_w), mode="bilinear", align_corners=False, antialias=True)
         norm = self.net.config.normalisation()
         desc = upsample_descriptors(self.net(x).float(), (run_h, run_w), self.net.output_stride, *norm)
-        if (run_h, run_w) != (h, w):
-            desc = F.interpolate(desc, size=(h, w), mode="bilinear", align_corners=False)
+        out_size = tuple(output_size) if output_size is not None else (h, w)
+        if (run_h, run_w) != out_size:
+            desc = F.interpolate(desc, size=out_size, mode="bilinear", align_corners=False)
             desc = normalize_descriptors(desc, *norm)
         return desc
 
-    def compute(self, image: np.ndarray) -> np.ndarray:
-        """One uint8 RGB (H, W, 3) or mono (H, W) image -> float32 (H, W, D) unit-norm descriptors."""
-        return self.compute_batch([image])[0]
+    def compute(self, image: np.ndarray, output_size: tuple[int, int] | None = None) -> np.ndarray:
+        """One uint8 RGB (H, W, 3) or mono (H, W) image -> float32 (H, W, D) unit-norm descriptors (or
+        (h, w, D) at ``output_size``)."""
+        return self.compute_batch([image], output_size)[0]
 
-    def compute_batch(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """Equal-size uint8 images -> float32 (N, H, W, D)."""
+    def compute_batch(self, images: Sequence[np.ndarray], output_size: tuple[int, int] | None = None) -> np.ndarray:
+        """Equal-size uint8 images -> float32 (N, H, W, D) (or (N, h, w, D) at ``output_size``)."""
         if len(images) == 0:
             raise ValueError("compute_batch needs at least one image")
         shapes = {np.asarray(im).shape[:2] for im in images}
         if len(shapes) != 1:
             raise ValueError(f"all images in a batch must have the same size, got {sorted(shapes)}")
         tensor = torch.stack([image_to_tensor(im) for im in images])
-        return self.compute_tensor(tensor).permute(0, 2, 3, 1).cpu().numpy()
+        return self.compute_tensor(tensor, output_size).permute(0, 2, 3, 1).cpu().numpy()

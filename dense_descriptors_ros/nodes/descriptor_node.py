@@ -6,7 +6,8 @@ to active at start-up (parameter ``autostart``).
 
 Topics (relative, remap them): in ``image`` (sensor_msgs/Image, sensor-data QoS by default); out
 ``descriptors`` (sensor_msgs/Image 32FC<D>, same header as the input) and ``descriptors/viz`` (bgr8, fixed PCA
-colouring), each computed only while somebody subscribes. Service ``~/enable`` (std_srvs/SetBool).
+colouring), both at the inference resolution (or ``max_output_side``) rather than the camera's, each computed only
+while somebody subscribes. Service ``~/enable`` (std_srvs/SetBool).
 """
 
 from __future__ import annotations
@@ -21,19 +22,28 @@ from sensor_msgs.msg import Image
 from dense_descriptors_ros.io.image_conversion import image_to_numpy, numpy_to_image, to_rgb8
 from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
 from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, free_device_memory, open_engine
-from dense_descriptors_ros.nodes.configured_node import NodeConfig
-from dense_descriptors_ros.nodes.frame_worker_node import FrameWorkerNode
+from dense_descriptors_ros.model.engine import fit_within
+from dense_descriptors_ros.nodes.frame_worker_node import FrameNodeConfig, FrameWorkerNode
 from dense_descriptors_ros.nodes.node_main import run_node
-from dense_descriptors_ros.nodes.qos_profiles import RELIABLE_OUT, qos_by_name
+from dense_descriptors_ros.nodes.qos_profiles import LARGE_OUT, qos_by_name
 
 
 @dataclass
-class DescriptorNodeConfig(NodeConfig, DescriptorSourceConfig):
+class DescriptorNodeConfig(FrameNodeConfig, DescriptorSourceConfig):
     publish_viz: bool = field(default=True, metadata={"help": "publish descriptors/viz (bgr8 PCA colouring)"})
+    max_output_side: int = field(
+        default=0,
+        metadata={
+            "help": "longer side of the published images (0 = the inference resolution, see max_side); at most the "
+            "input's",
+            "range": (0, 8192),
+        },
+    )
 
 
 class DescriptorNode(FrameWorkerNode):
     CONFIG = DescriptorNodeConfig
+    LIVE_PARAMETERS = FrameWorkerNode.LIVE_PARAMETERS | {"publish_viz", "max_output_side"}
 
     def __init__(self, node_name: str = "descriptor_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
@@ -45,8 +55,8 @@ class DescriptorNode(FrameWorkerNode):
 
     def make_publishers(self) -> dict[str, Any]:
         return {
-            "descriptors": self.create_publisher(Image, "descriptors", RELIABLE_OUT),
-            "viz": self.create_publisher(Image, "descriptors/viz", RELIABLE_OUT),
+            "descriptors": self.create_publisher(Image, "descriptors", LARGE_OUT),
+            "viz": self.create_publisher(Image, "descriptors/viz", LARGE_OUT),
         }
 
     def acquire(self) -> None:
@@ -56,7 +66,7 @@ class DescriptorNode(FrameWorkerNode):
     def make_subscriptions(self) -> list:
         overrides = QoSOverridingOptions.with_default_policies()
         qos = qos_by_name(self.config.image_qos)
-        return [self.create_subscription(Image, "image", self.worker.put, qos, qos_overriding_options=overrides)]
+        return [self.create_subscription(Image, "image", self.receive, qos, qos_overriding_options=overrides)]
 
     def release_resources(self) -> None:
         self.engine = None
@@ -68,11 +78,11 @@ class DescriptorNode(FrameWorkerNode):
         if not (want_desc or want_viz):
             return
         try:
-            rgb = to_rgb8(image_to_numpy(msg))
+            rgb = to_rgb8(image_to_numpy(msg, self.config.max_input_pixels))
         except ValueError as exc:
-            self.problems.report(f"bad image ({msg.encoding})", str(exc))
+            self.problems.report_error(exc)
             return
-        descriptors = self.engine.compute(rgb)
+        descriptors = self.engine.compute(rgb, self._output_size(*rgb.shape[:2]))
         if not np.isfinite(descriptors).all():
             self.problems.report("non-finite descriptors", "the network produced NaN/inf; check the checkpoint")
             return
@@ -84,6 +94,12 @@ class DescriptorNode(FrameWorkerNode):
             viz = numpy_to_image(self.colorizer(descriptors), "bgr8")
             viz.header = msg.header
             self._pubs["viz"].publish(viz)
+
+    def _output_size(self, height: int, width: int) -> tuple[int, int]:
+        """The inference resolution, or the input's size shrunk to max_output_side."""
+        if self.config.max_output_side:
+            return fit_within(height, width, self.config.max_output_side)
+        return self.engine.inference_size(height, width)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -56,7 +56,8 @@ class InProcessGraph:
     def close(self) -> None:
         for node in self.nodes:
             self.executor.remove_node(node)
-            node.destroy_node()
+            # The package's nodes release their workers and files first (ConfiguredLifecycleNode.close).
+            getattr(node, "close", node.destroy_node)()
         self.nodes = []
         self.executor.shutdown(timeout_sec=2.0)
         rclpy.shutdown(context=self.context)

@@ -20,6 +20,10 @@ class InputProblems:
         if n == 1 or n % self._every == 0:
             self._logger.warning(f"skipping input ({cause}, {n} so far): {detail}")
 
+    def report_error(self, exc: Exception) -> None:
+        """Count ``exc`` under its cause (``ImageError.cause``; otherwise the exception's type)."""
+        self.report(getattr(exc, "cause", type(exc).__name__), str(exc))
+
     @property
     def total(self) -> int:
         return sum(self.counts.values())

@@ -26,7 +26,7 @@ class LatestFrameWorker:
     def __init__(
         self,
         process: Callable[[Any], None],
-        on_error: Callable[[BaseException], None],
+        on_error: Callable[[Exception], None],
         name: str = "frame-worker",
     ) -> None:
         self._process = process
@@ -37,6 +37,7 @@ class LatestFrameWorker:
         self._has_item = False
         self._busy = False
         self._running = False
+        self._generation = 0  # a thread left running by a timed-out stop() must not resume after a restart
         self._thread: threading.Thread | None = None
         self.counts = FrameCounts()
 
@@ -45,11 +46,14 @@ class LatestFrameWorker:
             if self._running:
                 return
             self._running = True
-        self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+            self._generation += 1
+            generation = self._generation
+        self._thread = threading.Thread(target=self._loop, args=(generation,), name=self._name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the worker after the item it is processing; a pending item is dropped."""
+        """Stop the worker after the item it is processing (waiting at most ``timeout`` seconds for it; the thread
+        finishes the item on its own after that); a pending item is dropped."""
         with self._cond:
             self._running = False
             if self._has_item:
@@ -73,11 +77,11 @@ class LatestFrameWorker:
         with self._cond:
             return self._cond.wait_for(lambda: not self._has_item and not self._busy, timeout)
 
-    def _loop(self) -> None:
+    def _loop(self, generation: int) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._has_item or not self._running)
-                if not self._running:
+                self._cond.wait_for(lambda: self._has_item or not self._running or self._generation != generation)
+                if not self._running or self._generation != generation:
                     return
                 item, self._item, self._has_item = self._item, None, False
                 self._busy = True

@@ -2,34 +2,55 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
+import sys
 from collections.abc import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
-from rclpy.lifecycle import LifecycleNode
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
 
+from dense_descriptors_ros.nodes.configured_node import ConfiguredLifecycleNode
 
-def run_node(make_node: Callable[[], LifecycleNode], args: list[str] | None = None) -> None:
-    """Run a lifecycle node until Ctrl-C / SIGTERM; the node's ``_release()`` runs while ROS is still up.
+# The executor waits at most this long, so a signal (handled by Python between two waits) takes effect at once.
+SPIN_PERIOD = 0.1
+
+
+def run_node(make_node: Callable[[], ConfiguredLifecycleNode], args: list[str] | None = None) -> None:
+    """Run a lifecycle node until Ctrl-C / SIGTERM, then ``close()`` it while ROS is still up and end the process
+    with exit code 0 (a crash still raises, with its traceback).
 
     SIGINT and SIGTERM (ros2 launch, docker stop) raise KeyboardInterrupt here instead of shutting the context down
     from rclpy's own handler, so a node can close files (the recorder's bag) and log its counts before exiting.
+    A failed configure or activate leaves the node up in the state the transition left it in (unconfigured or
+    inactive) with its error logged, ready for a ``ros2 lifecycle set`` once the parameter or file is fixed.
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    node = make_node()
+    node = None
+    executor = SingleThreadedExecutor()
     try:
-        if node.get_parameter("autostart").value:
-            node.trigger_configure()
+        node = make_node()
+        executor.add_node(node)
+        if node.get_parameter("autostart").value and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             node.trigger_activate()
-        rclpy.spin(node)
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=SPIN_PERIOD)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node._release()
-        node.destroy_node()
+        if node is not None:
+            node.close()
+        executor.shutdown(timeout_sec=0.5)
         if rclpy.ok():
             rclpy.shutdown()
+    # Everything is released and the logs are flushed: skip the interpreter's teardown of torch and friends (a second
+    # or more on a small CPU, which would break the promise of an exit within 2 s of Ctrl-C).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -40,6 +40,9 @@ def _as_kwargs(profile: QoSProfile) -> dict:
 
 
 RELIABLE_OUT = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+# Large messages between our own nodes (descriptor images: 19.7 MB at 640x480, D=16): best effort loses every one
+# of them (a single lost fragment drops the whole message), and a deeper queue only holds stale megabytes.
+LARGE_OUT = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 TRANSIENT_LOCAL_OUT = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )

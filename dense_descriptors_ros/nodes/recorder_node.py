@@ -22,15 +22,24 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
-from dense_descriptors_ros.io.bag_recorder import BagRecorder
-from dense_descriptors_ros.io.recording_policy import RecordingConfig
+from dense_descriptors_ros.io.bag_recorder import BagRecorder, RecordingStopped
+from dense_descriptors_ros.io.recording_policy import RecordingConfig, Verdict
 from dense_descriptors_ros.nodes.configured_node import ConfiguredLifecycleNode, NodeConfig
+from dense_descriptors_ros.nodes.input_problems import InputProblems
 from dense_descriptors_ros.nodes.node_main import run_node
-from dense_descriptors_ros.nodes.qos_profiles import qos_by_name
+from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, qos_by_name
 
 
 @dataclass
 class RecorderNodeConfig(NodeConfig, RecordingConfig):
+    image_qos: str = field(
+        default="reliable",
+        metadata={
+            "help": "QoS of the image and camera_info subscriptions; reliable (the default) loses no frame of a "
+            "reliable camera, sensor_data is needed for a best-effort one (and loses frames under load)",
+            "choices": QOS_NAMES,
+        },
+    )
     record_on_start: bool = field(default=True, metadata={"help": "start recording as soon as the node is active"})
     queue_depth: int = field(
         default=10, metadata={"help": "subscription queue depth (frames waiting to be recorded)", "range": (1, 1000)}
@@ -43,6 +52,8 @@ class RecorderNode(ConfiguredLifecycleNode):
     def __init__(self, node_name: str = "recorder_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.recorder: BagRecorder | None = None
+        self.problems = InputProblems(self.get_logger())
+        self.recording_errors = 0  # recordings stopped by a full disk or a failed write
         self._flush_timer = None
         self.create_service(Trigger, "~/start", self._on_start)
         self.create_service(Trigger, "~/stop", self._on_stop)
@@ -69,7 +80,7 @@ class RecorderNode(ConfiguredLifecycleNode):
         self.recorder = BagRecorder(config, image_sub.topic_name, info_topic)
         # Steady clock: flushing is about wall time lost in a crash, also when use_sim_time pauses ROS time.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self._flush_timer = self.create_timer(config.flush_period, self.recorder.flush, clock=steady)
+        self._flush_timer = self.create_timer(config.flush_period, self._flush, clock=steady)
         return subs
 
     def start(self) -> None:
@@ -88,6 +99,22 @@ class RecorderNode(ConfiguredLifecycleNode):
             self.destroy_timer(self._flush_timer)
             self._flush_timer = None
 
+    def diagnostic_values(self) -> dict[str, Any]:
+        if self.recorder is None:
+            return {"state": "not active"}
+        counts = self.recorder.counts
+        return {
+            "state": f"recording to {self.recorder.current_bag}" if self.recorder.recording else "not recording",
+            "received": counts.received,
+            "kept": counts.kept,
+            "lost": self.recorder.gaps.lost,
+            "skipped over max_rate": counts.skipped_rate,
+            "skipped near-duplicate": counts.skipped_duplicate,
+            "skipped blurry": counts.skipped_blur,
+            "bad input": counts.undecodable,
+            "recording errors": self.recording_errors,
+        }
+
     # --- recording -------------------------------------------------------------------------------------------
     def _start_recording(self) -> str:
         path = self.recorder.start()
@@ -97,14 +124,35 @@ class RecorderNode(ConfiguredLifecycleNode):
     def _stop_recording(self) -> str | None:
         if self.recorder is None or not self.recorder.recording:
             return None
-        self.recorder.stop()
+        try:
+            self.recorder.stop()
+        except RecordingStopped as exc:
+            self._recording_failed(exc)
         summary = self.recorder.summary()
         self.get_logger().info(f"stopped recording: {summary}")
         return summary
 
+    def _recording_failed(self, exc: RecordingStopped) -> None:
+        """The bag is closed and the recorder idle (``~/start`` begins a new bag): say so once."""
+        self.recording_errors += 1
+        self.get_logger().error(f"{exc}; {self.recorder.counts.summary()}")
+
+    def _flush(self) -> None:
+        try:
+            self.recorder.flush()
+        except RecordingStopped as exc:
+            self._recording_failed(exc)
+
     def _on_image(self, raw: bytes) -> None:
-        if self.recorder is not None:
-            self.recorder.offer_image(raw, self.get_clock().now().nanoseconds)
+        if self.recorder is None:
+            return
+        try:
+            verdict = self.recorder.offer_image(raw, self.get_clock().now().nanoseconds)
+        except RecordingStopped as exc:
+            self._recording_failed(exc)
+            return
+        if verdict is Verdict.UNDECODABLE:
+            self.problems.report("undecodable", f"frame not recorded: {self.recorder.last_problem}")
 
     def _on_camera_info(self, raw: bytes) -> None:
         if self.recorder is not None:
@@ -133,7 +181,11 @@ class RecorderNode(ConfiguredLifecycleNode):
         if self.recorder is None or not self.recorder.recording:
             response.success, response.message = False, "not recording"
         else:
-            response.success, response.message = True, str(self.recorder.split())
+            try:
+                response.success, response.message = True, str(self.recorder.split())
+            except RecordingStopped as exc:
+                self._recording_failed(exc)
+                response.success, response.message = False, str(exc)
         return response
 
 

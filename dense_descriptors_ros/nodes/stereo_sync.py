@@ -1,4 +1,4 @@
-"""Pairs left and right images by stamp (message_filters' ApproximateTime policy, for when it is not importable).
+"""Pairs left and right images by stamp (message_filters' ApproximateTime policy, with a count of the unmatched).
 
 Both queues keep at most ``queue_size`` messages; a left and a right message whose stamps differ by at most
 ``slop`` seconds are paired (the closest right message for the oldest left one), older unmatched messages on

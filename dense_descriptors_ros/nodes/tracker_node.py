@@ -23,14 +23,13 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
 from dense_descriptors_ros.config import ConfigError
-from dense_descriptors_ros.io.image_conversion import image_to_numpy, numpy_to_image, to_rgb8
+from dense_descriptors_ros.io.image_conversion import ImageError, image_to_numpy, numpy_to_image, to_rgb8
 from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
 from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, free_device_memory, open_engine
-from dense_descriptors_ros.nodes.configured_node import NodeConfig
-from dense_descriptors_ros.nodes.frame_worker_node import FrameWorkerNode
+from dense_descriptors_ros.nodes.frame_worker_node import FrameNodeConfig, FrameWorkerNode
 from dense_descriptors_ros.nodes.messages.tracks import delete_all_markers, tracks_to_markers, tracks_to_pointcloud2
 from dense_descriptors_ros.nodes.node_main import run_node
-from dense_descriptors_ros.nodes.qos_profiles import RELIABLE_OUT, qos_by_name
+from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, RELIABLE_OUT, qos_by_name
 from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig
 from dense_descriptors_ros.tracking.track_drawing import TrackDrawer
 
@@ -38,12 +37,19 @@ INPUTS = ("image", "descriptors")
 
 
 @dataclass
-class TrackerNodeConfig(NodeConfig, DescriptorSourceConfig, TrackerConfig):
+class TrackerNodeConfig(FrameNodeConfig, DescriptorSourceConfig, TrackerConfig):
     input: str = field(
         default="image",
         metadata={
             "help": "image: run the network in this node; descriptors: subscribe a descriptor_node",
             "choices": INPUTS,
+        },
+    )
+    descriptors_qos: str = field(
+        default="reliable",
+        metadata={
+            "help": "QoS of the descriptors subscription (input: descriptors), depth 1; large messages need reliable",
+            "choices": QOS_NAMES,
         },
     )
     query_points: list[float] = field(
@@ -71,8 +77,18 @@ class TrackerNodeConfig(NodeConfig, DescriptorSourceConfig, TrackerConfig):
         return TrackerConfig(**{f.name: getattr(self, f.name) for f in fields(TrackerConfig)})
 
 
+# Tracks keep reference descriptors and windows made with patch_size and consistency_radius: those need a
+# re-configure; every other matching setting applies from the next frame.
+LIVE_TRACKER_SETTINGS = frozenset(f.name for f in fields(TrackerConfig)) - {"patch_size", "consistency_radius"}
+
+
 class TrackerNode(FrameWorkerNode):
     CONFIG = TrackerNodeConfig
+    LIVE_PARAMETERS = (
+        FrameWorkerNode.LIVE_PARAMETERS
+        | LIVE_TRACKER_SETTINGS
+        | {"marker_pixel_scale", "marker_labels", "trail_length"}
+    )
 
     def __init__(self, node_name: str = "tracker_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
@@ -106,13 +122,15 @@ class TrackerNode(FrameWorkerNode):
             self.engine = open_engine(self.config, self.get_logger())
 
     def make_subscriptions(self) -> list:
-        qos = qos_by_name(self.config.image_qos)
+        if self.config.input == "image":
+            topic, qos = "image", qos_by_name(self.config.image_qos)
+        else:
+            topic, qos = "descriptors", qos_by_name(self.config.descriptors_qos, depth=1)
         overrides = QoSOverridingOptions.with_default_policies()
-        topic = "image" if self.config.input == "image" else "descriptors"
         if self.config.stats_period > 0:
             self._stats_timer = self.create_timer(self.config.stats_period, self._log_stats)
         return [
-            self.create_subscription(Image, topic, self.worker.put, qos, qos_overriding_options=overrides),
+            self.create_subscription(Image, topic, self.receive, qos, qos_overriding_options=overrides),
             self.create_subscription(PointStamped, "queries", self._on_query, RELIABLE_OUT),
         ]
 
@@ -122,6 +140,13 @@ class TrackerNode(FrameWorkerNode):
             self._stats_timer = None
         self.engine = None
         free_device_memory()
+
+    def apply_live_parameters(self, names: set[str]) -> None:
+        with self._lock:
+            if self.tracker is not None:
+                self.tracker.config = self.config.tracker_config()
+            if names & {"trail_length", "marker_labels"}:
+                self.drawer = TrackDrawer(self.config.trail_length, self.config.marker_labels)
 
     @property
     def pending_queries(self) -> int:
@@ -141,25 +166,23 @@ class TrackerNode(FrameWorkerNode):
         with self._lock:
             self._pending_queries.append((float(msg.point.x), float(msg.point.y)))
 
+    def diagnostic_values(self) -> dict[str, Any]:
+        return {**super().diagnostic_values(), "tracks": self.tracker.num_tracks if self.tracker else 0}
+
     def _log_stats(self) -> None:
-        c = self.worker.counts
-        tracks = self.tracker.num_tracks if self.tracker else 0
-        self.get_logger().info(
-            f"frames received {c.received}, processed {c.processed}, dropped {c.dropped}, failed {c.failed}, "
-            f"bad input {self.problems.total}; {tracks} track(s)"
-        )
+        self.get_logger().info("frames " + ", ".join(f"{k} {v}" for k, v in self.diagnostic_values().items()))
 
     # --- work ------------------------------------------------------------------------------------------------
     def _descriptors_and_image(self, msg: Image) -> tuple[np.ndarray, np.ndarray | None] | None:
         try:
-            array = image_to_numpy(msg)
+            array = image_to_numpy(msg, self.config.max_input_pixels)
             if self.config.input == "image":
                 rgb = to_rgb8(array)
                 return self.engine.compute(rgb), rgb
             if array.ndim != 3 or array.dtype != np.float32:
-                raise ValueError(f"expected a 32FC<D> descriptor image, got encoding {msg.encoding}")
+                raise ImageError("not a descriptor image", f"expected a 32FC<D> image, got encoding {msg.encoding}")
         except ValueError as exc:
-            self.problems.report(f"bad input ({msg.encoding})", str(exc))
+            self.problems.report_error(exc)
             return None
         return array, None  # no camera image: tracks/image is drawn on the descriptor colouring
 

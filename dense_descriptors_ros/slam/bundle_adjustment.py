@@ -1,13 +1,13 @@
-"""Stereo bundle adjustment and pose-only refinement: vectorised Levenberg-Marquardt with a Huber cost.
+"""Windowed stereo bundle adjustment on GTSAM, with marginal covariances of the adjusted poses.
 
-Measurements are rectified stereo triples (uL, v, uR); a keypoint without a right match is a mono measurement whose
-third residual is masked out. Residuals are in pixels with unit information, so the Huber threshold is
-``sqrt(chi2 quantile)`` (7.815 for stereo with 3 dof, S-PTAM's 5.991 for 2 dof).
+Measurements are rectified stereo triples (uL, v, uR): a keypoint with a right match becomes a
+``GenericStereoFactor3D``, one without a ``GenericProjectionFactorCal3_S2`` on (uL, v). Residuals are in pixels with
+unit sigma under a Huber kernel of ``sqrt(chi2 quantile)`` (7.815 for stereo with 3 dof). Fixed keyframes are held
+by tight priors (GTSAM's ``NonlinearEquality`` is several times slower here). Levenberg-Marquardt eliminates the
+points first and runs one iteration at a time so ``should_stop()`` can end it early (S-PTAM's abort when a new
+keyframe arrives).
 
-The windowed BA eliminates the points with the Schur complement: the (6K x 3P) pose-point block is a
-``scipy.sparse`` matrix built from per-observation 6x3 blocks, the point blocks are inverted in one batched
-``np.linalg.inv``, and the reduced 6K x 6K camera system is solved densely (K is a local window, tens of keyframes).
-numpy and scipy release the GIL in these kernels, so a mapping thread leaves the tracking thread room to run.
+GTSAM holds the GIL while it optimises, so local mapping calls this in a worker process (solver_process.py).
 """
 
 from __future__ import annotations
@@ -16,13 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
-from dense_descriptors_ros.geometry.camera import StereoCamera, stereo_pose_jacobian, stereo_projection_jacobian
-from dense_descriptors_ros.geometry.se3 import point_pose_jacobian, se3_exp
+from dense_descriptors_ros.geometry.camera import StereoCamera
+from dense_descriptors_ros.geometry.se3 import invert_pose
+from dense_descriptors_ros.slam.gtsam_support import (
+    covariance_from_gtsam,
+    mono_calibration,
+    require_gtsam,
+    stereo_calibration,
+)
+from dense_descriptors_ros.slam.pose_optimisation import CHI2_STEREO_95, stereo_residuals
 
-CHI2_STEREO_95 = 7.815
-CHI2_MONO_95 = 5.991
+FIXED_POSE_SIGMA = 1e-6  # metres and radians of the priors that hold fixed keyframes
 
 
 @dataclass
@@ -48,229 +53,168 @@ class BundleAdjustmentProblem:
         if len(self.fixed_poses) != len(self.poses):
             raise ValueError("fixed_poses needs one flag per pose")
 
+    def subset(self, keep: np.ndarray, poses: np.ndarray, points: np.ndarray) -> BundleAdjustmentProblem:
+        """The observations in ``keep``, starting from ``poses`` and ``points``."""
+        return BundleAdjustmentProblem(
+            poses,
+            points,
+            self.camera_index[keep],
+            self.point_index[keep],
+            self.measurements[keep],
+            self.stereo[keep],
+            self.fixed_poses,
+        )
+
 
 @dataclass
 class BundleAdjustmentResult:
-    poses: np.ndarray
+    poses: np.ndarray  # (K, 4, 4) T_cam_world
     points: np.ndarray
     chi2: np.ndarray  # per observation, at the solution
     iterations: int
     initial_cost: float
     final_cost: float
+    # (K, 6, 6) marginal covariance of each free pose as a right perturbation of T_world_cam, (translation,
+    # rotation) order; NaN for fixed poses; None unless asked for or when the system is (near) singular.
+    covariances: np.ndarray | None = None
 
 
-def stereo_residuals(
-    camera: StereoCamera, points_cam: np.ndarray, measurements: np.ndarray, stereo: np.ndarray
-) -> np.ndarray:
-    """(M, 3) residuals measurement - projection, with the right column zeroed for mono observations."""
-    r = measurements - camera.project(points_cam)
-    r[~stereo, 2] = 0.0
-    return r
-
-
-def huber_weights(chi2: np.ndarray, delta: float) -> np.ndarray:
-    """IRLS weights of the Huber cost on the residual norm sqrt(chi2)."""
-    norm = np.sqrt(chi2)
-    return np.where(norm <= delta, 1.0, delta / np.maximum(norm, 1e-12))
-
-
-def huber_cost(chi2: np.ndarray, delta: float) -> float:
-    norm = np.sqrt(chi2)
-    return float(np.sum(np.where(norm <= delta, chi2, 2.0 * delta * norm - delta * delta)))
-
-
-def _block_diagonal(blocks: np.ndarray) -> sp.csr_matrix:
-    """(P, b, b) blocks -> sparse (P*b, P*b) block-diagonal matrix."""
-    p, b, _ = blocks.shape
-    base = (np.arange(p) * b)[:, None, None]
-    rows = np.broadcast_to(base + np.arange(b)[None, :, None], blocks.shape).ravel()
-    cols = np.broadcast_to(base + np.arange(b)[None, None, :], blocks.shape).ravel()
-    return sp.csr_matrix((blocks.ravel(), (rows, cols)), shape=(p * b, p * b))
-
-
-def _linearise(camera: StereoCamera, poses: np.ndarray, points: np.ndarray, problem: BundleAdjustmentProblem):
+def observation_chi2(camera: StereoCamera, problem: BundleAdjustmentProblem, poses: np.ndarray, points: np.ndarray):
+    """(M,) squared pixel residual of every observation at ``poses`` (T_cam_world) and ``points``."""
     R = poses[problem.camera_index, :3, :3]
-    t = poses[problem.camera_index, :3, 3]
-    pc = np.einsum("mij,mj->mi", R, points[problem.point_index]) + t
-    r = stereo_residuals(camera, pc, problem.measurements, problem.stereo)
-    Jp = stereo_projection_jacobian(camera, pc)
-    Jp[~problem.stereo, 2, :] = 0.0
-    A = -np.einsum("mij,mjk->mik", Jp, point_pose_jacobian(pc))  # d residual / d pose twist (M, 3, 6)
-    B = -np.einsum("mij,mjk->mik", Jp, R)  # d residual / d point (M, 3, 3)
-    return r, A, B
+    pc = np.einsum("mij,mj->mi", R, points[problem.point_index]) + poses[problem.camera_index, :3, 3]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = stereo_residuals(camera, pc, problem.measurements, problem.stereo)
+    chi2 = np.einsum("mi,mi->m", r, r)
+    return np.where(np.isfinite(chi2) & (pc[:, 2] > 0), chi2, np.inf)
 
 
 def solve_bundle_adjustment(
     camera: StereoCamera,
     problem: BundleAdjustmentProblem,
     iterations: int = 10,
-    huber_delta: float = float(np.sqrt(CHI2_STEREO_95)),
+    huber_delta: float | None = float(np.sqrt(CHI2_STEREO_95)),
     outlier_chi2: float | None = None,
     should_stop: Callable[[], bool] | None = None,
+    marginals: bool = False,
 ) -> BundleAdjustmentResult:
-    """Schur-complement LM on a stereo BA problem; ``should_stop()`` (optional) aborts between iterations.
+    """Levenberg-Marquardt on a stereo BA problem (``huber_delta`` None: plain least squares).
 
     With ``outlier_chi2`` the solve runs twice, as in S-PTAM / ORB-SLAM local BA: after the robust pass the
-    observations whose chi2 exceeds it are left out and the rest are optimised again. ``chi2`` in the result
-    covers every observation of the problem.
+    observations whose chi2 exceeds it are left out and the rest are optimised again (a point that lost every
+    observation keeps its first-pass position). ``chi2`` in the result covers every observation of the problem.
+    ``marginals`` adds the marginal covariance of every free pose.
     """
-    result = _solve_lm(camera, problem, iterations, huber_delta, should_stop)
-    if outlier_chi2 is None:
-        return result
-    inlier = result.chi2 <= outlier_chi2
-    if inlier.all() or inlier.sum() < 3:
-        return result
-    sub = BundleAdjustmentProblem(
-        result.poses,
-        result.points,
-        problem.camera_index[inlier],
-        problem.point_index[inlier],
-        problem.measurements[inlier],
-        problem.stereo[inlier],
-        problem.fixed_poses,
-    )
-    second = _solve_lm(camera, sub, iterations, huber_delta, should_stop)
-    r, _, _ = _linearise(camera, second.poses, second.points, problem)
-    chi2 = np.einsum("mi,mi->m", r, r)
-    return BundleAdjustmentResult(
-        second.poses, second.points, chi2, result.iterations + second.iterations, result.initial_cost, second.final_cost
-    )
-
-
-def _solve_lm(
-    camera: StereoCamera,
-    problem: BundleAdjustmentProblem,
-    iterations: int,
-    huber_delta: float,
-    should_stop: Callable[[], bool] | None,
-    initial_lambda: float = 1e-3,
-) -> BundleAdjustmentResult:
-    poses = problem.poses.copy()
-    points = problem.points.copy()
-    K, P = len(poses), len(points)
-    free = np.nonzero(~problem.fixed_poses)[0]
-    free_slot = np.full(K, -1)
-    free_slot[free] = np.arange(len(free))
-    cam, pt = problem.camera_index, problem.point_index
-    lam = initial_lambda
-    if len(free) == 0 and P == 0:
+    if (~problem.fixed_poses).sum() == 0 and len(problem.points) == 0:
         raise ValueError("bundle adjustment problem has nothing to optimise")
+    window = _FactorGraph(camera, problem, problem.poses, problem.points, huber_delta)
+    initial_cost, cost, done = window.optimise(iterations, should_stop)
+    poses, points = window.poses, window.points
+    if outlier_chi2 is not None:
+        inlier = observation_chi2(camera, problem, poses, points) <= outlier_chi2
+        if not inlier.all() and inlier.sum() >= 3:
+            window = _FactorGraph(camera, problem.subset(inlier, poses, points), poses, points, huber_delta)
+            _, cost, more = window.optimise(iterations, should_stop)
+            poses, points, done = window.poses, window.points, done + more
+    chi2 = observation_chi2(camera, problem, poses, points)
+    covariances = window.covariances(problem.fixed_poses) if marginals else None
+    return BundleAdjustmentResult(poses, points, chi2, done, initial_cost, cost, covariances)
 
-    r, A, B = _linearise(camera, poses, points, problem)
-    chi2 = np.einsum("mi,mi->m", r, r)
-    cost = huber_cost(chi2, huber_delta)
-    initial_cost = cost
-    it = 0
-    for it in range(1, iterations + 1):  # noqa: B007 (the count is reported)
-        if should_stop is not None and should_stop():
-            break
-        w = huber_weights(chi2, huber_delta)[:, None, None]
-        wA, wB = w * A, w * B
-        Hpp_obs = np.einsum("mki,mkj->mij", wA, A)
-        Hll_obs = np.einsum("mki,mkj->mij", wB, B)
-        Hpl_obs = np.einsum("mki,mkj->mij", wA, B)
-        gp_obs = np.einsum("mki,mk->mi", wA, r)
-        gl_obs = np.einsum("mki,mk->mi", wB, r)
-        Hpp = np.zeros((K, 6, 6))
-        np.add.at(Hpp, cam, Hpp_obs)
-        Hll = np.zeros((P, 3, 3))
-        np.add.at(Hll, pt, Hll_obs)
-        gp = np.zeros((K, 6))
-        np.add.at(gp, cam, gp_obs)
-        gl = np.zeros((P, 3))
-        np.add.at(gl, pt, gl_obs)
 
-        free_obs = free_slot[cam] >= 0
-        rows = (free_slot[cam[free_obs]] * 6)[:, None, None] + np.arange(6)[None, :, None]
-        cols = (pt[free_obs] * 3)[:, None, None] + np.arange(3)[None, None, :]
-        W = sp.csr_matrix(
-            (
-                Hpl_obs[free_obs].ravel(),
-                (np.broadcast_to(rows, (len(rows), 6, 3)).ravel(), np.broadcast_to(cols, (len(cols), 6, 3)).ravel()),
-            ),
-            shape=(6 * len(free), 3 * P),
-        )
-        while True:
-            Hpp_d = Hpp[free] + lam * np.einsum("kii->ki", Hpp[free])[:, :, None] * np.eye(6)
-            Hll_d = Hll + (lam * np.einsum("pii->pi", Hll) + 1e-9)[:, :, None] * np.eye(3)
-            Hll_inv = np.linalg.inv(Hll_d)
-            Hll_inv_sp = _block_diagonal(Hll_inv)
-            S = -(W @ Hll_inv_sp @ W.T).toarray()
-            for k in range(len(free)):
-                S[6 * k : 6 * k + 6, 6 * k : 6 * k + 6] += Hpp_d[k]
-            rhs = -gp[free].ravel() + W @ (Hll_inv_sp @ gl.ravel())
-            try:
-                dp = np.linalg.solve(S, rhs) if len(free) else np.zeros(0)
-            except np.linalg.LinAlgError:
-                dp = np.linalg.lstsq(S, rhs, rcond=None)[0]
-            dl = -np.einsum("pij,pj->pi", Hll_inv, gl + (W.T @ dp).reshape(P, 3))
-            new_poses = poses.copy()
-            new_poses[free] = se3_exp(dp.reshape(-1, 6)) @ poses[free]
-            new_points = points + dl
-            r_new, A_new, B_new = _linearise(camera, new_poses, new_points, problem)
-            chi2_new = np.einsum("mi,mi->m", r_new, r_new)
-            new_cost = huber_cost(chi2_new, huber_delta)
-            if np.isfinite(new_cost) and new_cost < cost:
-                converged = (cost - new_cost) < 1e-6 * cost
-                poses, points, r, A, B, chi2, cost = new_poses, new_points, r_new, A_new, B_new, chi2_new, new_cost
-                lam = max(lam / 3.0, 1e-9)
+class _FactorGraph:
+    """The GTSAM factor graph and values of one BA problem; ``poses`` / ``points`` hold the current estimate."""
+
+    def __init__(
+        self,
+        camera: StereoCamera,
+        problem: BundleAdjustmentProblem,
+        poses: np.ndarray,
+        points: np.ndarray,
+        huber_delta: float | None,
+    ) -> None:
+        gtsam = self.gtsam = require_gtsam()
+        X, L = gtsam.symbol_shorthand.X, gtsam.symbol_shorthand.L
+        self.graph = graph = gtsam.NonlinearFactorGraph()
+        # The marginals leave out points without a stereo observation: one seen once in mono has no depth (a
+        # singular system), a few mono views have little parallax; their information on the poses is small.
+        self.marginal_graph = gtsam.NonlinearFactorGraph()
+        has_stereo = np.zeros(len(points), bool)
+        has_stereo[problem.point_index[problem.stereo]] = True
+        stereo_noise = gtsam.noiseModel.Isotropic.Sigma(3, 1.0)
+        mono_noise = gtsam.noiseModel.Isotropic.Sigma(2, 1.0)
+        if huber_delta is not None:
+            huber = gtsam.noiseModel.mEstimator.Huber.Create(huber_delta)
+            stereo_noise = gtsam.noiseModel.Robust.Create(huber, stereo_noise)
+            mono_noise = gtsam.noiseModel.Robust.Create(huber, mono_noise)
+        K_stereo, K_mono = stereo_calibration(camera), mono_calibration(camera)
+        for cam, pt, (u, v, ur), is_stereo in zip(
+            problem.camera_index.tolist(),
+            problem.point_index.tolist(),
+            problem.measurements.tolist(),
+            problem.stereo.tolist(),
+            strict=True,
+        ):
+            if is_stereo:
+                factor = gtsam.GenericStereoFactor3D(
+                    gtsam.StereoPoint2(u, ur, v), stereo_noise, X(cam), L(pt), K_stereo
+                )
+            else:
+                factor = gtsam.GenericProjectionFactorCal3_S2(np.array([u, v]), mono_noise, X(cam), L(pt), K_mono)
+            graph.add(factor)
+            if has_stereo[pt]:
+                self.marginal_graph.add(factor)
+        self.values = gtsam.Values()
+        fixed_noise = gtsam.noiseModel.Isotropic.Sigma(6, FIXED_POSE_SIGMA)
+        for k, T in enumerate(invert_pose(poses)):
+            pose = gtsam.Pose3(T)
+            self.values.insert(X(k), pose)
+            if problem.fixed_poses[k]:
+                graph.add(gtsam.PriorFactorPose3(X(k), pose, fixed_noise))
+                self.marginal_graph.add(gtsam.PriorFactorPose3(X(k), pose, fixed_noise))
+        self.observed = np.zeros(len(points), bool)
+        self.observed[problem.point_index] = True
+        for j in np.nonzero(self.observed)[0].tolist():
+            self.values.insert(L(j), points[j])
+        self.poses, self.points = poses.copy(), points.copy()
+
+    def optimise(self, iterations: int, should_stop: Callable[[], bool] | None) -> tuple[float, float, int]:
+        """Levenberg-Marquardt, one iteration at a time; returns (initial cost, final cost, iterations)."""
+        gtsam = self.gtsam
+        params = gtsam.LevenbergMarquardtParams()
+        params.setMaxIterations(max(iterations, 1))
+        # Points first, then poses: the Schur-complement order of BA (about a third faster than COLAMD here).
+        ordering = gtsam.Ordering()
+        for j in np.nonzero(self.observed)[0].tolist():
+            ordering.push_back(gtsam.symbol_shorthand.L(j))
+        for k in range(len(self.poses)):
+            ordering.push_back(gtsam.symbol_shorthand.X(k))
+        params.setOrdering(ordering)
+        optimizer = gtsam.LevenbergMarquardtOptimizer(self.graph, self.values, params)
+        initial_cost = cost = optimizer.error()
+        done = 0
+        # At least one iteration: an abort that arrives as the solve starts should not waste it.
+        while done < iterations and not (done > 0 and should_stop is not None and should_stop()):
+            optimizer.iterate()
+            done += 1
+            converged = cost - optimizer.error() <= params.getRelativeErrorTol() * cost
+            cost = optimizer.error()
+            if converged:
                 break
-            lam *= 5.0
-            if lam > 1e8:
-                converged = True
-                break
-        if converged:
-            break
-    return BundleAdjustmentResult(poses, points, chi2, it, initial_cost, cost)
+        self.values = optimizer.values()
+        X = gtsam.symbol_shorthand.X
+        self.poses = np.array([invert_pose(self.values.atPose3(X(k)).matrix()) for k in range(len(self.poses))])
+        self.points[self.observed] = gtsam.utilities.extractPoint3(self.values).reshape(-1, 3)
+        return initial_cost, cost, done
 
-
-def optimize_pose(
-    camera: StereoCamera,
-    T_cam_world: np.ndarray,
-    points_world: np.ndarray,
-    measurements: np.ndarray,
-    stereo: np.ndarray,
-    passes: int = 4,
-    iterations: int = 10,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pose-only Gauss-Newton with Huber cost and outlier re-classification (ORB-SLAM's 4 passes).
-
-    Each pass optimises over the current inliers, then re-classifies every observation by its chi2 against
-    7.815 (stereo) / 5.991 (mono); the last pass drops the robust kernel. Returns the pose and the inlier mask.
-    """
-    T = T_cam_world.copy()
-    inlier = np.ones(len(points_world), bool)
-    threshold = np.where(stereo, CHI2_STEREO_95, CHI2_MONO_95)
-    delta = np.sqrt(threshold)
-    mono_mask = np.where(stereo, 1.0, 0.0)
-    for p in range(passes):
-        idx = np.nonzero(inlier)[0]
-        if len(idx) < 3:
-            return T, inlier
-        pts, meas, mask, dlt = points_world[idx], measurements[idx], mono_mask[idx], delta[idx]
-        for _ in range(iterations):
-            pc = pts @ T[:3, :3].T + T[:3, 3]
-            if np.any(pc[:, 2] <= 1e-6):
-                break
-            r = meas - camera.project(pc)
-            r[:, 2] *= mask
-            J = stereo_pose_jacobian(camera, pc)
-            J[:, 2, :] *= mask[:, None]
-            chi2 = np.einsum("mi,mi->m", r, r)
-            w = np.sqrt(huber_weights(chi2, dlt)) if p < passes - 1 else np.ones(len(idx))
-            Jw = (J * w[:, None, None]).reshape(-1, 6)
-            H = Jw.T @ Jw
-            g = Jw.T @ (r * w[:, None]).ravel()
-            try:
-                dx = np.linalg.solve(H + 1e-9 * np.eye(6), g)
-            except np.linalg.LinAlgError:
-                return T, inlier
-            T = se3_exp(dx) @ T
-            if np.abs(dx).max() < 1e-6:
-                break
-        pc = points_world @ T[:3, :3].T + T[:3, 3]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = stereo_residuals(camera, pc, measurements, stereo)
-        chi2 = np.einsum("mi,mi->m", r, r)
-        inlier = (chi2 <= threshold) & (pc[:, 2] > 0)
-    return T, inlier
+    def covariances(self, fixed: np.ndarray) -> np.ndarray | None:
+        """(K, 6, 6) marginal covariances of the free poses (NaN for fixed ones), see BundleAdjustmentResult; None
+        when GTSAM finds the system (near) singular, e.g. a keyframe seen only through mono points."""
+        X = self.gtsam.symbol_shorthand.X
+        out = np.full((len(self.poses), 6, 6), np.nan)
+        try:
+            marginals = self.gtsam.Marginals(self.marginal_graph, self.values)
+            for k in np.nonzero(~fixed)[0].tolist():
+                out[k] = covariance_from_gtsam(marginals.marginalCovariance(X(k)))
+        except (RuntimeError, IndexError):  # an indeterminate system, or a pose the marginal graph lacks
+            return None
+        return out

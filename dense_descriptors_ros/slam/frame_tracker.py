@@ -6,7 +6,8 @@ optimisation, and searched again with a tighter radius. A bad prediction gets a 
 when that fails too the frame is relocalised in the whole map (relocalisation.py) and tracked in the local map found
 there. The tracker also keeps the reference keyframe (the local keyframe that sees most of the tracked points) and
 S-PTAM's keyframe policy. :class:`StereoSlam` owns the map, the motion model and the keyframes; it asks this class
-where each frame is.
+where each frame is. Pose-only refinement stays in numpy (pose_optimisation.py): it is much faster than GTSAM for
+this problem. A reference keyframe culled by local mapping is replaced by the keyframe that stands for it.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from scipy.spatial import cKDTree
 
 from dense_descriptors_ros.geometry.camera import StereoCamera
 from dense_descriptors_ros.geometry.se3 import invert_pose
-from dense_descriptors_ros.slam.bundle_adjustment import optimize_pose
 from dense_descriptors_ros.slam.features import FeatureType, FrameFeatures
 from dense_descriptors_ros.slam.map import SlamMap
+from dense_descriptors_ros.slam.pose_optimisation import PoseEstimate, optimize_pose
 from dense_descriptors_ros.slam.projection_search import search_by_projection
 from dense_descriptors_ros.slam.relocalisation import relocalisation_poses
 
@@ -85,6 +86,7 @@ class TrackedFrame:
     keypoint_index: np.ndarray  # (N,) into the frame's keypoints
     point_ids: np.ndarray  # (N,) the map points they observe
     relocalised: bool  # found by relocalisation rather than from the motion prediction
+    information: np.ndarray  # 6x6 of the pose given the map (pose_optimisation.PoseEstimate)
 
 
 class FrameTracker:
@@ -97,53 +99,68 @@ class FrameTracker:
         features: FeatureType,
         config: TrackingConfig,
         relocalisation_candidates: int,
+        update_map: bool = True,
     ) -> None:
+        """``update_map`` False (localisation only) leaves the map's point statistics and descriptors alone."""
         self.map = slam_map
         self.camera = camera
         self.features = features
         self.config = config
         self.relocalisation_candidates = relocalisation_candidates
+        self.update_map = update_map
         self.reference_kf: int | None = None
         self.last_tracked_ids = np.zeros(0, np.int64)
         self.frames_since_keyframe = 0
 
     def track(
-        self, frame: StereoFeatures, predicted: np.ndarray | None, last_pose: np.ndarray | None
+        self,
+        frame: StereoFeatures,
+        predicted: np.ndarray | None,
+        last_pose: np.ndarray | None,
+        has_velocity: bool = True,
     ) -> TrackedFrame | None:
         """Pose of ``frame`` from the predicted T_world_cam (or ``last_pose`` with a wider search), else by
-        relocalisation; None when the frame is lost. A tracked frame updates the map's point statistics and
-        descriptors and the reference keyframe."""
+        relocalisation; None when the frame is lost. Without a velocity (just after a relocalisation) the prediction
+        is the last pose, so the first search is the wide one: with the narrow window a wrong but self-consistent
+        set of matches can win. A tracked frame updates the map's point statistics and descriptors and the
+        reference keyframe."""
         cfg = self.config
-        kp_idx = np.zeros(0, np.int64)
+        found = None
         if predicted is not None and self.reference_kf is not None:
-            T_cw, kp_idx, pt_ids, visible_ids = self._track_local_map(
-                frame, invert_pose(predicted), cfg.search_radius_px
-            )
-            if len(kp_idx) < cfg.min_inliers and last_pose is not None:  # a bad prediction: search wider
-                T_cw, kp_idx, pt_ids, visible_ids = self._track_local_map(
-                    frame, invert_pose(last_pose), 2.5 * cfg.search_radius_px
-                )
-        relocalised = len(kp_idx) < cfg.min_inliers
+            radius = cfg.search_radius_px if has_velocity else 2.5 * cfg.search_radius_px
+            found = self._track_local_map(frame, invert_pose(predicted), radius)
+            if found is None and last_pose is not None:  # a bad prediction: search wider
+                found = self._track_local_map(frame, invert_pose(last_pose), 2.5 * cfg.search_radius_px)
+        relocalised = found is None
         if relocalised:
             found = self._relocalise(frame)
             if found is None:
                 return None
-            T_cw, kp_idx, pt_ids, visible_ids = found
-        with self.map.lock:
-            self.map.visible_count[visible_ids] += 1
-            self.map.found_count[pt_ids] += 1
-            self.map.descriptors[pt_ids] = frame.frame.descriptors[kp_idx]  # S-PTAM keeps the newest descriptor
+        T_cw, kp_idx, pt_ids, visible_ids, information = found
+        if self.update_map:
+            with self.map.lock:
+                self.map.visible_count[visible_ids] += 1
+                self.map.found_count[pt_ids] += 1
+                self.map.descriptors[pt_ids] = frame.frame.descriptors[kp_idx]  # S-PTAM keeps the newest descriptor
         self.last_tracked_ids = pt_ids
         self._update_reference(pt_ids)
-        return TrackedFrame(invert_pose(T_cw), kp_idx, pt_ids, relocalised)
+        return TrackedFrame(invert_pose(T_cw), kp_idx, pt_ids, relocalised, information)
+
+    def resolve_reference(self) -> int:
+        """The reference keyframe, replaced by its parent if local mapping culled it (call under the map lock)."""
+        assert self.reference_kf is not None
+        resolved = self.map.resolve_keyframe(self.reference_kf)
+        assert resolved is not None, f"reference keyframe {self.reference_kf} is not in the map"
+        self.reference_kf = resolved[0]
+        return self.reference_kf
 
     def keyframe_due(self, tracked: int) -> bool:
         """Count a tracked frame and say whether it becomes a keyframe: S-PTAM's tracked/reference ratio, too few
         tracked points, or too many frames since the last keyframe."""
-        assert self.reference_kf is not None
         cfg = self.config
         self.frames_since_keyframe += 1
-        ref_points = int((self.map.keyframes[self.reference_kf].point_ids >= 0).sum())
+        with self.map.lock:
+            ref_points = int((self.map.keyframes[self.resolve_reference()].point_ids >= 0).sum())
         return (
             tracked < cfg.keyframe_tracked_ratio * ref_points
             or tracked < cfg.keyframe_min_tracked
@@ -156,18 +173,19 @@ class FrameTracker:
         self.frames_since_keyframe = 0
 
     def _local_map(self) -> np.ndarray:
-        assert self.reference_kf is not None
         with self.map.lock:
-            covisible = self.map.covisible_keyframes(self.reference_kf, self.config.local_map_keyframes - 1)
-            kfs = [self.reference_kf, *covisible]
+            reference = self.resolve_reference()
+            covisible = self.map.covisible_keyframes(reference, self.config.local_map_keyframes - 1)
+            kfs = [reference, *covisible]
             ids = np.concatenate([self.map.keyframes[k].point_ids for k in kfs] + [self.last_tracked_ids])
             ids = np.unique(ids[ids >= 0])
             return ids[self.map.alive[ids]]
 
     def _track_local_map(
         self, frame: StereoFeatures, T_cw: np.ndarray, radius: float
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Projection search + pose refinement + a second, tighter search. Returns (T_cw, kp, pts, visible)."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """Projection search + pose refinement + a second, tighter search. Returns (T_cw, keypoint indices, point
+        ids, ids of the points predicted visible, information), or None with fewer than ``min_inliers``."""
         cfg = self.config
         ids = self._local_map()
         with self.map.lock:
@@ -177,16 +195,15 @@ class FrameTracker:
         m = search_by_projection(
             self.camera, T_cw, positions, descriptors, frame.frame, tree, self.features, radius, max_depth=cfg.max_depth
         )
-        empty = np.zeros(0, np.int64)
         if len(m.point_index) < cfg.min_inliers:
-            return T_cw, empty, empty, ids[m.visible]
-        T_cw, inlier = self._optimize(frame, T_cw, positions[m.point_index], m.keypoint_index)
-        if inlier.sum() < cfg.min_inliers:
-            return T_cw, empty, empty, ids[m.visible]
+            return None
+        estimate = self._optimize(frame, T_cw, positions[m.point_index], m.keypoint_index)
+        if estimate.inliers.sum() < cfg.min_inliers:
+            return None
         if cfg.refine_radius_px > 0:
-            m = search_by_projection(
+            refined = search_by_projection(
                 self.camera,
-                T_cw,
+                estimate.T_cam_world,
                 positions,
                 descriptors,
                 frame.frame,
@@ -195,13 +212,23 @@ class FrameTracker:
                 cfg.refine_radius_px,
                 max_depth=cfg.max_depth,
             )
-            if len(m.point_index) >= cfg.min_inliers:
-                T_cw, inlier = self._optimize(frame, T_cw, positions[m.point_index], m.keypoint_index)
-        return T_cw, m.keypoint_index[inlier], ids[m.point_index[inlier]], ids[m.visible]
+            if len(refined.point_index) >= cfg.min_inliers:
+                m = refined
+                estimate = self._optimize(frame, estimate.T_cam_world, positions[m.point_index], m.keypoint_index)
+        inlier = estimate.inliers
+        if inlier.sum() < cfg.min_inliers:
+            return None
+        return (
+            estimate.T_cam_world,
+            m.keypoint_index[inlier],
+            ids[m.point_index[inlier]],
+            ids[m.visible],
+            estimate.information,
+        )
 
     def _optimize(
         self, frame: StereoFeatures, T_cw: np.ndarray, points: np.ndarray, kp_idx: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> PoseEstimate:
         meas = np.zeros((len(kp_idx), 3))
         meas[:, :2] = frame.frame.keypoints[kp_idx]
         right = frame.right_x[kp_idx]
@@ -209,7 +236,9 @@ class FrameTracker:
         meas[:, 2] = np.where(stereo, right, 0.0)
         return optimize_pose(self.camera, T_cw, points, meas, stereo)
 
-    def _relocalise(self, frame: StereoFeatures) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    def _relocalise(
+        self, frame: StereoFeatures
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """Relocalise in the whole map, then track in the local map of the keyframe that placed the frame."""
         cfg = self.config
         descriptor = self.features.global_descriptor(frame.gray, frame.descriptor_image, frame.frame)
@@ -224,15 +253,15 @@ class FrameTracker:
             cfg.min_inliers,
         ):
             self.reference_kf = keyframe_id
-            T_cw, kp, pts, visible = self._track_local_map(frame, T_cw, cfg.refine_radius_px or 4.0)
-            if len(kp) >= cfg.min_inliers:
-                return T_cw, kp, pts, visible
+            found = self._track_local_map(frame, T_cw, cfg.refine_radius_px or 4.0)
+            if found is not None:
+                return found
         return None
 
     def _update_reference(self, tracked_ids: np.ndarray) -> None:
         """The reference keyframe is the local keyframe that observes most of the tracked points."""
-        assert self.reference_kf is not None
         with self.map.lock:
-            kfs = [self.reference_kf, *self.map.covisible_keyframes(self.reference_kf, 5)]
+            reference = self.resolve_reference()
+            kfs = [reference, *self.map.covisible_keyframes(reference, 5)]
             counts = [np.isin(self.map.keyframes[k].point_ids, tracked_ids).sum() for k in kfs]
         self.reference_kf = kfs[int(np.argmax(counts))]

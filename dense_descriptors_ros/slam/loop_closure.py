@@ -1,26 +1,30 @@
 """Loop closure: candidate keyframes from global-descriptor retrieval, PnP RANSAC verification (both in
-relocalisation.py) and SE(3) pose-graph correction.
+relocalisation.py) and an SE(3) pose-graph correction (pose_graph.py, GTSAM).
 
-Candidates are old keyframes similar to the new keyframe that share no points with it. Verification matches the new
-keyframe's descriptors to the candidate's local map and runs cv2.solvePnPRansac. The correction optimises a pose
-graph over all keyframes (odometry edges between consecutive keyframes from their current relative poses, plus the
-loop edge) with scipy ``least_squares`` and moves every map point with the correction of the keyframe that created
-it.
+It runs in the mapping thread (local_mapping.py), never on the tracking thread. Candidates are old keyframes similar
+to a new keyframe that share no points with it. Verification matches the new keyframe's descriptors to the
+candidate's local map and runs cv2.solvePnPRansac. The correction optimises a pose graph over all keyframes
+(consecutive keyframes linked by their current relative pose, plus every loop constraint so far) in the solver's
+worker process. The result is a :class:`LoopCorrection` that the tracking thread applies between two frames
+(:func:`apply_loop_correction`): keyframes move with their pose-graph correction (keyframes made while it was solved
+move with the newest one), every map point moves with its reference keyframe, and the query keyframe is linked to
+the old points it matched.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.optimize import least_squares
 
 from dense_descriptors_ros.geometry.camera import StereoCamera
-from dense_descriptors_ros.geometry.se3 import invert_pose, se3_exp, se3_log
+from dense_descriptors_ros.geometry.se3 import invert_pose
 from dense_descriptors_ros.slam.features import FeatureType
-from dense_descriptors_ros.slam.map import KeyFrame, SlamMap
+from dense_descriptors_ros.slam.map import SlamMap
+from dense_descriptors_ros.slam.pose_graph import PoseGraphEdge
 from dense_descriptors_ros.slam.relocalisation import localise_against, retrieve_keyframes
+from dense_descriptors_ros.slam.solver_process import Solver
 
 
 @dataclass
@@ -50,47 +54,23 @@ class LoopClosureEvent:
     match_keyframe: int
     inliers: int
     correction_m: float  # how far the query keyframe moved
+    pose_graph_ms: float  # solving the pose graph (in the mapping thread)
 
 
-def optimize_pose_graph(
-    poses: np.ndarray, edges: list[tuple[int, int, np.ndarray, float]], fixed: int = 0
-) -> np.ndarray:
-    """SE(3) pose graph: poses (N, 4, 4) T_world_i, edges (i, j, T_i_j measured, weight); node ``fixed`` held.
+@dataclass
+class LoopCorrection:
+    """A solved pose graph waiting to be applied to the map (:func:`apply_loop_correction`)."""
 
-    Residual of an edge: log(T_i_j^-1 T_world_i^-1 T_world_j) scaled by its weight; each pose is parametrised as
-    exp(xi) @ T_world_i. Solved with scipy least_squares (trf, sparse Jacobian pattern).
-    """
-    n = len(poses)
-    free = [k for k in range(n) if k != fixed]
-    slot = np.full(n, -1)
-    slot[free] = np.arange(len(free))
-    ii = np.array([e[0] for e in edges])
-    jj = np.array([e[1] for e in edges])
-    Z_inv = invert_pose(np.array([e[2] for e in edges]))
-    weights = np.array([e[3] for e in edges])[:, None]
-
-    def current(x: np.ndarray) -> np.ndarray:
-        out = poses.copy()
-        out[free] = se3_exp(x.reshape(-1, 6)) @ poses[free]
-        return out
-
-    def residuals(x: np.ndarray) -> np.ndarray:
-        P = current(x)
-        return (weights * se3_log(Z_inv @ invert_pose(P[ii]) @ P[jj])).ravel()
-
-    sparsity = sp.lil_matrix((6 * len(edges), 6 * len(free)), dtype=int)
-    for e, (i, j) in enumerate(zip(ii, jj, strict=True)):
-        for node in (i, j):
-            if slot[node] >= 0:
-                sparsity[6 * e : 6 * e + 6, 6 * slot[node] : 6 * slot[node] + 6] = 1
-    result = least_squares(
-        residuals, np.zeros(6 * len(free)), jac_sparsity=sparsity, method="trf", x_scale="jac", max_nfev=50
-    )
-    return current(result.x)
+    event: LoopClosureEvent
+    poses_before: dict[int, np.ndarray]  # T_world_kf of every keyframe in the graph, when it was built
+    poses_after: dict[int, np.ndarray]
+    newest_keyframe: int  # keyframes made after the graph was built move with this one
+    fuse_keypoints: np.ndarray  # keypoints of the query keyframe ...
+    fuse_point_ids: np.ndarray  # ... and the old map points they matched
 
 
 class LoopCloser:
-    """Detects loops on new keyframes and corrects the map (runs on the tracking thread: loops are rare)."""
+    """Detects loops at new keyframes and solves the pose graph that closes them (in the mapping thread)."""
 
     def __init__(
         self, slam_map: SlamMap, camera: StereoCamera, features: FeatureType, config: LoopClosureConfig | None = None
@@ -102,66 +82,86 @@ class LoopCloser:
         self.loop_edges: list[tuple[int, int, np.ndarray]] = []  # (old kf, new kf, T_old_new)
         self.events: list[LoopClosureEvent] = []
 
-    def check(self, keyframe: KeyFrame) -> tuple[LoopClosureEvent, dict[int, np.ndarray]] | None:
-        """Try to close a loop at ``keyframe``; on success return the event and per-keyframe corrections
-        (T_world_new @ T_world_old^-1)."""
+    def loop_keyframes(self) -> set[int]:
+        """Keyframes at either end of a loop constraint (never culled: the pose graph needs them)."""
+        return {k for a, b, _ in self.loop_edges for k in (a, b)}
+
+    def check(self, keyframe_id: int, solver: Solver) -> LoopCorrection | None:
+        """Try to close a loop at a keyframe; on success the pose graph is solved and the correction returned."""
         cfg = self.config
-        if not cfg.enabled or len(keyframe.global_descriptor) == 0:
-            return None
-        cutoff = keyframe.id - cfg.min_keyframe_gap
+        with self.map.lock:
+            keyframe = self.map.keyframes.get(keyframe_id)
+            if not cfg.enabled or keyframe is None or len(keyframe.global_descriptor) == 0:
+                return None
+            keypoints, descriptors, right_x = keyframe.keypoints, keyframe.descriptors, keyframe.right_x
+            T_world_kf = keyframe.T_world_cam.copy()
+            # Keyframes already linked to the query through shared points are no new loop (e.g. just after one).
+            connected = set(self.map.covisible_keyframes(keyframe_id, 1000))
+        cutoff = keyframe_id - cfg.min_keyframe_gap
         if cutoff < 0:
             return None
-        # Keyframes already linked to the query through shared points are no new loop (e.g. just after a closure).
-        connected = set(self.map.covisible_keyframes(keyframe.id, 1000))
         for cand, sim in retrieve_keyframes(self.map, keyframe.global_descriptor, cutoff, cfg.candidates):
             if sim < cfg.min_similarity:
                 break
             if cand in connected:
                 continue
             T_cw, inliers, matches, kp_index, point_ids = localise_against(
-                self.map,
-                self.camera,
-                self.features,
-                keyframe.keypoints,
-                keyframe.descriptors,
-                keyframe.right_x,
-                cand,
+                self.map, self.camera, self.features, keypoints, descriptors, right_x, cand
             )
             if T_cw is None or inliers < cfg.min_inliers or inliers < cfg.min_inlier_ratio * matches:
                 continue
             T_world_query = invert_pose(T_cw)
-            moved = float(np.linalg.norm(T_world_query[:3, 3] - keyframe.T_world_cam[:3, 3]))
+            moved = float(np.linalg.norm(T_world_query[:3, 3] - T_world_kf[:3, 3]))
             if moved > cfg.max_correction_m:
                 continue
             with self.map.lock:
-                T_old = self.map.keyframes[cand].T_world_cam
-            self.loop_edges.append((cand, keyframe.id, invert_pose(T_old) @ T_world_query))
-            corrections = self.correct()
-            # Fuse: the query keyframe now observes the old points it matched, so tracking continues on the old
-            # map and BA sees the loop.
-            self.map.add_observations(keyframe.id, kp_index, point_ids)
-            event = LoopClosureEvent(keyframe.id, cand, inliers, moved)
+                if cand not in self.map.keyframes:  # culled meanwhile
+                    continue
+                T_old = self.map.keyframes[cand].T_world_cam.copy()
+            self.loop_edges.append((cand, keyframe_id, invert_pose(T_old) @ T_world_query))
+            start = time.perf_counter()
+            before, after = self._solve(solver)
+            event = LoopClosureEvent(keyframe_id, cand, inliers, moved, 1e3 * (time.perf_counter() - start))
             self.events.append(event)
-            return event, corrections
+            return LoopCorrection(event, before, after, max(before), kp_index, point_ids)
         return None
 
-    def correct(self) -> dict[int, np.ndarray]:
-        """Optimise the keyframe pose graph with all loop edges and move keyframes and points."""
+    def _solve(self, solver: Solver) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+        """Pose graph over all keyframes with every loop edge: (poses before, poses after) by keyframe id."""
         with self.map.lock:
             ids = self.map.keyframe_ids()
-            index = {k: i for i, k in enumerate(ids)}
             poses = np.array([self.map.keyframes[k].T_world_cam for k in ids])
-            edges = [(i, i + 1, invert_pose(poses[i]) @ poses[i + 1], 1.0) for i in range(len(ids) - 1)]
-            edges += [(index[a], index[b], Z, 1.0) for a, b, Z in self.loop_edges if a in index and b in index]
-            new_poses = optimize_pose_graph(poses, edges, fixed=0)
-            corrections = {k: new_poses[i] @ invert_pose(poses[i]) for k, i in index.items()}
-            for k, i in index.items():
-                self.map.keyframes[k].T_world_cam = new_poses[i]
-            alive = self.map.alive_ids()
-            ref = self.map.reference_keyframe[alive]
-            for k, C in corrections.items():
-                sel = alive[ref == k]
-                if len(sel):
-                    self.map.positions[sel] = self.map.positions[sel] @ C[:3, :3].T + C[:3, 3]
-            self.map.version += 1
-        return corrections
+        index = {k: i for i, k in enumerate(ids)}
+        edges = [PoseGraphEdge(i, i + 1, invert_pose(poses[i]) @ poses[i + 1]) for i in range(len(ids) - 1)]
+        edges += [PoseGraphEdge(index[a], index[b], Z) for a, b, Z in self.loop_edges if a in index and b in index]
+        new_poses = solver.pose_graph(poses, edges, 0)
+        return dict(zip(ids, poses, strict=True)), dict(zip(ids, new_poses, strict=True))
+
+
+def apply_loop_correction(slam_map: SlamMap, correction: LoopCorrection) -> dict[int, np.ndarray]:
+    """Move keyframes and points by a solved pose graph; returns each keyframe's correction T_new @ T_old^-1."""
+    newest = correction.newest_keyframe
+    C_newest = correction.poses_after[newest] @ invert_pose(correction.poses_before[newest])
+    with slam_map.lock:
+        corrections = {}
+        for k, kf in slam_map.keyframes.items():
+            if k in correction.poses_before:
+                C = correction.poses_after[k] @ invert_pose(correction.poses_before[k])
+            else:
+                C = C_newest
+            # Composed with the current pose, so a BA that moved the keyframe meanwhile is kept.
+            kf.T_world_cam = C @ kf.T_world_cam
+            corrections[k] = C
+        alive = slam_map.alive_ids()
+        refs, inverse = np.unique(slam_map.reference_keyframe[alive], return_inverse=True)
+        C_points = np.array([corrections.get(int(k), C_newest) for k in refs]).reshape(-1, 4, 4)[inverse]
+        positions = slam_map.positions[alive]
+        slam_map.positions[alive] = np.einsum("nij,nj->ni", C_points[:, :3, :3], positions) + C_points[:, :3, 3]
+        # Fuse: the query keyframe now observes the old points it matched, so tracking continues on the old map and
+        # BA sees the loop.
+        query = correction.event.query_keyframe
+        keep = slam_map.alive[correction.fuse_point_ids]
+        if query in slam_map.keyframes and keep.any():
+            slam_map.add_observations(query, correction.fuse_keypoints[keep], correction.fuse_point_ids[keep])
+        slam_map.version += 1
+    return corrections

@@ -5,6 +5,9 @@ and bundle adjustment select, read and write them with index arrays instead of P
 three parallel integer arrays (keyframe id, keypoint index, point id) plus a validity flag; covisibility and BA
 windows are computed from them with ``np.bincount`` / ``np.isin``. Tracking and local mapping share the map through
 ``SlamMap.lock`` (an RLock): readers copy what they need under the lock, heavy work runs outside it.
+
+A culled keyframe (keyframe culling in local mapping) leaves its pose relative to a parent keyframe behind, so
+frames and tracking that still name it resolve to the parent (:meth:`SlamMap.resolve_keyframe`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from dense_descriptors_ros.geometry.se3 import invert_pose
 
 
 @dataclass
@@ -27,6 +32,9 @@ class KeyFrame:
     right_x: np.ndarray
     point_ids: np.ndarray
     global_descriptor: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    # 6x6 marginal covariance of the pose from the last bundle adjustment that moved it (right perturbation of
+    # T_world_cam, (translation, rotation) order); None before its first BA.
+    covariance: np.ndarray | None = None
 
 
 class _Growable:
@@ -73,6 +81,7 @@ class SlamMap:
         self._obs_kp = _Growable((), np.int64)
         self._obs_pt = _Growable((), np.int64)
         self._obs_valid = _Growable((), bool)
+        self.culled: dict[int, tuple[int, np.ndarray]] = {}  # culled keyframe -> (parent, T_parent_culled)
         self.next_keyframe_id = 0
         self.version = 0  # bumped by every change of poses or positions (BA, loop closure)
 
@@ -214,6 +223,27 @@ class SlamMap:
         with self.lock:
             return sorted(self.keyframes)
 
+    def remove_keyframe(self, kf_id: int, parent_id: int) -> None:
+        """Cull a keyframe: its observations go, its points and the frames that named it move to ``parent_id``."""
+        with self.lock:
+            kf = self.keyframes.pop(kf_id)
+            self.culled[kf_id] = (parent_id, invert_pose(self.keyframes[parent_id].T_world_cam) @ kf.T_world_cam)
+            valid = self._obs_valid.data[: self._obs_valid.size]
+            valid[self._obs_kf.view == kf_id] = False
+            self.reference_keyframe[self.reference_keyframe == kf_id] = parent_id
+
+    def resolve_keyframe(self, kf_id: int) -> tuple[int, np.ndarray] | None:
+        """The keyframe that stands for ``kf_id`` (itself, or the parent of a culled one) and T_resolved_kf; None
+        for an id this map never had."""
+        with self.lock:
+            T = np.eye(4)
+            while kf_id not in self.keyframes:
+                if kf_id not in self.culled:
+                    return None
+                kf_id, T_parent = self.culled[kf_id]
+                T = T_parent @ T
+            return kf_id, T
+
     # ---- serialisation ------------------------------------------------------------------------------------------
     _POINT_ARRAYS = (
         "_positions",
@@ -249,6 +279,9 @@ class SlamMap:
             out["kf_right_x"] = np.concatenate([kf.right_x for kf in kfs]) if kfs else np.zeros(0)
             out["kf_point_ids"] = np.concatenate([kf.point_ids for kf in kfs]) if kfs else np.zeros(0, np.int64)
             out["kf_global"] = np.array([kf.global_descriptor for kf in kfs], np.float32)
+            out["kf_covariance"] = np.array(
+                [np.full((6, 6), np.nan) if kf.covariance is None else kf.covariance for kf in kfs]
+            ).reshape(-1, 6, 6)
             out["next_keyframe_id"] = np.array(self.next_keyframe_id)
             return out
 
@@ -271,6 +304,7 @@ class SlamMap:
                 right_x=arrays["kf_right_x"][a:b].copy(),
                 point_ids=arrays["kf_point_ids"][a:b].copy(),
                 global_descriptor=arrays["kf_global"][i].copy(),
+                covariance=None if np.isnan(arrays["kf_covariance"][i]).any() else arrays["kf_covariance"][i].copy(),
             )
         slam_map.next_keyframe_id = int(arrays["next_keyframe_id"])
         return slam_map

@@ -14,9 +14,10 @@ import numpy as np
 import yaml
 
 from dense_descriptors_ros.geometry.camera import StereoCamera
+from dense_descriptors_ros.io.atomic_files import atomic_path, atomic_write_bytes, atomic_write_text
 from dense_descriptors_ros.slam.map import SlamMap
 
-MAP_FORMAT_VERSION = 1
+MAP_FORMAT_VERSION = 2  # 2: keyframe covariances
 
 
 class MapMismatchError(ValueError):
@@ -28,7 +29,8 @@ def save_map(folder: str | Path, slam_map: SlamMap, model_id: str, feature_type:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     arrays = slam_map.to_arrays()
-    np.savez_compressed(folder / "map.npz", **arrays)
+    with atomic_path(folder / "map.npz") as tmp:  # the arrays first, their description last
+        np.savez_compressed(tmp, **arrays)
     meta = {
         "format_version": MAP_FORMAT_VERSION,
         "model_id": model_id,
@@ -40,7 +42,7 @@ def save_map(folder: str | Path, slam_map: SlamMap, model_id: str, feature_type:
         "keyframes": len(arrays["kf_id"]),
         "points": int(arrays["alive"].sum()),
     }
-    (folder / "map.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    atomic_write_text(folder / "map.yaml", yaml.safe_dump(meta, sort_keys=False))
     return folder
 
 
@@ -54,8 +56,9 @@ def read_map_metadata(folder: str | Path) -> dict:
     return meta
 
 
-def load_map(folder: str | Path, model_id: str, feature_type: str, descriptor_dim: int | None = None) -> SlamMap:
-    """Read a saved map; :class:`MapMismatchError` if it was made with another model or feature type."""
+def check_map(folder: str | Path, model_id: str, feature_type: str, descriptor_dim: int | None = None) -> dict:
+    """The metadata of a saved map that this SLAM can use; :class:`MapMismatchError` if it was made with another
+    model, feature type or descriptor size."""
     meta = read_map_metadata(folder)
     if meta["feature_type"] != feature_type:
         raise MapMismatchError(
@@ -68,6 +71,12 @@ def load_map(folder: str | Path, model_id: str, feature_type: str, descriptor_di
         )
     if descriptor_dim is not None and meta["descriptor_dim"] != descriptor_dim:
         raise MapMismatchError(f"map in {folder} has D={meta['descriptor_dim']} descriptors, expected {descriptor_dim}")
+    return meta
+
+
+def load_map(folder: str | Path, model_id: str, feature_type: str, descriptor_dim: int | None = None) -> SlamMap:
+    """Read a saved map; :class:`MapMismatchError` if it was made with another model or feature type."""
+    check_map(folder, model_id, feature_type, descriptor_dim)
     with np.load(Path(folder) / "map.npz") as data:
         return SlamMap.from_arrays({k: data[k] for k in data.files})
 
@@ -92,9 +101,7 @@ def write_ply(path: str | Path, points: np.ndarray) -> None:
         f"ply\nformat binary_little_endian 1.0\nelement vertex {len(points)}\n"
         "property float x\nproperty float y\nproperty float z\nend_header\n"
     )
-    with open(path, "wb") as f:
-        f.write(header.encode("ascii"))
-        f.write(points.tobytes())
+    atomic_write_bytes(path, header.encode("ascii") + points.tobytes())
 
 
 def read_ply(path: str | Path) -> np.ndarray:

@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 
 from dense_descriptors_ros.geometry.camera import StereoCamera
-from dense_descriptors_ros.slam.bundle_adjustment import optimize_pose
 from dense_descriptors_ros.slam.features import FeatureType, FrameFeatures
 from dense_descriptors_ros.slam.map import SlamMap
+from dense_descriptors_ros.slam.pose_optimisation import optimize_pose
 from dense_descriptors_ros.slam.stereo_matching import accept_matches, best_two, unique_targets
 
 
@@ -73,8 +73,9 @@ def localise_against(
     meas[:, :2] = keypoints[q]
     meas[:, 2] = np.nan_to_num(right_x[q])
     stereo = np.isfinite(right_x[q])
-    T, inlier = optimize_pose(camera, T, positions[t], meas, stereo)
-    return T, int(inlier.sum()), len(q), q[inlier], pts[t][inlier]
+    estimate = optimize_pose(camera, T, positions[t], meas, stereo)
+    inlier = estimate.inliers
+    return estimate.T_cam_world, int(inlier.sum()), len(q), q[inlier], pts[t][inlier]
 
 
 def relocalisation_poses(

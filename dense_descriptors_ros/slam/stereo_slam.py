@@ -1,17 +1,26 @@
 """StereoSlam: the one object a ROS node (or the CLI) calls per rectified stereo pair.
 
-Per frame: features (left and right), stereo matching on rectified rows, then either map initialisation or tracking
-by the :class:`FrameTracker` from the constant-velocity prediction (projection search against the local map,
-pose-only robust optimisation, relocalisation when that fails), the keyframe decision, keyframe insertion with new
-stereo points, local BA in the mapping thread, and loop closure. A lost frame keeps the prediction; after a few lost
-frames the SLAM re-initialises from stereo.
+Per frame: a loop correction that local mapping has solved since the last frame is applied first; then features
+(left and right), stereo matching on rectified rows, then either map initialisation or tracking by the
+:class:`FrameTracker` from the constant-velocity prediction (projection search against the local map, pose-only
+robust optimisation, relocalisation when that fails), the keyframe decision, and keyframe insertion with new stereo
+points. Local BA, culling and loop detection run in the mapping thread (local_mapping.py), the GTSAM solves in its
+worker process. A lost frame keeps the prediction; after a few lost frames the SLAM re-initialises from stereo.
+
+``localization_only``: track in a loaded map without changing it (no keyframes, no mapping, no re-initialisation);
+lost frames keep relocalising against the map.
 
 Per-frame poses are stored relative to their reference keyframe so the exported trajectory follows BA and loop
-corrections.
+corrections. Each tracked frame's pose covariance is the pose-only estimate's (given the map) plus its reference
+keyframe's marginal covariance from the last GTSAM bundle adjustment, carried to the frame.
+
+Long file: the per-frame state machine (initialise, track, lost, relocalise, keyframe, hand-over of mapping results)
+reads as one sequence; its parts already live in frame_tracker.py, local_mapping.py and loop_closure.py.
 """
 
 from __future__ import annotations
 
+import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,15 +30,22 @@ from pathlib import Path
 import numpy as np
 
 from dense_descriptors_ros.geometry.camera import StereoCamera
-from dense_descriptors_ros.geometry.se3 import invert_pose, transform_points
+from dense_descriptors_ros.geometry.se3 import invert_pose, se3_adjoint, transform_points
 from dense_descriptors_ros.geometry.trajectory import Trajectory
 from dense_descriptors_ros.slam.features import FeatureConfig, FeatureType, feature_class, make_features, to_gray
 from dense_descriptors_ros.slam.frame_tracker import FrameTracker, StereoFeatures, TrackedFrame, TrackingConfig
+from dense_descriptors_ros.slam.gtsam_support import require_gtsam
 from dense_descriptors_ros.slam.local_mapping import LocalMapper, LocalMappingConfig
-from dense_descriptors_ros.slam.loop_closure import LoopCloser, LoopClosureConfig, LoopClosureEvent
+from dense_descriptors_ros.slam.loop_closure import (
+    LoopCloser,
+    LoopClosureConfig,
+    LoopClosureEvent,
+    apply_loop_correction,
+)
 from dense_descriptors_ros.slam.map import KeyFrame, SlamMap
 from dense_descriptors_ros.slam.map_io import load_map, save_map
 from dense_descriptors_ros.slam.motion_model import ConstantVelocityModel
+from dense_descriptors_ros.slam.solver_process import shared_worker
 from dense_descriptors_ros.slam.stereo_matching import match_stereo_rows
 
 FEATURE_TYPES = ("learned", "orb")
@@ -70,8 +86,11 @@ class SlamResult:
     num_keypoints: int
     num_stereo: int
     is_keyframe: bool
-    loop_closure: LoopClosureEvent | None
+    loop_closure: LoopClosureEvent | None  # a loop correction applied at this frame
     timings_ms: dict[str, float]
+    # 6x6 covariance of T_world_cam as a right perturbation, (translation, rotation) order; None when not tracked.
+    covariance: np.ndarray | None = None
+    has_pose: bool = True  # False while a loaded map has not placed the camera yet
 
 
 @dataclass
@@ -92,17 +111,26 @@ class StereoSlam:
         model_id: str = "",
         descriptor_fn: Callable[[np.ndarray], np.ndarray] | None = None,
         initial_pose: np.ndarray | None = None,
+        localization_only: bool = False,
     ) -> None:
         """``model_id`` names the descriptor model (stored in saved maps); ``descriptor_fn`` computes the dense
-        descriptor image of an image when :meth:`process` is not given one (learned features only)."""
+        descriptor image of an image when :meth:`process` is not given one (learned features only);
+        ``localization_only`` tracks in a map given to :meth:`load_map` without changing it.
+
+        Raises GtsamMissingError (naming the package) when GTSAM, the mapping back-end, does not import.
+        """
+        require_gtsam()
         self.camera = camera
         self.config = config or StereoSlamConfig()
+        if not (localization_only or self.config.mapping.synchronous):
+            shared_worker()  # start the GTSAM worker process now, not at the first keyframe
         if self.config.feature_type not in FEATURE_TYPES:
             raise ValueError(f"feature_type must be one of {FEATURE_TYPES}, got {self.config.feature_type!r}")
         self.features: FeatureType = make_features(self.config.feature_type, self.config.features)
         self.model_id = model_id if self.features.needs_descriptor_image else self.features.name
         self.descriptor_fn = descriptor_fn
         self.initial_pose = np.eye(4) if initial_pose is None else np.asarray(initial_pose, np.float64)
+        self.localization_only = localization_only
         self._descriptor_dim: int | None = None
         self.map: SlamMap | None = None
         self.mapper: LocalMapper | None = None
@@ -119,13 +147,24 @@ class StereoSlam:
         self.tracking_ms: list[float] = []
 
     def _attach_map(self, slam_map: SlamMap) -> None:
-        """Work on ``slam_map``: its local mapper, loop closer and frame tracker."""
+        """Work on ``slam_map``: its frame tracker and (mapping) its local mapper and loop closer."""
         self._descriptor_dim = slam_map.descriptor_dim
         self.map = slam_map
-        self.mapper = LocalMapper(slam_map, self.camera, self.config.mapping)
-        self.loop_closer = LoopCloser(slam_map, self.camera, self.features, self.config.loop_closure)
+        if not self.localization_only:
+            self.loop_closer = LoopCloser(slam_map, self.camera, self.features, self.config.loop_closure)
+            self.mapper = LocalMapper(
+                slam_map,
+                self.camera,
+                self.config.mapping,
+                self.loop_closer if self.config.loop_closure.enabled else None,
+            )
         self.tracker = FrameTracker(
-            slam_map, self.camera, self.features, self.config.tracking, self.config.loop_closure.candidates
+            slam_map,
+            self.camera,
+            self.features,
+            self.config.tracking,
+            self.config.loop_closure.candidates,
+            update_map=not self.localization_only,
         )
 
     def reset(self) -> None:
@@ -143,8 +182,11 @@ class StereoSlam:
             self.mapper.close()
 
     def wait_for_mapping(self, timeout: float | None = None) -> bool:
-        """Block until local mapping has processed every queued keyframe."""
-        return True if self.mapper is None else self.mapper.wait_idle(timeout)
+        """Block until local mapping has processed every queued keyframe, then apply any loop correction it made
+        (call it from the thread that calls :meth:`process`)."""
+        idle = True if self.mapper is None else self.mapper.wait_idle(timeout)
+        self._apply_loop_corrections()
+        return idle
 
     # ---- per frame ------------------------------------------------------------------------------------------
     def process(
@@ -171,6 +213,7 @@ class StereoSlam:
             right_desc = self._descriptors_for(right, right_desc, "right")
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
+        loop = self._apply_loop_corrections()
         frame_l = self.features.extract(gray_l, left_desc)
         frame_r = self.features.extract(gray_r, right_desc)
         t1 = time.perf_counter()
@@ -186,14 +229,19 @@ class StereoSlam:
         t2 = time.perf_counter()
         timings["features_ms"] = 1e3 * (t1 - t0)
         timings["stereo_ms"] = 1e3 * (t2 - t1)
-        if self.map is None:
-            self._attach_map(SlamMap(frame_l.descriptors.shape[1], self.features.descriptor_dtype))
         frame = StereoFeatures(stamp, gray_l, left_desc, frame_l, right_x)
-        predicted = self.motion.predict(stamp)
-        if self.state == TrackingState.INITIALIZING:
-            result = self._initialize(frame, self.initial_pose if predicted is None else predicted)
+        if self.map is None and self.localization_only:  # nothing to localise in yet
+            result = self._result(frame, np.eye(4), TrackingState.LOST, np.zeros(0, int), np.zeros(0, int), False)
+            result.has_pose = False
         else:
-            result = self._track(frame, predicted)
+            if self.map is None:
+                self._attach_map(SlamMap(frame_l.descriptors.shape[1], self.features.descriptor_dtype))
+            predicted = self.motion.predict(stamp)
+            if self.state == TrackingState.INITIALIZING:
+                result = self._initialize(frame, self.initial_pose if predicted is None else predicted)
+            else:
+                result = self._track(frame, predicted)
+        result.loop_closure = result.loop_closure or loop
         t3 = time.perf_counter()
         timings["tracking_ms"] = 1e3 * (t3 - t2)
         timings["total_ms"] = 1e3 * (t3 - t0)
@@ -225,20 +273,22 @@ class StereoSlam:
             self.frames.append(_FrameRecord(frame.stamp, -1, T_world_cam.copy(), False))
             self.motion.update(frame.stamp, T_world_cam)
             return self._result(
-                frame, T_world_cam, TrackingState.INITIALIZING, np.zeros(0, int), np.zeros(0, int), False, None
+                frame, T_world_cam, TrackingState.INITIALIZING, np.zeros(0, int), np.zeros(0, int), False
             )
         point_ids = np.full(len(frame.frame), -1)
         kf = self._insert_keyframe(frame, T_world_cam, point_ids)
         self.state = TrackingState.TRACKING
         self.motion.reset(keep_pose=False)
+        loop = self._apply_loop_corrections()  # synchronous mapping: a loop at this keyframe
+        T_world_cam = self.map.keyframes[kf.id].T_world_cam.copy()
         self.motion.update(frame.stamp, T_world_cam)
         self.lost_frames = 0
         tracked = np.nonzero(kf.point_ids >= 0)[0]
-        return self._result(frame, T_world_cam, TrackingState.TRACKING, tracked, kf.point_ids[tracked], True, None)
+        return self._result(frame, T_world_cam, TrackingState.TRACKING, tracked, kf.point_ids[tracked], True, loop)
 
     def _track(self, frame: StereoFeatures, predicted: np.ndarray | None) -> SlamResult:
         assert self.map is not None and self.tracker is not None
-        tracked = self.tracker.track(frame, predicted, self.motion.last_pose)
+        tracked = self.tracker.track(frame, predicted, self.motion.last_pose, self.motion.velocity is not None)
         if tracked is None:
             return self._lost(frame, predicted)
         if tracked.relocalised:
@@ -247,17 +297,36 @@ class StereoSlam:
         self.lost_frames = 0
         self.state = state
         T_wc = tracked.T_world_cam
-        is_kf = self.tracker.keyframe_due(len(tracked.point_ids))
+        is_kf = not self.localization_only and self.tracker.keyframe_due(len(tracked.point_ids))
         loop = None
         if is_kf:
             kf = self._insert_keyframe(frame, T_wc, self._keyframe_point_ids(frame, tracked))
-            loop = self._close_loop(kf)
+            loop = self._apply_loop_corrections()  # synchronous mapping: a loop at this keyframe
             if loop is not None:
                 T_wc = self.map.keyframes[kf.id].T_world_cam.copy()
         else:
             self._record(frame.stamp, T_wc, True)
         self.motion.update(frame.stamp, T_wc)
-        return self._result(frame, T_wc, state, tracked.keypoint_index, tracked.point_ids, is_kf, loop)
+        result = self._result(frame, T_wc, state, tracked.keypoint_index, tracked.point_ids, is_kf, loop)
+        result.covariance = self._pose_covariance(T_wc, tracked.information)
+        return result
+
+    def _pose_covariance(self, T_world_cam: np.ndarray, information: np.ndarray) -> np.ndarray | None:
+        """Covariance of a tracked pose: the pose-only estimate's, plus the reference keyframe's marginal
+        covariance carried to the frame (T_wf = T_wk T_kf, so a keyframe perturbation xi moves the frame by
+        Ad(T_fk) xi)."""
+        assert self.map is not None and self.tracker is not None
+        try:
+            covariance = np.linalg.inv(information)
+        except np.linalg.LinAlgError:
+            return None
+        with self.map.lock:
+            kf = self.map.keyframes[self.tracker.resolve_reference()]
+            kf_covariance, T_world_kf = kf.covariance, kf.T_world_cam.copy()
+        if kf_covariance is not None:
+            Ad = se3_adjoint(invert_pose(T_world_cam) @ T_world_kf)
+            covariance = covariance + Ad @ kf_covariance @ Ad.T
+        return covariance
 
     @staticmethod
     def _keyframe_point_ids(frame: StereoFeatures, tracked: TrackedFrame) -> np.ndarray:
@@ -271,14 +340,16 @@ class StereoSlam:
         self.state = TrackingState.LOST
         empty = np.zeros(0, np.int64)
         if predicted is None:  # a loaded map and no pose yet: keep trying to relocalise
-            return self._result(frame, np.eye(4), TrackingState.LOST, empty, empty, False, None)
-        if self.lost_frames >= self.config.tracking.reinit_after_lost_frames:
+            result = self._result(frame, np.eye(4), TrackingState.LOST, empty, empty, False)
+            result.has_pose = False
+            return result
+        if not self.localization_only and self.lost_frames >= self.config.tracking.reinit_after_lost_frames:
             # Start a new map segment at the predicted pose (the world frame is kept, the scale is metric).
             self.state = TrackingState.INITIALIZING
             return self._initialize(frame, predicted)
         self.frames.append(_FrameRecord(frame.stamp, -1, predicted.copy(), False))
         self.motion.update(frame.stamp, predicted)
-        return self._result(frame, predicted, TrackingState.LOST, empty, empty, False, None)
+        return self._result(frame, predicted, TrackingState.LOST, empty, empty, False)
 
     def _insert_keyframe(self, frame: StereoFeatures, T_world_cam: np.ndarray, point_ids: np.ndarray) -> KeyFrame:
         """Create a keyframe, triangulate its unmatched stereo keypoints as new points, hand it to mapping."""
@@ -310,21 +381,31 @@ class StereoSlam:
         self.mapper.submit(kf_id)
         return kf
 
-    def _close_loop(self, kf: KeyFrame) -> LoopClosureEvent | None:
-        assert self.loop_closer is not None
-        if not self.config.loop_closure.enabled:
+    def _apply_loop_corrections(self) -> LoopClosureEvent | None:
+        """Apply the loop corrections local mapping has solved (on this, the tracking thread, between frames, so a
+        frame never mixes poses from before and after); returns the last one's event."""
+        if self.mapper is None:
             return None
-        found = self.loop_closer.check(kf)
-        if found is None:
-            return None
-        event, corrections = found
-        self.motion.apply_correction(corrections[kf.id])
-        return event
+        assert self.map is not None and self.tracker is not None
+        event = None
+        while True:
+            try:
+                correction = self.mapper.loop_corrections.get_nowait()
+            except queue.Empty:
+                return event
+            corrections = apply_loop_correction(self.map, correction)
+            if self.tracker.reference_kf is not None:
+                with self.map.lock:
+                    reference = self.tracker.resolve_reference()
+                self.motion.apply_correction(corrections[reference])
+            event = correction.event
 
     def _record(self, stamp: float, T_world_cam: np.ndarray, tracked: bool) -> None:
-        assert self.map is not None and self.tracker is not None and self.tracker.reference_kf is not None
-        T_ref = self.map.keyframes[self.tracker.reference_kf].T_world_cam
-        self.frames.append(_FrameRecord(stamp, self.tracker.reference_kf, invert_pose(T_ref) @ T_world_cam, tracked))
+        assert self.map is not None and self.tracker is not None
+        with self.map.lock:
+            reference = self.tracker.resolve_reference()
+            T_ref = self.map.keyframes[reference].T_world_cam
+        self.frames.append(_FrameRecord(stamp, reference, invert_pose(T_ref) @ T_world_cam, tracked))
 
     def _result(
         self,
@@ -334,7 +415,7 @@ class StereoSlam:
         kp_idx: np.ndarray,
         pt_ids: np.ndarray,
         is_kf: bool,
-        loop: LoopClosureEvent | None,
+        loop: LoopClosureEvent | None = None,
     ) -> SlamResult:
         return SlamResult(
             stamp=frame.stamp,
@@ -371,8 +452,12 @@ class StereoSlam:
         for rec in self.frames:
             if tracked_only and not rec.tracked:
                 continue
-            if rec.reference_kf >= 0 and self.map is not None and rec.reference_kf in self.map.keyframes:
-                poses.append(self.map.keyframes[rec.reference_kf].T_world_cam @ rec.T_ref_cam)
+            resolved = None
+            if rec.reference_kf >= 0 and self.map is not None:
+                resolved = self.map.resolve_keyframe(rec.reference_kf)
+            if resolved is not None:
+                kf_id, T_kf_ref = resolved
+                poses.append(self.map.keyframes[kf_id].T_world_cam @ T_kf_ref @ rec.T_ref_cam)
             else:
                 poses.append(rec.T_ref_cam)
             stamps.append(rec.stamp)

@@ -13,6 +13,12 @@ never updated, so re-detection cannot drift with the template). Per frame and fo
 4. global re-detection for the tracks that failed 3: nearest neighbour over the whole (strided) image, refined
    locally and put through the same checks.
 
+A track lost for more than ``max_lost_frames`` frames in a row is dropped, and there are never more than
+``max_tracks``: the cost per frame grows with the number of tracks, and queries keep coming in a long session.
+
+Long file: the five per-frame steps share the batched track state and read as one pipeline; the redesign of the
+tracker (memory of appearances) will split it.
+
 Descriptor images are numpy float32 (H, W, D) or torch (D, H, W) / (1, D, H, W), unit L2 norm per pixel. The tracker
 computes on the device of its input, so the same code runs on the CPU and on the GPU. Positions are (x, y) floats
 with pixel centres at integer coordinates.
@@ -119,6 +125,20 @@ class TrackerConfig:
         default=4,
         metadata={"help": "pixel distance of the neighbours a distinctive point must differ from", "range": (1, 32)},
     )
+    max_tracks: int = field(
+        default=500,
+        metadata={
+            "help": "most tracks kept; new queries beyond it replace the longest-lost tracks, then the oldest",
+            "range": (1, 100000),
+        },
+    )
+    max_lost_frames: int = field(
+        default=300,
+        metadata={
+            "help": "a track not found for more than this many frames in a row is dropped (0 = kept forever)",
+            "range": (0, 10**7),
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.patch_size % 2 == 0:
@@ -171,6 +191,7 @@ class PointTracker:
         "_visible",
         "_ages",
         "_redetected",
+        "_lost_frames",
     )
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
@@ -193,6 +214,7 @@ class PointTracker:
         self._visible = torch.zeros(0, dtype=torch.bool)
         self._ages = torch.zeros(0, dtype=torch.int32)
         self._redetected = torch.zeros(0, dtype=torch.bool)
+        self._lost_frames = torch.zeros(0, dtype=torch.int32)  # frames in a row without a match
 
     @property
     def num_tracks(self) -> int:
@@ -239,11 +261,13 @@ class PointTracker:
             "_visible": torch.ones(n, dtype=torch.bool, device=device),
             "_ages": torch.zeros(n, dtype=torch.int32, device=device),
             "_redetected": torch.zeros(n, dtype=torch.bool, device=device),
+            "_lost_frames": torch.zeros(n, dtype=torch.int32, device=device),
         }
         shapes = {"_refs": (-1, d), "_ref_windows": (-1, k, d), "_ref_valid": (-1, k)}
         for name, values in new_state.items():
             old = getattr(self, name)
             setattr(self, name, torch.cat([old.reshape(shapes.get(name, old.shape)), values]))
+        self._enforce_max_tracks()
         return ids.cpu().numpy()
 
     def add_automatic_queries(
@@ -259,9 +283,7 @@ class PointTracker:
     def remove(self, ids: int | np.ndarray | list[int]) -> None:
         """Stop the tracks with these ids (unknown ids are ignored)."""
         drop = torch.as_tensor(np.atleast_1d(np.asarray(ids, dtype=np.int64)), device=self._ids.device)
-        keep = ~torch.isin(self._ids, drop)
-        for name in self._STATE:
-            setattr(self, name, getattr(self, name)[keep])
+        self._keep(~torch.isin(self._ids, drop))
 
     def update(self, descriptors: np.ndarray | torch.Tensor, mask: np.ndarray | None = None) -> TrackFrame:
         """Track all points into this descriptor image; ``mask`` limits automatic query selection (auto_points)."""
@@ -312,6 +334,9 @@ class PointTracker:
         self._visible = visible
         self._redetected = redetected
         self._ages = self._ages + 1
+        self._lost_frames = torch.where(visible, 0, self._lost_frames + 1).to(torch.int32)
+        if cfg.max_lost_frames > 0:
+            self._keep(self._lost_frames <= cfg.max_lost_frames)
         return self.frame()
 
     def frame(self) -> TrackFrame:
@@ -335,6 +360,22 @@ class PointTracker:
             raise ValueError(f"descriptor dimension changed: tracks have D={self._dim}, image has D={chw.shape[0]}")
         self._dim = chw.shape[0]
         return chw.permute(1, 2, 0).contiguous()
+
+    def _keep(self, rows: torch.Tensor) -> None:
+        """Keep only the tracks where the boolean mask ``rows`` is true."""
+        if not bool(rows.all()):
+            for name in self._STATE:
+                setattr(self, name, getattr(self, name)[rows])
+
+    def _enforce_max_tracks(self) -> None:
+        """Drop the tracks lost longest, then the oldest, until at most max_tracks remain (the newest queries are
+        what was asked for last)."""
+        excess = self.num_tracks - self.config.max_tracks
+        if excess <= 0:
+            return
+        lost, ids = self._lost_frames.cpu().numpy(), self._ids.cpu().numpy()
+        drop = ids[np.lexsort((ids, -lost))[:excess]]  # lexsort: the last key sorts first
+        self.remove(drop)
 
     def _to(self, device: torch.device) -> None:
         if self._ids.device != device:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from dense_descriptors_ros.cli.config_options import ConfigOptions, config_leaves, flatten, nest
-from dense_descriptors_ros.config import ConfigError
+from dense_descriptors_ros.cli.config_options import ConfigOptions, flatten, nest
+from dense_descriptors_ros.config import ConfigError, config_leaves
 from dense_descriptors_ros.slam.stereo_slam import StereoSlamConfig
 from dense_descriptors_ros.tracking.point_tracker import TrackerConfig
 

@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from dense_descriptors_ros.cli.config_options import config_leaves
 from dense_descriptors_ros.cli.main import SUBCOMMANDS, build_parser, main
+from dense_descriptors_ros.config import config_leaves
 from dense_descriptors_ros.model.checkpoint import save_checkpoint
 from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig

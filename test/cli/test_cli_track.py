@@ -60,3 +60,16 @@ def test_a_bad_value_in_the_params_file_names_file_and_parameter(tmp_path, frame
     assert capsys.readouterr().err.strip() == (
         f"dense-descriptors track: error: {params}: search_radius: 500 is outside the allowed range [1, 128]"
     )
+
+
+def test_a_failing_run_into_an_existing_out_keeps_the_previous_results(tmp_path, frames_dir, capsys):
+    out = tmp_path / "out"
+    assert main(["track", str(frames_dir), "--out", str(out), "--device", "cpu", "--points", "20,30"]) == 0
+    before = (out / "tracks.csv").read_text()
+    video = (out / "tracks.mp4").read_bytes()
+    # The query lies outside the 128x96 frames: the run fails on its first frame.
+    assert main(["track", str(frames_dir), "--out", str(out), "--device", "cpu", "--points", "500,500"]) == 2
+    assert "outside" in capsys.readouterr().err
+    assert (out / "tracks.csv").read_text() == before
+    assert (out / "tracks.mp4").read_bytes() == video
+    assert sorted(p.name for p in out.iterdir()) == ["tracks.csv", "tracks.mp4"]  # no temporary files left

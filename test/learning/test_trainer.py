@@ -89,13 +89,14 @@ def test_short_training_beats_the_untrained_network_and_resumes(
 
 def test_recipes_load_and_bad_keys_are_named(tmp_path: Path) -> None:
     scene = load_train_config(REPO / "training" / "scene.yaml")
-    assert scene.sampler.negatives == "bands" and scene.model.channel_groups == (16, 16)
-    assert scene.sampler.band_max_px == [float("inf"), 25.0]
+    assert scene.sampler.negatives == "bands" and scene.model.architecture == "fused"
+    assert scene.model.channel_groups == (32, 16) and scene.sampler.band_max_px == [float("inf"), 25.0]
     paper = load_train_config(REPO / "training" / "object.yaml")
-    assert (paper.sampler.num_matches, paper.sampler.non_matches_per_match, paper.epochs) == (2500, 150, 10)
+    assert paper.model.architecture == "fused" and paper.model.output_stride == 4
+    assert (paper.sampler.num_matches, paper.sampler.non_matches_per_match, paper.epochs) == (1500, 50, 10)
     flows = {name: load_train_config(REPO / "training" / f"{name}.yaml").flow for name in ("object", "scene", "demo")}
     checks = {name: (f.scale, f.cycle_max_px, f.direct_max_px) for name, f in flows.items()}
-    assert checks == {"object": (2, 0.5, 1.0), "scene": (2, 0.5, 0.0), "demo": (1, 0.5, 0.0)}
+    assert checks == {"object": (2, 0.5, 1.0), "scene": (2, 0.5, 0.0), "demo": (1, 0.5, 1.0)}
     (tmp_path / "bad.yaml").write_text("sampler:\n  num_match: 10\n")
     with pytest.raises(ConfigError, match="num_match"):
         load_train_config(tmp_path / "bad.yaml")
@@ -114,14 +115,15 @@ def test_fused_training_trains_the_fine_branch_only_and_caches_the_encoder(tmp_p
             "semantic_dim": 8,
             "fine_dim": 8,
             "descriptor_dim": 16,
+            "output_stride": 4,
         },
         "sampler": {**TINY["sampler"], "negatives": "bands", "band_min_px": [0, 0], "band_max_px": [float("inf"), 12]},
-        "augment": {"brightness": 0.0, "contrast": 0.0},
+        # No flips: every image is then one of 16 cache entries, so later steps hit the cache.
+        "augment": {"brightness": 0.0, "contrast": 0.0, "hflip_probability": 0.0, "vflip_probability": 0.0},
         "epochs": 2,
         "steps_per_epoch": 6,
         "label_quality_pairs": 0,
     }
-    recipe["model"]["descriptor_dim"] = 16
     config = from_mapping(TrainConfig, recipe)
     assert config.model.channel_groups == (8, 8)  # one negative band per part
     train_set, val_set = datasets_from_clips(config, [clip])

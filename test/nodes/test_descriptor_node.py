@@ -136,6 +136,9 @@ def test_enable_service_gates_processing(ros, model_dir, node_publisher):
     assert wait_for(lambda: (pub.publish(_image(6)) or True) and desc, timeout=30, period=0.5)
 
 
-def test_invalid_parameter_is_rejected(ros, model_dir):
-    with pytest.raises(Exception, match="max_side"):
-        _start(ros, model_dir, max_side=-3)
+def test_invalid_parameter_fails_configure_and_the_node_stays_up(ros, model_dir, lifecycle_state):
+    node = _start(ros, model_dir, max_side=-3)
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert lifecycle_state(node) == "unconfigured"
+    assert node.set_parameters([Parameter("max_side", value=320)])[0].successful
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS

@@ -53,3 +53,14 @@ def test_empty_list_parameter_reads_as_empty(ros):
     node = ros.add(Node("empty_list_node", context=ros.context))
     declare_config_parameters(node, Outer)
     assert read_config_parameters(node, Outer).points == []
+
+
+@pytest.mark.ros
+def test_unusable_start_up_values_keep_the_default_and_are_reported(ros):
+    given = [Parameter("count", value=9), Parameter("mode", value=4), Parameter("inner.radius", value=3)]
+    node = ros.add(Node("given_node", context=ros.context, parameter_overrides=given))
+    unusable = declare_config_parameters(node, Outer)
+    assert unusable == {"count": "count: 9 is outside the allowed range [1, 5]", "mode": "mode: expected str, got 4"}
+    config = read_config_parameters(node, Outer)
+    assert (config.count, config.mode) == (3, "a")  # the defaults
+    assert config.inner.radius == 3.0 and node.get_parameter("inner.radius").type_ == Parameter.Type.DOUBLE

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dense_descriptors_ros.cli.config_options import config_leaves
+from dense_descriptors_ros.config import config_leaves
 from dense_descriptors_ros.nodes.configured_node import ConfiguredLifecycleNode
 
 REPO = Path(__file__).resolve().parents[2]

@@ -83,3 +83,8 @@ def test_every_console_script_imports(console_scripts):
     for name, target in console_scripts.items():
         module, func = target.split(":")
         assert callable(getattr(importlib.import_module(module), func)), name
+
+
+def test_two_node_tracker_pipeline_subscribes_descriptors_reliably():
+    """640x480 descriptor images (19.7 MB) never arrive over best effort: the launch file says reliable."""
+    assert '"descriptors_qos": "reliable"' in (REPO / "launch" / "tracker.launch.py").read_text()

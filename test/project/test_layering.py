@@ -18,7 +18,8 @@ PACKAGE = REPO / "dense_descriptors_ros"
 # other packages, not a higher layer.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("config",),
-    ("geometry", "io"),
+    ("io",),
+    ("geometry",),
     ("features",),
     ("metrics", "model"),
     ("learning", "tracking", "slam"),

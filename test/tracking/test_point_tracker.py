@@ -226,3 +226,37 @@ def test_config_is_validated_through_the_config_system():
         from_mapping(TrackerConfig, {"subpixel": "cubic"})
     with pytest.raises(ConfigError, match="odd"):
         TrackerConfig(patch_size=4)
+
+
+def _unit_noise(seed: int, like: np.ndarray) -> np.ndarray:
+    noise = np.random.default_rng(seed).normal(size=like.shape).astype(np.float32)
+    return noise / np.linalg.norm(noise, axis=-1, keepdims=True)
+
+
+def test_tracks_lost_for_longer_than_max_lost_frames_are_dropped():
+    seq = SyntheticSequence(np.array([similarity_transform(0.0, 1.0, 0.0, 0.0, CENTRE)] * 2), H, W)
+    scene = seq.frame(0)[1]
+    tracker = PointTracker(TrackerConfig(max_lost_frames=3))
+    tracker.add_queries(scene, np.array([[30.0, 30.0], [60.0, 60.0]], np.float32))
+    for t in range(3):  # the scene is gone: both tracks lost, still kept for max_lost_frames frames
+        frame = tracker.update(_unit_noise(t, scene))
+        assert list(frame.ids) == [0, 1] and not frame.visible.any()
+    assert len(tracker.update(_unit_noise(3, scene))) == 0
+    tracker.add_queries(scene, np.array([[40.0, 40.0]], np.float32))
+    frame = tracker.update(scene)
+    assert list(frame.ids) == [2] and frame.visible.all()
+
+
+def test_adding_beyond_max_tracks_drops_the_longest_lost_then_the_oldest():
+    seq = SyntheticSequence(np.array([similarity_transform(0.0, 1.0, 0.0, 0.0, CENTRE)] * 2), H, W)
+    scene = seq.frame(0)[1]
+    tracker = PointTracker(TrackerConfig(max_tracks=3, max_lost_frames=0))  # 0: lost tracks are kept
+    for t, point in enumerate(([30.0, 30.0], [60.0, 60.0])):  # ids 0 and 1, each followed by a frame without them
+        tracker.add_queries(scene, np.array([point], np.float32))
+        tracker.update(_unit_noise(t, scene))
+    tracker.add_queries(scene, np.array([[40.0, 40.0]], np.float32))  # id 2: three tracks, 0 lost longest
+    tracker.add_queries(scene, np.array([[50.0, 50.0]], np.float32))  # id 3: one too many
+    assert list(tracker.frame().ids) == [1, 2, 3]
+    assert tracker.update(scene).visible.all()
+    tracker.add_queries(scene, np.array([[65.0, 35.0]], np.float32))  # all visible: the oldest goes
+    assert list(tracker.frame().ids) == [2, 3, 4]

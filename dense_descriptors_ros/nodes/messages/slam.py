@@ -14,9 +14,10 @@ from dense_descriptors_ros.io.image_conversion import numpy_to_image
 from dense_descriptors_ros.slam.stereo_slam import SlamResult
 
 
-def status_message(result: SlamResult, bad_input: int, dropped_frames: int) -> String:
+def status_message(result: SlamResult, bad_input: int, dropped_frames: int, mode: str = "mapping") -> String:
     """Tracking state, counts and timing of one frame as a JSON object."""
     status = {
+        "mode": mode,
         "state": result.state.value,
         "tracked": len(result.tracked_point_ids),
         "keypoints": result.num_keypoints,
