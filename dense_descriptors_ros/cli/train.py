@@ -1,7 +1,12 @@
 """`dense-descriptors train`: a training recipe (YAML) plus overrides -> a run folder (see learning/trainer.py).
 
 With ``--watch-bags DIR`` it keeps training as bags close in DIR (learning/adapt_loop.py), and with ``--publish-to
-NODE`` pushes each better checkpoint to that running node's ``~/load_model``."""
+NODE`` pushes each better checkpoint to that running node's ``~/load_model``.
+
+Under ``torchrun --nproc_per_node N`` every process runs this command and they train together
+(learning/distributed.py): rank 0 reads the inputs first (filling the run's frame store, which the others then
+read), and it alone logs and prints the summary.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,9 @@ import yaml
 
 from dense_descriptors_ros.cli.config_options import ConfigOptions
 from dense_descriptors_ros.config import ConfigError, from_mapping, read_yaml_mapping
+from dense_descriptors_ros.io.input_lists import expand_inputs
 from dense_descriptors_ros.learning.adapt_loop import AdaptLoop
+from dense_descriptors_ros.learning.distributed import start_distributed, stop_distributed
 from dense_descriptors_ros.learning.recipe import TrainConfig, build_datasets
 from dense_descriptors_ros.learning.trainer import Trainer
 
@@ -25,7 +32,11 @@ TRAIN_OPTIONS = ConfigOptions(TrainConfig, only=("epochs", "device", "topic"), s
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="training recipe YAML, e.g. training/object.yaml")
-    parser.add_argument("--data", nargs="+", help="video file(s), image folder(s) or rosbag2(s)")
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        help="video file(s), image folder(s), rosbag2(s), folder(s) of rosbag2s, or a .txt file listing inputs",
+    )
     parser.add_argument(
         "--watch-bags",
         metavar="DIR",
@@ -93,12 +104,24 @@ def run_train(args: argparse.Namespace) -> int:
         raise ConfigError("--publish-to needs --watch-bags")
     if (out / "last").exists() and not args.resume:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    train_set, val_set = build_datasets(config, args.data, args.masks, cache_dir=out / "flow_cache")
-    trainer = Trainer(config, train_set, val_set, out, provenance={"data": [str(p) for p in args.data]})
-    if args.resume and not trainer.resume():
-        log.warning("%s: nothing to resume, starting a new run", out)
-    summary = trainer.fit()
-    print(yaml.safe_dump(summary, sort_keys=False).strip())
+    run = start_distributed(config.device)
+    if not run.is_main:
+        logging.getLogger().setLevel(logging.ERROR)  # rank 0 logs for the run
+    try:
+        data = expand_inputs(args.data)
+        with run.main_first():
+            train_set, val_set = build_datasets(
+                config, data, args.masks, cache_dir=out / "flow_cache", frame_store=out / "frame_cache"
+            )
+        provenance = {"data": [clip.name for clip in train_set.clips]}  # the inputs read, less skipped bags
+        trainer = Trainer(config, train_set, val_set, out, provenance=provenance, distributed=run)
+        if args.resume and not trainer.resume():
+            log.warning("%s: nothing to resume, starting a new run", out)
+        summary = trainer.fit()
+    finally:
+        stop_distributed(run)
+    if run.is_main:
+        print(yaml.safe_dump(summary, sort_keys=False).strip())
     return 0
 
 

@@ -68,8 +68,10 @@ class AdaptLoop:
         index = len(self.rounds) + 1
         folder = self.out / f"round_{index:03d}"
         log.info("round %d: %d new bag(s), training on %d: %s", index, len(new), len(self.seen), folder)
-        train_set, val_set = build_datasets(self.config, self.seen, cache_dir=self.out / "flow_cache")
-        provenance = {"data": [str(p) for p in self.seen], "adapt_round": index}
+        train_set, val_set = build_datasets(
+            self.config, self.seen, cache_dir=self.out / "flow_cache", frame_store=self.out / "frame_cache"
+        )
+        provenance = {"data": [clip.name for clip in train_set.clips], "adapt_round": index}  # less skipped bags
         trainer = Trainer(self.config, train_set, val_set, folder, provenance=provenance)
         error = trainer.fit()["best_error_percentile"]
         published_error = self._error_of_published(trainer)

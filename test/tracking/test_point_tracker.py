@@ -166,7 +166,7 @@ def test_torch_input_gives_the_same_tracks_as_numpy():
         np.testing.assert_array_equal(fa.visible, fb.visible)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 def test_gpu_tracks_match_cpu_tracks():
     seq = SyntheticSequence(np.array([similarity_transform(0.05 * t, 1.0, 3 * t, t, CENTRE) for t in range(6)]), H, W)
     points = np.array([[30.0, 30.0], [60.0, 50.0], [45.0, 70.0]])
