@@ -24,10 +24,10 @@ def push_model(node: str, model_dir: str | Path, timeout: float = 30.0) -> str:
     service = f"{node.rstrip('/')}/load_model"
     context = Context()
     rclpy.init(context=context)
+    client_node = Node("model_push", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(client_node)
     try:
-        client_node = Node("model_push", context=context)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(client_node)
         client = client_node.create_client(SetParameters, service)
         if not client.wait_for_service(timeout_sec=timeout):
             raise ModelPushError(f"{service} is not offered (is the node running, and is its name right?)")
@@ -41,4 +41,6 @@ def push_model(node: str, model_dir: str | Path, timeout: float = 30.0) -> str:
             raise ModelPushError(f"{service} refused {model_dir}: {result.reason}")
         return result.reason
     finally:
+        executor.shutdown()
+        client_node.destroy_node()
         rclpy.shutdown(context=context)
