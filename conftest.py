@@ -18,6 +18,16 @@ sys.path.insert(0, str(REPO))
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``cuda`` skip on a machine without CUDA (scripts/gpu_check.sh runs them with ``-m cuda``)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def one_torch_thread() -> Iterator[None]:
     """Run the test on one torch thread (results that must not depend on thread scheduling, e.g. training)."""

@@ -7,6 +7,8 @@
 5. report  what came out: annotated video, tracks CSV, descriptor colouring, an evaluation report with plots
            (trained vs the out-of-the-box model vs untrained vs dense SIFT on ground truth) and a rosbag2 of the
            outputs for Foxglove / rviz.
+
+Long file: one function per stage plus the report that compares them; they share the demo's size and paths.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ every epoch sees fresh samples.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 from dense_descriptors_ros.io.frame_sources import open_frame_source
 from dense_descriptors_ros.learning.augment import PairAugmentation
 from dense_descriptors_ros.learning.flow import FlowLabel, FlowLabeler
+from dense_descriptors_ros.learning.frame_store import input_key, load_stored, store_frames
 from dense_descriptors_ros.learning.masks import (
     MASK_KINDS,
     FolderMaskProvider,
@@ -38,16 +39,17 @@ SPLITS = ("train", "test")
 
 @dataclass
 class VideoClip:
-    """The frames of one video (uint8 RGB, all of one size) and where its object is."""
+    """The frames of one video (uint8 RGB, all of one size: a list, or an (N, H, W, 3) array such as the memory
+    map of a frame store) and where its object is."""
 
-    name: str
-    frames: list[np.ndarray]
+    name: str  # the input it was read from
+    frames: Sequence[np.ndarray]
     masks: MaskProvider
-    flow_frames: list[np.ndarray] | None = None  # the same frames at an integer multiple of the size, for flow
+    flow_frames: Sequence[np.ndarray] | None = None  # the same frames at an integer multiple of the size, for flow
 
     @property
     def flow_scale(self) -> int:
-        return self.flow_frames[0].shape[0] // self.frames[0].shape[0] if self.flow_frames else 1
+        return self.flow_frames[0].shape[0] // self.frames[0].shape[0] if self.flow_frames is not None else 1
 
 
 def resize_frame(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -65,28 +67,14 @@ def flow_factor(frame_size: tuple[int, int], image_size: tuple[int, int], scale:
     return max(1, min(scale, fits))
 
 
-def load_clip(
-    path: str | Path,
-    image_size: tuple[int, int],
-    mask_kind: str = "none",
-    mask_folder: str | Path | None = None,
-    labeler: FlowLabeler | None = None,
-    stride: int = 1,
-    flow_scale: int = 1,
-    **frame_options: object,
-) -> VideoClip:
-    """Read a video / image folder / rosbag2 at ``image_size`` (height, width) with the chosen mask provider.
-
-    ``frame_options`` go to ``open_frame_source`` (start_time, end_time, max_frames, topic, fps). Folder masks
-    are matched to the frames by order, taking the stride into account. With ``flow_scale`` > 1 the clip also
-    keeps every frame at that multiple of ``image_size``, where the flow labels are computed; frames too small
-    for it use the largest whole factor they allow (``flow_factor``).
-    """
+def _read_frames(
+    path: str | Path, image_size: tuple[int, int], flow_scale: int, **frame_options: object
+) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """(frame at ``image_size``, frame at the flow size or None) for each selected frame of ``path``, streamed."""
     height, width = image_size
-    frames, flow_frames = [], []
     factor = flow_scale
-    for _, rgb in open_frame_source(path, stride=stride, **frame_options):
-        if not frames:
+    for k, (_, rgb) in enumerate(open_frame_source(path, **frame_options)):
+        if k == 0:
             factor = flow_factor(rgb.shape[:2], image_size, flow_scale)
             if factor < flow_scale:
                 size = f"{rgb.shape[1]}x{rgb.shape[0]}"
@@ -97,9 +85,38 @@ def load_clip(
                     factor,
                     flow_scale,
                 )
-        frames.append(resize_frame(rgb, height, width))
-        if factor > 1:
-            flow_frames.append(resize_frame(rgb, factor * height, factor * width))
+        flow_frame = resize_frame(rgb, factor * height, factor * width) if factor > 1 else None
+        yield resize_frame(rgb, height, width), flow_frame
+
+
+def load_clip(
+    path: str | Path,
+    image_size: tuple[int, int],
+    mask_kind: str = "none",
+    mask_folder: str | Path | None = None,
+    labeler: FlowLabeler | None = None,
+    stride: int = 1,
+    flow_scale: int = 1,
+    frame_store: str | Path | None = None,
+    **frame_options: object,
+) -> VideoClip:
+    """Read a video / image folder / rosbag2 at ``image_size`` (height, width) with the chosen mask provider.
+
+    ``frame_options`` go to ``open_frame_source`` (start_time, end_time, max_frames, topic, fps). Folder masks
+    are matched to the frames by order, taking the stride into account. With ``flow_scale`` > 1 the clip also
+    keeps every frame at that multiple of ``image_size``, where the flow labels are computed; frames too small
+    for it use the largest whole factor they allow (``flow_factor``). With a ``frame_store`` folder the frames are
+    streamed into it once (learning/frame_store.py) and the clip reads them from there, instead of holding them.
+    """
+    frame_options = {"stride": stride, **frame_options}
+    read = _read_frames(path, image_size, flow_scale, **frame_options)
+    if frame_store is None:
+        pairs = list(read)
+        frames, flow_frames = [a for a, _ in pairs], [b for _, b in pairs if b is not None] or None
+    else:
+        key = input_key(path, image_size=image_size, flow_scale=flow_scale, **frame_options)
+        frames, flow_frames = load_stored(Path(frame_store), key) or store_frames(Path(frame_store), key, read)
+    height, width = image_size
     if len(frames) < 4:
         raise ValueError(f"{path}: {len(frames)} frame(s) selected; training needs at least 4 (2 per split)")
     masks: MaskProvider
@@ -114,7 +131,7 @@ def load_clip(
     else:
         raise ValueError(f"mask kind must be one of {list(MASK_KINDS)}, got {mask_kind!r}")
     log.info("%s: %d frames at %dx%d, masks: %s", path, len(frames), width, height, mask_kind)
-    return VideoClip(Path(path).name, frames, masks, flow_frames or None)
+    return VideoClip(str(path), frames, masks, flow_frames)
 
 
 def split_pairs(num_frames: int, gap: int, split: str) -> list[tuple[int, int]]:
@@ -177,7 +194,7 @@ class PairDataset(Dataset):
         """The flow label of pair ``index`` (chained over the gap when gap > 1), at the training size."""
         c, i, j = self.pairs[index]
         clip = self.clips[c]
-        frames = clip.flow_frames or clip.frames
+        frames = clip.flow_frames if clip.flow_frames is not None else clip.frames
         return self.labeler.label_chain(frames[i : j + 1], clip.flow_scale)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:

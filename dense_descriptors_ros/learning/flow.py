@@ -319,9 +319,17 @@ class FlowLabeler:
         backward = self.flow(b, a).astype(np.float16)
         if path is not None:
             first, second = (backward, forward) if swapped else (forward, backward)
+            # atomic_path's temporary name is the process's own: DDP ranks that label the same pair at once each
+            # leave a whole file, and a reader never sees a partial one.
             with atomic_path(path) as tmp:
                 np.savez_compressed(tmp, first=first, second=second)
         return forward.astype(np.float32), backward.astype(np.float32)
+
+    def cache_flows(self, a: np.ndarray, b: np.ndarray) -> None:
+        """Make sure the disk cache holds the raw flows of (a, b): computed and stored unless already there."""
+        path = self._cache_path(tuple(sorted((_digest(a), _digest(b)))))
+        if path is None or not path.is_file():
+            self.flows(a, b)
 
     def _checked(self, forward: np.ndarray, backward: np.ndarray) -> FlowLabel:
         c = self.config

@@ -6,6 +6,7 @@ and a held-out PairDataset; ``datasets_from_clips`` does the same for clips alre
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from dense_descriptors_ros.learning.loss import LossConfig
 from dense_descriptors_ros.learning.masks import MASK_KINDS
 from dense_descriptors_ros.learning.sampling import PairSampler, SamplerConfig
 from dense_descriptors_ros.model.network import ModelConfig
+
+log = logging.getLogger(__name__)
 
 SCHEDULES = ("cosine", "step", "constant")
 
@@ -124,8 +127,13 @@ def build_datasets(
     data: list[str | Path],
     mask_folders: list[str | Path] | None = None,
     cache_dir: str | Path = "",
+    frame_store: str | Path | None = None,
 ) -> tuple[PairDataset, PairDataset]:
-    """Train and held-out PairDatasets from inputs (videos, image folders, bags) per the recipe."""
+    """Train and held-out PairDatasets from inputs (videos, image folders, bags) per the recipe.
+
+    A bag that cannot be read (or holds too few frames) is skipped with a warning naming it; any other bad input is
+    an error. With ``frame_store`` the frames are kept on disk there rather than in memory (load_clip).
+    """
     if config.masks == "folder" and (not mask_folders or len(mask_folders) != len(data)):
         raise ConfigError(f"masks: folder needs one --masks folder per --data input ({len(data)} given)")
     flow = replace(config.flow, cache_dir=str(cache_dir)) if cache_dir and not config.flow.cache_dir else config.flow
@@ -136,10 +144,20 @@ def build_datasets(
     clips = []
     for k, path in enumerate(data):
         options = dict(frame_options)
-        if config.topic and is_rosbag(path):
+        bag = is_rosbag(path)
+        if config.topic and bag:
             options["topic"] = config.topic
         folder = mask_folders[k] if config.masks == "folder" and mask_folders else None
-        clips.append(load_clip(path, config.image_size, config.masks, folder, labeler, **options))
+        try:
+            clips.append(
+                load_clip(path, config.image_size, config.masks, folder, labeler, frame_store=frame_store, **options)
+            )
+        except (ValueError, OSError) as exc:
+            if not bag:
+                raise
+            log.warning("skipped the bag %s: %s", path, exc)
+    if not clips:
+        raise ConfigError(f"none of the {len(data)} input(s) could be read (see the warnings above)")
     return datasets_from_clips(config, clips, labeler)
 
 

@@ -4,47 +4,51 @@
 shows tqdm bars with the loss and pairs/s, logs to CSV (and TensorBoard when it imports), validates on the
 held-out half of each clip every epoch (mean error percentile, papers/000 section 4, and the loss), saves a
 checkpoint every epoch (``last/``) and the best one (``best/``), can resume, draws a validation figure every
-epoch, and at the end a loss curve and a descriptor grid next to the checkpoints.
+epoch, and at the end a loss curve and a descriptor grid next to the checkpoints. Under torchrun it trains with
+DistributedDataParallel (learning/distributed.py): every rank trains on its share of each epoch's pairs, rank 0
+alone writes the run folder.
 
 Run folder layout::
 
     OUT/last/        checkpoint (weights.pt, model.yaml) + train_state.pt (optimiser, schedule, epoch)
     OUT/best/        checkpoint with the lowest held-out mean error percentile (+ the two final plots)
     OUT/train_log.csv, OUT/val_log.csv, OUT/figures/val_epoch_NNN.png, OUT/loss_curve.png,
-    OUT/descriptor_grid.png, OUT/tensorboard/, OUT/config.yaml, OUT/flow_cache/,
+    OUT/descriptor_grid.png, OUT/tensorboard/, OUT/config.yaml, OUT/flow_cache/, OUT/frame_cache/ (cli/train.py),
     OUT/label_quality.csv, OUT/label_quality.png (flow label quality per pair gap, measured before training)
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import random
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import yaml
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 from tqdm import tqdm
 
 from dense_descriptors_ros.config import ConfigError, to_mapping
 from dense_descriptors_ros.features.sampling import sample_descriptor_maps
 from dense_descriptors_ros.io.atomic_files import atomic_path, atomic_write_text
 from dense_descriptors_ros.learning.dataset import PairDataset
+from dense_descriptors_ros.learning.distributed import DistributedRun, RankBatches, share_flow_labels
 from dense_descriptors_ros.learning.encoder_cache import EncoderFeatureCache
 from dense_descriptors_ros.learning.label_quality import GapQuality, measure_label_quality, write_label_quality
 from dense_descriptors_ros.learning.loss import PixelwiseContrastiveLoss
 from dense_descriptors_ros.learning.recipe import TrainConfig
+from dense_descriptors_ros.learning.run_log import RunLog
 from dense_descriptors_ros.learning.training_plots import descriptor_grid, loss_curve, validation_figure
 from dense_descriptors_ros.metrics.error_percentile import error_percentiles
 from dense_descriptors_ros.model.checkpoint import load_checkpoint, save_checkpoint
-from dense_descriptors_ros.model.engine import image_to_tensor, resolve_device
+from dense_descriptors_ros.model.engine import image_to_tensor
 from dense_descriptors_ros.model.network import DescriptorNet, upsample_descriptors
 from dense_descriptors_ros.model.semantic_projection import fit_semantic_projection, load_projection
 
@@ -79,15 +83,21 @@ class Trainer:
         val_set: PairDataset,
         out_dir: str | Path,
         provenance: dict[str, Any] | None = None,
+        distributed: DistributedRun | None = None,
     ) -> None:
         self.config = config
         self.train_set = train_set
         self.val_set = val_set
         self.out_dir = Path(out_dir)
-        self.provenance = provenance or {}
-        self.device = resolve_device(config.device)
+        self.distributed = distributed or DistributedRun()
+        world = self.distributed.world_size
+        if len(train_set) < world:
+            raise ConfigError(f"{len(train_set)} training pairs cannot be shared by {world} processes; use more frames")
+        self.provenance = {**(provenance or {}), "world_size": world, "effective_batch_size": config.batch_size * world}
+        self.device = self.distributed.device(config.device)
         seed_everything(config.seed)
         self.net = DescriptorNet(config.model).to(self.device)
+        self.train_net: torch.nn.Module = self.net  # the DDP wrapper once fit() starts, when distributed
         self.loss_fn = PixelwiseContrastiveLoss(config.loss, config.model.channel_groups)
         use_cache = self.net.has_frozen_encoder and config.encoder_cache_mb > 0
         self.encoder_cache = EncoderFeatureCache(config.encoder_cache_mb) if use_cache else None
@@ -95,7 +105,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             self.net.trainable_parameters(), lr=config.optimizer.lr, weight_decay=config.optimizer.weight_decay
         )
-        self.steps_per_epoch = config.steps_per_epoch or math.ceil(len(train_set) / config.batch_size)
+        self.steps_per_epoch = config.steps_per_epoch or math.ceil(len(train_set) / (config.batch_size * world))
         self.scheduler = _make_scheduler(self.optimizer, config, self.steps_per_epoch)
         self.use_amp = bool(config.amp and self.device.type == "cuda")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
@@ -110,19 +120,21 @@ class Trainer:
             "val_error": [],
             "val_loss": [],
         }
-        self._tensorboard = None
+        self.run_log = RunLog(self.out_dir)
         self.label_quality: list[GapQuality] = []
 
     # --- data ---------------------------------------------------------------------------------------------
     def _loader(self) -> DataLoader:
+        """This rank's share of the epoch's batches: the batches of world_size x batch_size pairs one process would
+        draw (shuffled with the seed and the epoch), each split over the ranks (with one process: all of it)."""
+        run, size = self.distributed, self.config.batch_size * self.distributed.world_size
         generator = torch.Generator().manual_seed(self.config.seed + self.epoch)
+        batches = BatchSampler(RandomSampler(self.train_set, generator=generator), size, len(self.train_set) >= size)
         return DataLoader(
             self.train_set,
-            batch_size=self.config.batch_size,
-            shuffle=True,
+            batch_sampler=RankBatches(batches, run),
             num_workers=self.config.num_workers,
             generator=generator,
-            drop_last=len(self.train_set) >= self.config.batch_size,
         )
 
     def epoch_batches(self) -> Iterator[dict[str, torch.Tensor]]:
@@ -157,15 +169,16 @@ class Trainer:
         return upsample_descriptors(desc, tuple(size), self.net.output_stride, *self.net.config.normalisation())
 
     def _loss(
-        self, batch: dict[str, torch.Tensor], with_hard_negatives: bool
+        self, batch: dict[str, torch.Tensor], with_hard_negatives: bool, net: torch.nn.Module
     ) -> tuple[torch.Tensor, dict, torch.Tensor]:
-        """Loss, its parts and the descriptors (2B, D, H, W: the a images, then the b images) of a batch."""
+        """Loss, its parts and the descriptors (2B, D, H, W: the a images, then the b images) of a batch, with
+        ``net``: the network, or its DDP wrapper when training distributed."""
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         n = batch["image_a"].shape[0]
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
             images = torch.cat([batch["image_a"], batch["image_b"]])
             taps = self.encoder_cache.features(self.net, images) if self.encoder_cache is not None else None
-            desc = self.net(images, taps)
+            desc = net(images, taps)
         desc = self._full_resolution(desc.float(), images.shape[-2:])
         desc_a, desc_b = desc[:n], desc[n:]
         if with_hard_negatives:
@@ -182,9 +195,10 @@ class Trainer:
         return loss, parts, desc
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One optimiser step; the loss parts (averaged over the ranks when distributed)."""
         self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
-        loss, parts, _ = self._loss(batch, self.config.sampler.hard_negatives)
+        loss, parts, _ = self._loss(batch, self.config.sampler.hard_negatives, self.train_net)
         self.scaler.scale(loss).backward()
         if self.config.optimizer.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
@@ -193,7 +207,7 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         self.step += 1
-        return parts
+        return self.distributed.mean(parts)
 
     # --- validation ---------------------------------------------------------------------------------------
     def validation_indices(self) -> list[int]:
@@ -209,7 +223,7 @@ class Trainer:
         for index in self.validation_indices():
             item = self.val_set[index]
             batch = {k: v.unsqueeze(0) for k, v in item.items()}
-            _, parts, desc = self._loss(batch, with_hard_negatives=False)
+            _, parts, desc = self._loss(batch, with_hard_negatives=False, net=self.net)
             losses.append(parts["loss"])
             desc = desc.permute(0, 2, 3, 1).cpu().numpy()
             valid = item["match_valid"].numpy()
@@ -231,43 +245,16 @@ class Trainer:
         }
 
     # --- outputs ------------------------------------------------------------------------------------------
-    def _append_csv(self, name: str, row: dict[str, Any]) -> None:
-        path = self.out_dir / name
-        new = not path.is_file()
-        with path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-
-    def _tb(self) -> Any:
-        if self._tensorboard is None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # tensorboard is optional
-                self._tensorboard = False
-            else:
-                self._tensorboard = SummaryWriter(str(self.out_dir / "tensorboard"))
-        return self._tensorboard or None
-
     def _log_validation(self, epoch: int, result: dict[str, Any]) -> None:
         self.history["val_epoch"].append(epoch)
         self.history["val_step"].append(self.step)
         self.history["val_error"].append(result["mean_error_percentile"])
         self.history["val_loss"].append(result["loss"])
-        self._append_csv(
-            "val_log.csv",
-            {
-                "epoch": epoch,
-                "step": self.step,
-                "mean_error_percentile": result["mean_error_percentile"],
-                "median_error_percentile": result["median_error_percentile"],
-                "val_loss": result["loss"],
-            },
+        figures = {k: result[k] for k in ("mean_error_percentile", "median_error_percentile")}
+        self.run_log.row("val_log.csv", {"epoch": epoch, "step": self.step, **figures, "val_loss": result["loss"]})
+        self.run_log.scalars(
+            "val", {"mean_error_percentile": figures["mean_error_percentile"], "loss": result["loss"]}, self.step
         )
-        if tb := self._tb():
-            tb.add_scalar("val/mean_error_percentile", result["mean_error_percentile"], self.step)
-            tb.add_scalar("val/loss", result["loss"], self.step)
         validation_figure(result, epoch, self.out_dir / "figures" / f"val_epoch_{epoch:03d}.png")
 
     def _save(self, folder: Path, epoch: int, result: dict[str, Any]) -> None:
@@ -300,10 +287,12 @@ class Trainer:
         if not (last / STATE_FILE).is_file():
             return False
         loaded = load_checkpoint(last, device="cpu")
-        if to_mapping(loaded.config) != to_mapping(self.net.config):
+        # A loaded checkpoint says pretrained: false (its weights are all in weights.pt); that is no difference.
+        saved = to_mapping(replace(loaded.config, pretrained=self.net.config.pretrained))
+        if saved != to_mapping(self.net.config):
             raise ConfigError(
-                f"{last}: checkpoint model {to_mapping(loaded.config)} differs from the recipe's "
-                f"{to_mapping(self.net.config)}; use another --out or the same recipe"
+                f"{last}: checkpoint model {saved} differs from the recipe's {to_mapping(self.net.config)}; use "
+                "another --out or the same recipe"
             )
         self.net.load_state_dict(loaded.state_dict())
         state = torch.load(last / STATE_FILE, map_location="cpu", weights_only=True)
@@ -318,54 +307,75 @@ class Trainer:
 
     # --- the loop -----------------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
-        """Train for the remaining epochs; returns a summary (untrained vs. best error percentile, losses, paths)."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.out_dir / "config.yaml", yaml.safe_dump(to_mapping(self.config), sort_keys=False))
-        self._measure_labels()
-        if self.epoch == 0 and not self.history["val_epoch"]:
-            self._fit_semantic_projection()
-            untrained = self.validate()
-            self._log_validation(0, untrained)
-            log.info("untrained: mean error percentile %.2f", untrained["mean_error_percentile"])
+        """Train for the remaining epochs; returns a summary (untrained vs. best error percentile, losses, paths).
+        Distributed, every rank calls it; rank 0 alone validates and writes, and its summary is the run's."""
+        main = self.distributed.is_main
+        share_flow_labels(self.train_set, self.distributed)  # first: rank 0's label quality then reads the cache
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self._write_config()
+            self._measure_labels()
+            if self.epoch == 0 and not self.history["val_epoch"]:
+                self._fit_semantic_projection()
+                untrained = self.validate()
+                self._log_validation(0, untrained)
+                log.info("untrained: mean error percentile %.2f", untrained["mean_error_percentile"])
+        if self.train_net is self.net:
+            self.train_net = self.distributed.wrap(self.net)
         for epoch in range(self.epoch + 1, self.config.epochs + 1):
             self.train_set.set_epoch(epoch)
-            bar = tqdm(self.epoch_batches(), total=self.steps_per_epoch, desc=f"epoch {epoch}/{self.config.epochs}")
+            bar = tqdm(
+                self.epoch_batches(),
+                total=self.steps_per_epoch,
+                desc=f"epoch {epoch}/{self.config.epochs}",
+                disable=not main,
+            )
             started, pairs = time.perf_counter(), 0
             for batch in bar:
                 parts = self.train_step(batch)
-                pairs += batch["image_a"].shape[0]
+                pairs += batch["image_a"].shape[0] * self.distributed.world_size
                 rate = pairs / max(time.perf_counter() - started, 1e-9)
                 bar.set_postfix(loss=f"{parts['loss']:.4f}", pairs_s=f"{rate:.2f}")
                 self.history["step"].append(self.step)
                 self.history["loss"].append(parts["loss"])
-                row = {
-                    "epoch": epoch,
-                    "step": self.step,
-                    **parts,
-                    "lr": self.scheduler.get_last_lr()[0],
-                    "pairs_per_s": rate,
-                }
-                self._append_csv("train_log.csv", row)
-                if tb := self._tb():
-                    for key, value in parts.items():
-                        tb.add_scalar(f"train/{key}", value, self.step)
-            result = self.validate()
+                if main:
+                    self._log_step(epoch, parts, rate)
             self.epoch = epoch
-            self._log_validation(epoch, result)
-            self._save(self.out_dir / "last", epoch, result)
-            if self.config.keep_epoch_checkpoints:
-                self._save(self.out_dir / f"epoch_{epoch:03d}", epoch, result)
-            if result["mean_error_percentile"] < self.best_error:
-                self.best_error = result["mean_error_percentile"]
-                self._save(self.out_dir / "best", epoch, result)
-            self._save_state()
-            log.info("epoch %d: held-out mean error percentile %.2f", epoch, result["mean_error_percentile"])
-        if not (self.out_dir / "best").is_dir():  # every validation was NaN (no matches): keep the last one
-            shutil.copytree(self.out_dir / "last", self.out_dir / "best", ignore=shutil.ignore_patterns(STATE_FILE))
-        self._final_plots()
-        if tb := self._tb():
-            tb.close()
+            if main:
+                self._end_epoch(epoch)
+            self.distributed.barrier()
+        if main:
+            if not (self.out_dir / "best").is_dir():  # every validation was NaN (no matches): keep the last one
+                shutil.copytree(self.out_dir / "last", self.out_dir / "best", ignore=shutil.ignore_patterns(STATE_FILE))
+            self._final_plots()
+            self.run_log.close()
+        self.distributed.barrier()
         return self.summary()
+
+    def _write_config(self) -> None:
+        """OUT/config.yaml: the recipe as run (loadable as a recipe again), headed by the effective batch size."""
+        world, batch = self.distributed.world_size, self.config.batch_size
+        header = f"# effective_batch_size: {batch * world} ({world} process(es) x batch_size {batch})\n"
+        recipe = yaml.safe_dump(to_mapping(self.config), sort_keys=False)
+        atomic_write_text(self.out_dir / "config.yaml", header + recipe)
+
+    def _log_step(self, epoch: int, parts: dict[str, float], rate: float) -> None:
+        row = {"epoch": epoch, "step": self.step, **parts, "lr": self.scheduler.get_last_lr()[0], "pairs_per_s": rate}
+        self.run_log.row("train_log.csv", row)
+        self.run_log.scalars("train", parts, self.step)
+
+    def _end_epoch(self, epoch: int) -> None:
+        """Validate, log, save ``last/`` (and ``best/`` when better) and the training state."""
+        result = self.validate()
+        self._log_validation(epoch, result)
+        self._save(self.out_dir / "last", epoch, result)
+        if self.config.keep_epoch_checkpoints:
+            self._save(self.out_dir / f"epoch_{epoch:03d}", epoch, result)
+        if result["mean_error_percentile"] < self.best_error:
+            self.best_error = result["mean_error_percentile"]
+            self._save(self.out_dir / "best", epoch, result)
+        self._save_state()
+        log.info("epoch %d: held-out mean error percentile %.2f", epoch, result["mean_error_percentile"])
 
     def _fit_semantic_projection(self) -> None:
         """A fused network's semantic basis: the PCA of its frozen features on this run's training frames, or the

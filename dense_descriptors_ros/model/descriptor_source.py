@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from dense_descriptors_ros.model.backbones import BACKBONES
@@ -24,7 +25,8 @@ class DescriptorSourceConfig:
         default="",
         metadata={
             "help": "checkpoint folder (weights.pt + model.yaml); empty: the out-of-the-box model (ImageNet features, "
-            "no training); 'untrained': a random network (tests only)"
+            "no training); 'untrained': a random network (tests only). Nodes take a new one while running (set it or "
+            "call ~/load_model): loaded in the background, swapped in between two frames"
         },
     )
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
@@ -76,6 +78,18 @@ def open_engine(config: DescriptorSourceConfig, logger: Any = None) -> Descripto
     engine = DescriptorEngine(pretrained_network(), device=config.device, max_side=config.max_side)
     logger.info(f"model_dir is empty: running the out-of-the-box model (ImageNet features) on {engine.device}")
     return engine
+
+
+def check_engine(engine: DescriptorEngine, where: str) -> None:
+    """One small inference on a fixed noise image; ValueError naming ``where`` when the output is not D finite,
+    unit-length descriptors (e.g. NaN weights), before a running node swaps ``engine`` in."""
+    image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    descriptors = engine.compute(image)
+    if descriptors.shape[-1] != engine.descriptor_dim or not np.isfinite(descriptors).all():
+        raise ValueError(
+            f"{where}: a test inference gave descriptors of shape {descriptors.shape} (D {engine.descriptor_dim} "
+            f"expected) with {int((~np.isfinite(descriptors)).sum())} non-finite value(s); check the checkpoint"
+        )
 
 
 def free_device_memory() -> None:

@@ -96,6 +96,9 @@ class ConfiguredLifecycleNode(LifecycleNode):
     def release_resources(self) -> None:
         """Drop what ``acquire`` and ``start`` created (on deactivate, cleanup and shutdown)."""
 
+    def check_live_parameters(self, config: Any, names: set[str]) -> None:
+        """Raise ConfigError to refuse the live change of parameters ``names`` to ``config`` (checked, not applied)."""
+
     def apply_live_parameters(self, names: set[str]) -> None:
         """Make parameters ``names`` (of LIVE_PARAMETERS), already in ``self.config``, take effect."""
 
@@ -114,7 +117,7 @@ class ConfiguredLifecycleNode(LifecycleNode):
             self._pubs = self.make_publishers()
         except Exception as exc:  # a node must not die of its configuration: it stays unconfigured
             self.config = None
-            self.get_logger().error(f"configure failed: {_one_line(exc)}")
+            self.get_logger().error(f"configure failed: {one_line(exc)}")
             return TransitionCallbackReturn.FAILURE
         return TransitionCallbackReturn.SUCCESS
 
@@ -124,7 +127,7 @@ class ConfiguredLifecycleNode(LifecycleNode):
             self._subs = self.make_subscriptions()
             self.start()
         except Exception as exc:  # e.g. a model file that does not load: the node stays inactive
-            self.get_logger().error(f"activate failed: {_one_line(exc)}")
+            self.get_logger().error(f"activate failed: {one_line(exc)}")
             self._release()
             return TransitionCallbackReturn.FAILURE
         self.diagnostics.start(self.config.diagnostics_period)
@@ -197,6 +200,7 @@ class ConfiguredLifecycleNode(LifecycleNode):
                         f"activate again. Parameters that change at run time: {live}"
                     )
                 config = read_config_parameters(self, self.CONFIG, changes)
+                self.check_live_parameters(config, set(changes))
         except ConfigError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         for name in changes:
@@ -217,13 +221,14 @@ class ConfiguredLifecycleNode(LifecycleNode):
             try:
                 return handle(request, response)
             except Exception as exc:  # rclpy's RCLError: "Transition is not registered"
-                self.get_logger().warning(f"refused lifecycle transition id {request.transition.id}: {_one_line(exc)}")
+                self.get_logger().warning(f"refused lifecycle transition id {request.transition.id}: {one_line(exc)}")
                 response.success = False
                 return response
 
         service.callback = guarded
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """An exception as one log line (its type named unless it is a ValueError or OSError, whose text says it all)."""
     text = " ".join(str(exc).split())
     return text if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {text}"

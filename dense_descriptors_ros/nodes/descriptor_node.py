@@ -7,7 +7,8 @@ to active at start-up (parameter ``autostart``).
 Topics (relative, remap them): in ``image`` (sensor_msgs/Image, sensor-data QoS by default); out
 ``descriptors`` (sensor_msgs/Image 32FC<D>, same header as the input) and ``descriptors/viz`` (bgr8, fixed PCA
 colouring), both at the inference resolution (or ``max_output_side``) rather than the camera's, each computed only
-while somebody subscribes. Service ``~/enable`` (std_srvs/SetBool).
+while somebody subscribes. Services ``~/enable`` (std_srvs/SetBool), ``~/load_model`` (swaps the network while
+running, see descriptor_model_node.py).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from sensor_msgs.msg import Image
 
 from dense_descriptors_ros.io.image_conversion import image_to_numpy, numpy_to_image, to_rgb8
 from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
-from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, free_device_memory, open_engine
+from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig
 from dense_descriptors_ros.model.engine import fit_within
-from dense_descriptors_ros.nodes.frame_worker_node import FrameNodeConfig, FrameWorkerNode
+from dense_descriptors_ros.nodes.descriptor_model_node import DescriptorModelNode
+from dense_descriptors_ros.nodes.frame_worker_node import FrameNodeConfig
 from dense_descriptors_ros.nodes.node_main import run_node
 from dense_descriptors_ros.nodes.qos_profiles import LARGE_OUT, qos_by_name
 
@@ -41,17 +43,13 @@ class DescriptorNodeConfig(FrameNodeConfig, DescriptorSourceConfig):
     )
 
 
-class DescriptorNode(FrameWorkerNode):
+class DescriptorNode(DescriptorModelNode):
     CONFIG = DescriptorNodeConfig
-    LIVE_PARAMETERS = FrameWorkerNode.LIVE_PARAMETERS | {"publish_viz", "max_output_side"}
+    LIVE_PARAMETERS = DescriptorModelNode.LIVE_PARAMETERS | {"publish_viz", "max_output_side"}
 
     def __init__(self, node_name: str = "descriptor_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self.engine = None
         self.colorizer = DescriptorColorizer()
-
-    def check_config(self) -> None:
-        self.config.check_model()
 
     def make_publishers(self) -> dict[str, Any]:
         return {
@@ -60,17 +58,16 @@ class DescriptorNode(FrameWorkerNode):
         }
 
     def acquire(self) -> None:
-        self.engine = open_engine(self.config, self.get_logger())
+        super().acquire()
         self.colorizer = DescriptorColorizer()
+
+    def model_swapped(self, old: str, new: str) -> None:
+        self.colorizer = DescriptorColorizer()  # the PCA colouring of the old descriptor space does not fit
 
     def make_subscriptions(self) -> list:
         overrides = QoSOverridingOptions.with_default_policies()
         qos = qos_by_name(self.config.image_qos)
         return [self.create_subscription(Image, "image", self.receive, qos, qos_overriding_options=overrides)]
-
-    def release_resources(self) -> None:
-        self.engine = None
-        free_device_memory()
 
     def process(self, msg: Image) -> None:
         want_desc = self._pubs["descriptors"].get_subscription_count() > 0

@@ -2,6 +2,7 @@
 
 Inference is slower than most cameras; queueing frames would only add latency and memory. The subscription
 callback calls ``put`` (cheap, never blocks), the worker thread runs ``process`` on the newest item only.
+``run_between_frames`` hands the worker a task to run before its next item (e.g. swapping in a new model).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class LatestFrameWorker:
         self._cond = threading.Condition()
         self._item: Any = None
         self._has_item = False
+        self._task: Callable[[], None] | None = None
         self._busy = False
         self._running = False
         self._generation = 0  # a thread left running by a timed-out stop() must not resume after a restart
@@ -58,7 +60,7 @@ class LatestFrameWorker:
             self._running = False
             if self._has_item:
                 self.counts.dropped += 1
-            self._item, self._has_item = None, False
+            self._item, self._has_item, self._task = None, False, None
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -72,19 +74,39 @@ class LatestFrameWorker:
             self._item, self._has_item = item, True
             self._cond.notify()
 
+    def run_between_frames(self, task: Callable[[], None]) -> bool:
+        """Run ``task`` on the worker thread after the item in progress and before the next one (at once when idle);
+        it replaces a task still waiting. False, and ``task`` never runs, when the worker is stopped (or is stopped
+        before it gets to it). A task's exception goes to ``on_error``."""
+        with self._cond:
+            if not self._running:
+                return False
+            self._task = task
+            self._cond.notify()
+        return True
+
     def wait_idle(self, timeout: float) -> bool:
         """Block until nothing is pending or processing (tests and shutdown); False on timeout."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._has_item and not self._busy, timeout)
+            return self._cond.wait_for(lambda: not self._has_item and self._task is None and not self._busy, timeout)
 
     def _loop(self, generation: int) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._has_item or not self._running or self._generation != generation)
+                self._cond.wait_for(
+                    lambda: (
+                        self._has_item or self._task is not None or not self._running or self._generation != generation
+                    )
+                )
                 if not self._running or self._generation != generation:
                     return
-                item, self._item, self._has_item = self._item, None, False
+                task, self._task = self._task, None  # a task first: it goes between two frames
+                if task is None:
+                    item, self._item, self._has_item = self._item, None, False
                 self._busy = True
+            if task is not None:
+                self._run_task(task)
+                continue
             try:
                 self._process(item)
                 failed = False
@@ -98,3 +120,12 @@ class LatestFrameWorker:
                 else:
                     self.counts.processed += 1
                 self._cond.notify_all()
+
+    def _run_task(self, task: Callable[[], None]) -> None:
+        try:
+            task()
+        except Exception as exc:  # reported like a frame's error, but not counted as a failed frame
+            self._on_error(exc)
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()

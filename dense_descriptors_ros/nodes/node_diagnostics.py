@@ -3,7 +3,7 @@ rqt_robot_monitor, diagnostic_aggregator and Foxglove), every ``diagnostics_peri
 
 One DiagnosticStatus per node, named after it, with every count as a key/value pair. The level is WARN while a
 count of trouble (``TROUBLE_KEYS``: frames lost upstream, bad input, failures, unmatched stereo images, recording
-errors) grew since the previous message, and OK otherwise.
+errors, models that did not load) grew since the previous message, and OK otherwise.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Header
 
 TOPIC = "/diagnostics"
-TROUBLE_KEYS = ("lost", "bad input", "failed", "unmatched", "recording errors")
+TROUBLE_KEYS = ("lost", "bad input", "failed", "unmatched", "recording errors", "model loads failed")
 
 
 def diagnostic_status(name: str, values: dict[str, Any], previous: dict[str, Any]) -> DiagnosticStatus:

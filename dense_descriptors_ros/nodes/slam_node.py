@@ -5,7 +5,9 @@ pair; intrinsics and baseline come from the CameraInfo P matrices, the right one
 Out ``odometry`` (nav_msgs/Odometry in odom, with the pose covariance), ``pose`` (PoseWithCovarianceStamped in
 map), ``path`` (nav_msgs/Path), ``map_points`` (PointCloud2, transient local, throttled), ``tracked_features``
 (bgr8), ``status`` (std_msgs/String, JSON); TF map -> odom -> base_link through tf2_ros when it is importable.
-Services ``~/reset``, ``~/save_map``, ``~/load_map`` (std_srvs/Trigger, folder from the ``map_dir`` parameter).
+Services ``~/reset``, ``~/save_map``, ``~/load_map`` (std_srvs/Trigger, folder from the ``map_dir`` parameter),
+``~/load_model`` (swaps the descriptor network while running, see descriptor_model_node.py: a network of another
+descriptor space is refused while there is a map, or in localization mode; with no map yet it is taken).
 
 ``mode``: ``mapping`` builds a map (and can continue one loaded with ``~/load_map``); ``localization`` loads the map
 in ``map_dir`` (checked on configure: a map of another descriptor model or feature type fails the transition),
@@ -41,13 +43,9 @@ from dense_descriptors_ros.geometry.camera import (
 )
 from dense_descriptors_ros.geometry.se3 import invert_pose
 from dense_descriptors_ros.io.image_conversion import image_to_numpy, to_rgb8
-from dense_descriptors_ros.model.descriptor_source import (
-    DescriptorSourceConfig,
-    free_device_memory,
-    model_fingerprint,
-    open_engine,
-)
-from dense_descriptors_ros.nodes.frame_worker_node import FrameNodeConfig, FrameWorkerNode, stamp_seconds
+from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig
+from dense_descriptors_ros.nodes.descriptor_model_node import DescriptorModelNode
+from dense_descriptors_ros.nodes.frame_worker_node import FrameNodeConfig, stamp_seconds
 from dense_descriptors_ros.nodes.messages.odometry import (
     MapOdomSplit,
     append_to_path,
@@ -111,13 +109,17 @@ class SlamNodeConfig(FrameNodeConfig, DescriptorSourceConfig):
     )
 
 
-class SlamNode(FrameWorkerNode):
+class SlamNode(DescriptorModelNode):
     CONFIG = SlamNodeConfig
-    LIVE_PARAMETERS = FrameWorkerNode.LIVE_PARAMETERS | {"map_dir", "map_points_period", "max_path_length", "sync_slop"}
+    LIVE_PARAMETERS = DescriptorModelNode.LIVE_PARAMETERS | {
+        "map_dir",
+        "map_points_period",
+        "max_path_length",
+        "sync_slop",
+    }
 
     def __init__(self, node_name: str = "slam_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self.engine = None
         self.slam: StereoSlam | None = None
         self.infos: dict[str, CameraInfo] = {}
         self.sync: Any = None
@@ -138,8 +140,7 @@ class SlamNode(FrameWorkerNode):
         return self._odom.T_map_odom.copy()
 
     def check_config(self) -> None:
-        if self.config.slam.needs_descriptor_image:
-            self.config.check_model()
+        super().check_config()
         if self.config.mode == "localization":
             try:
                 check_map(self.config.map_dir, self._model_name(), self.config.slam.feature_type)
@@ -151,7 +152,29 @@ class SlamNode(FrameWorkerNode):
         slam_config = self.config.slam
         if not slam_config.needs_descriptor_image:
             return slam_config.feature_type
-        return model_fingerprint(self.config)
+        return self.fingerprint
+
+    def runs_model(self, config: SlamNodeConfig) -> bool:
+        return config.slam.needs_descriptor_image
+
+    def refuse_model(self, fingerprint: str) -> str | None:
+        if fingerprint == self.fingerprint:
+            return None
+        if self.config.mode == "localization":
+            return f"localization mode tracks in the map of {self.config.map_dir}, made with model {self.fingerprint}"
+        slam = self.slam
+        if slam is not None and slam.map is not None:
+            return (
+                f"the SLAM has a map made with model {self.fingerprint}; descriptors of model {fingerprint} cannot "
+                "be matched to it (save it with ~/save_map and clear it with ~/reset first)"
+            )
+        return None
+
+    def model_swapped(self, old: str, new: str) -> None:
+        with self._lock:  # no map yet (refuse_model): the SLAM starts again with the new model's id
+            if self.slam is not None:
+                self.slam.close()
+            self.slam = None
 
     def make_publishers(self) -> dict[str, Any]:
         if self.config.publish_tf:
@@ -172,8 +195,7 @@ class SlamNode(FrameWorkerNode):
         require_gtsam()  # GtsamMissingError (a RuntimeError) fails the activation with the install hint
         if self.config.mode == "mapping" and not self.config.slam.mapping.synchronous:
             shared_worker()  # start the mapping back-end's process before the first keyframe
-        if self.config.slam.needs_descriptor_image:
-            self.engine = open_engine(self.config, self.get_logger())
+        super().acquire()
 
     def make_subscriptions(self) -> list:
         qos = qos_by_name(self.config.image_qos)
@@ -186,6 +208,7 @@ class SlamNode(FrameWorkerNode):
         return self._image_subscriptions(qos) + infos
 
     def apply_live_parameters(self, names: set[str]) -> None:
+        super().apply_live_parameters(names)
         if self.sync is not None:
             self.sync.slop = self.config.sync_slop
 
@@ -195,8 +218,7 @@ class SlamNode(FrameWorkerNode):
                 self.slam.close()
             self.slam = None
             self._last_stamp = None
-        self.engine = None
-        free_device_memory()
+        super().release_resources()
 
     def _image_subscriptions(self, qos: Any) -> list:
         """left/right image subscriptions feeding time-synchronised pairs to the worker (our synchroniser rather

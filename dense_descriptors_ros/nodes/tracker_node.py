@@ -8,7 +8,8 @@ Topics: in ``image`` or ``descriptors``, ``queries`` (geometry_msgs/PointStamped
 out ``tracks`` (PointCloud2: x, y, z, id, score, visible), ``tracks/markers`` (MarkerArray, stable ids,
 DELETEALL on reset), ``tracks/image`` (annotated bgr8 with trails), optionally ``tracks/image_marker``
 (visualization_msgs/ImageMarker, POINTS in pixels) and ``tracks/annotations`` (foxglove_msgs/ImageAnnotations, when
-foxglove_msgs is installed). Services ``~/reset``, ``~/enable``.
+foxglove_msgs is installed). Services ``~/reset``, ``~/enable``, ``~/load_model`` (input image: swaps the network
+while running; tracks survive only a model of the same descriptor space fingerprint, see descriptor_model_node.py).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from visualization_msgs.msg import ImageMarker, MarkerArray
 from dense_descriptors_ros.config import ConfigError
 from dense_descriptors_ros.io.image_conversion import ImageError, image_to_numpy, numpy_to_image, to_rgb8
 from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
-from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, free_device_memory, open_engine
-from dense_descriptors_ros.nodes.frame_worker_node import FrameNodeConfig, FrameWorkerNode
+from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig
+from dense_descriptors_ros.nodes.descriptor_model_node import DescriptorModelNode
+from dense_descriptors_ros.nodes.frame_worker_node import FrameNodeConfig
 from dense_descriptors_ros.nodes.messages.foxglove_annotations import (
     FOXGLOVE_AVAILABLE,
     foxglove,
@@ -116,17 +118,16 @@ LIVE_TRACKER_SETTINGS = frozenset(f.name for f in fields(TrackerConfig)) - {
 }
 
 
-class TrackerNode(FrameWorkerNode):
+class TrackerNode(DescriptorModelNode):
     CONFIG = TrackerNodeConfig
     LIVE_PARAMETERS = (
-        FrameWorkerNode.LIVE_PARAMETERS
+        DescriptorModelNode.LIVE_PARAMETERS
         | LIVE_TRACKER_SETTINGS
         | {"marker_pixel_scale", "marker_labels", "trail_length"}
     )
 
     def __init__(self, node_name: str = "tracker_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self.engine = None
         self.tracker: PointTracker | None = None
         self.drawer = TrackDrawer()
         self.trails = TrackTrails()  # of tracks/annotations (the drawer keeps its own for tracks/image)
@@ -137,9 +138,15 @@ class TrackerNode(FrameWorkerNode):
         self._stats_timer = None
         self.create_service(Trigger, "~/reset", self._on_reset)
 
-    def check_config(self) -> None:
-        if self.config.input == "image":
-            self.config.check_model()
+    def runs_model(self, config: TrackerNodeConfig) -> bool:
+        return config.input == "image"
+
+    def model_swapped(self, old: str, new: str) -> None:
+        with self._lock:
+            self._reset_requested = True
+        self.get_logger().warning(
+            f"tracks reset: the new model's descriptor space ({new}) is not the one they were made in ({old})"
+        )
 
     def make_publishers(self) -> dict[str, Any]:
         self.tracker = PointTracker(self.config.tracker_config())
@@ -162,10 +169,6 @@ class TrackerNode(FrameWorkerNode):
             self.get_logger().info("foxglove_msgs is not installed: tracks/annotations is not published")
         return publishers
 
-    def acquire(self) -> None:
-        if self.config.input == "image":
-            self.engine = open_engine(self.config, self.get_logger())
-
     def make_subscriptions(self) -> list:
         if self.config.input == "image":
             topic, qos = "image", qos_by_name(self.config.image_qos)
@@ -183,10 +186,10 @@ class TrackerNode(FrameWorkerNode):
         if self._stats_timer is not None:
             self.destroy_timer(self._stats_timer)
             self._stats_timer = None
-        self.engine = None
-        free_device_memory()
+        super().release_resources()
 
     def apply_live_parameters(self, names: set[str]) -> None:
+        super().apply_live_parameters(names)
         with self._lock:
             if self.tracker is not None:
                 self.tracker.config = self.config.tracker_config()

@@ -6,7 +6,7 @@ import yaml
 
 from dense_descriptors_ros.cli.main import main
 from dense_descriptors_ros.io.bag_writer import write_image_bag
-from dense_descriptors_ros.model.checkpoint import load_checkpoint
+from dense_descriptors_ros.model.checkpoint import load_checkpoint, read_model_meta
 from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 
 TINY = {
@@ -53,3 +53,27 @@ def test_train_command_on_a_rosbag(tmp_path, capsys):
     assert "KEY=VALUE" in error(*other, "--set", "epochs")
     assert error(*other, "--epochs", "0").endswith("--epochs: 0 is outside the allowed range [1, 10000]")
     assert "config file not found" in error("train", "--config", str(tmp_path / "none.yaml"), "--data", str(bag))
+
+
+def test_train_on_a_folder_of_bags_and_a_list_skips_a_corrupt_bag(tmp_path, capsys, caplog):
+    recordings = tmp_path / "recordings"
+    for seed in (1, 2):
+        video = textured_object_video(num_frames=10, height=96, width=128, seed=seed)
+        write_image_bag(recordings / f"rec_{seed}", [(1.0 + 0.1 * k, f) for k, f in enumerate(video.frames)])
+    corrupt = recordings / "rec_3"
+    corrupt.mkdir()
+    (corrupt / "metadata.yaml").write_text("rosbag2_bagfile_information: {cut")
+    (corrupt / "rec_3_0.mcap").write_bytes(bytes(range(256)) * 8)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**TINY, "masks": "none"}))
+    listing = tmp_path / "bags.txt"
+    listing.write_text("recordings/rec_2\n")
+    command = ["train", "--config", str(tmp_path / "tiny.yaml"), "--data", str(recordings), str(listing)]
+    with caplog.at_level("WARNING"):
+        assert main([*command, "--out", str(tmp_path / "run"), "--device", "cpu"]) == 0
+    assert [r.getMessage().split(":")[0] for r in caplog.records if "skipped the bag" in r.getMessage()] == [
+        f"skipped the bag {corrupt}"
+    ]
+    data = read_model_meta(tmp_path / "run" / "best")["provenance"]["data"]
+    assert data == [str(recordings / "rec_1"), str(recordings / "rec_2"), str(recordings / "rec_2")]
+    # Frames were streamed once per bag into the run's frame store (the bag listed twice is stored once).
+    assert len(list((tmp_path / "run" / "frame_cache").glob("rec_*.json"))) == 2

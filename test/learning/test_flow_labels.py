@@ -232,3 +232,14 @@ def test_labels_on_the_rendered_drill_stay_within_measured_bounds(tmp_path: Path
     share = {name: np.mean(e > 3.0) for name, e in (("none", unfiltered), ("cycle", cycle), ("both", both))}
     assert share["cycle"] < 0.95 * share["none"] and share["both"] < 0.6 * share["none"], share
     assert cycle_kept > 0.8 * unfiltered_kept and both_kept > 0.5 * unfiltered_kept
+
+
+def test_cache_flows_computes_only_what_the_cache_lacks(tmp_path: Path) -> None:
+    a, b, _ = _affine_pair(0.0, (1.0, 0.5))
+    labeler = FlowLabeler(FlowConfig(cache_dir=str(tmp_path)))
+    labeler.cache_flows(a, b)
+    labeler.cache_flows(b, a)  # one file serves both orders: not read, not recomputed
+    assert (labeler.cache_misses, labeler.cache_hits) == (1, 0)
+    assert [p.suffixes for p in tmp_path.iterdir()] == [[".npz"]]  # no temporary left behind
+    labeler.label(a, b)
+    assert (labeler.cache_misses, labeler.cache_hits) == (1, 1)

@@ -115,14 +115,15 @@ def test_fused_training_trains_the_fine_branch_only_and_caches_the_encoder(tmp_p
             "semantic_dim": 8,
             "fine_dim": 8,
             "descriptor_dim": 16,
+            "output_stride": 4,
         },
         "sampler": {**TINY["sampler"], "negatives": "bands", "band_min_px": [0, 0], "band_max_px": [float("inf"), 12]},
-        "augment": {"brightness": 0.0, "contrast": 0.0},
+        # No flips: every image is then one of 16 cache entries, so later steps hit the cache.
+        "augment": {"brightness": 0.0, "contrast": 0.0, "hflip_probability": 0.0, "vflip_probability": 0.0},
         "epochs": 2,
         "steps_per_epoch": 6,
         "label_quality_pairs": 0,
     }
-    recipe["model"]["descriptor_dim"] = 16
     config = from_mapping(TrainConfig, recipe)
     assert config.model.channel_groups == (8, 8)  # one negative band per part
     train_set, val_set = datasets_from_clips(config, [clip])
@@ -138,3 +139,14 @@ def test_fused_training_trains_the_fine_branch_only_and_caches_the_encoder(tmp_p
     assert summary["encoder_cache"]["hits"] > summary["encoder_cache"]["misses"] > 0
     # The projection was fitted on the training frames: not the random orthonormal start.
     assert not torch.equal(net.body.projection_mean, torch.zeros_like(net.body.projection_mean))
+
+
+@pytest.mark.cuda
+def test_amp_training_on_cuda_runs_and_saves_a_cpu_loadable_checkpoint(tmp_path: Path) -> None:
+    video = textured_object_video(num_frames=16, height=96, width=128, seed=0)
+    clip = VideoClip("synthetic", video.frames, GroundTruthMasks(video.masks))
+    config = from_mapping(TrainConfig, {**TINY, "epochs": 1, "steps_per_epoch": 4, "batch_size": 2, "device": "cuda"})
+    summary = Trainer(config, *datasets_from_clips(config, [clip]), tmp_path / "run").fit()
+    assert summary["steps"] == 4 and np.isfinite(summary["last_epoch_train_loss"])
+    assert np.isfinite(summary["final_error_percentile"])
+    assert load_checkpoint(tmp_path / "run" / "best", device="cpu").descriptor_dim == 8

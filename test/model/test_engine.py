@@ -37,3 +37,14 @@ def test_engine_rejects_bad_inputs(make_net):
 def test_cuda_without_gpu_is_a_clear_error():
     with pytest.raises(ValueError, match="CUDA is not available"):
         resolve_device("cuda")
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("half", [False, True], ids=["fp32", "fp16"])
+def test_cuda_descriptors_match_cpu(make_net, half):
+    images = [np.random.default_rng(k).integers(0, 255, (96, 128, 3), dtype=np.uint8) for k in range(3)]
+    cpu = DescriptorEngine(make_net(dim=8), device="cpu").compute_batch(images)
+    gpu = DescriptorEngine(make_net(dim=8), device="cuda", half=half).compute_batch(images)
+    assert gpu.dtype == np.float32 and gpu.shape == cpu.shape
+    cosine = (cpu * gpu).sum(-1)
+    assert np.median(cosine) > (0.995 if half else 0.9999) and cosine.min() > (0.95 if half else 0.999)

@@ -187,7 +187,7 @@ def test_localization_mode_refuses_a_map_of_another_model(ros, tmp_path, capfd):
     slam.close()
     node = _node(ros, mode="localization", map_dir=str(tmp_path / "map"))  # learned, the untrained network
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
-    assert "made with descriptor model 'another-model', this SLAM runs 'untrained'" in capfd.readouterr().err
+    assert "made with descriptor model 'another-model', this SLAM runs 'pretrained-" in capfd.readouterr().err
     missing = _node(ros, mode="localization", map_dir=str(tmp_path / "nothing"), **{"slam.feature_type": "orb"})
     assert missing.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert "mode localization needs a saved map in map_dir" in capfd.readouterr().err

@@ -120,6 +120,21 @@ def log_lines(rosout: list) -> Callable[..., list[str]]:
 
 
 @pytest.fixture
+def diagnostic_value() -> Callable[..., str | None]:
+    """``diagnostic_value(diagnostics, node, key)``: the newest value of ``key`` in the DiagnosticStatus of ``node``
+    (e.g. "/slam_node") among the DiagnosticArrays received in ``diagnostics``; None before the first."""
+
+    def value(diagnostics: list, node: str, key: str) -> str | None:
+        for array in reversed(list(diagnostics)):
+            for status in array.status:
+                if status.name == node:
+                    return next((v.value for v in status.values if v.key == key), None)
+        return None
+
+    return value
+
+
+@pytest.fixture
 def exit_all_within() -> Callable[..., dict[str, float]]:
     """``exit_all_within(processes, signals)``: signal every process at once; the seconds each took to exit."""
     return _exit_all_within

@@ -67,19 +67,19 @@ def test_map_dir_changes_at_run_time(slam, remote, stereo_rig, tmp_path):
     assert (tmp_path / "second" / "map.yaml").is_file()
 
 
-def test_time_going_back_resets_the_map_with_a_warning(slam, stereo_rig, rosout, log_lines):
+def test_time_going_back_resets_the_map_with_a_warning(slam, stereo_rig, rosout, log_lines, diagnostic_value):
     odometry, diagnostics, frames = slam(4, 4)
     _play(stereo_rig, odometry, frames, [200.0, 200.1, 200.2, 200.3])
     _play(stereo_rig, odometry, frames, [100.0, 100.1, 100.2, 100.3])  # a replayed bag starts again
     warnings = log_lines("slam_node", Log.WARN)
     assert any("time went back" in text for text in warnings), warnings
-    assert wait_for(lambda: _value(diagnostics, "/slam_node", "time jumps") == "1", timeout=10)
+    assert wait_for(lambda: diagnostic_value(diagnostics, "/slam_node", "time jumps") == "1", timeout=10)
 
 
-def test_unpaired_stereo_is_reported(slam, stereo_rig, rosout, log_lines):
+def test_unpaired_stereo_is_reported(slam, stereo_rig, rosout, log_lines, diagnostic_value):
     odometry, diagnostics, frames = slam(5, 4)
     _play(stereo_rig, odometry, frames, [300.0, 300.1, 300.2, 300.3], right_offset=0.02, expect_output=False)
-    assert wait_for(lambda: int(_value(diagnostics, "/slam_node", "unmatched") or 0) >= 4, timeout=10)
+    assert wait_for(lambda: int(diagnostic_value(diagnostics, "/slam_node", "unmatched") or 0) >= 4, timeout=10)
     statuses = [s for a in diagnostics for s in a.status if s.name == "/slam_node"]
     assert any(s.level == DiagnosticStatus.WARN for s in statuses)
     warnings = log_lines("slam_node", Log.WARN)
@@ -102,12 +102,3 @@ def test_map_of_another_untrained_network_is_refused(slam, remote, stereo_rig, t
     assert _call(remote, "/slam_mobilenet/save_map").success
     response = _call(remote, "/slam_resnet/load_map")
     assert not response.success and "model" in response.message
-
-
-def _value(diagnostics, node, key):
-    """The newest value of ``key`` in ``node``'s DiagnosticStatus (None before the first)."""
-    for array in reversed(list(diagnostics)):
-        for status in array.status:
-            if status.name == node:
-                return next((v.value for v in status.values if v.key == key), None)
-    return None

@@ -175,7 +175,7 @@ def test_torch_input_gives_the_same_tracks_as_numpy(strategy):
         np.testing.assert_array_equal(fa.visible, fb.visible)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_gpu_tracks_match_cpu_tracks(strategy):
     seq = SyntheticSequence(np.array([similarity_transform(0.05 * t, 1.0, 3 * t, t, CENTRE) for t in range(6)]), H, W)
