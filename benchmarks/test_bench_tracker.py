@@ -1,22 +1,38 @@
-"""PointTracker next to OpenCV pyramidal Lucas-Kanade (with and without ORB re-detection) on rendered sequences.
+"""PointTracker (both strategies) next to OpenCV pyramidal Lucas-Kanade (with and without ORB re-detection) on
+rendered sequences.
 
 Run: `bash scripts/run_tests.sh -m bench -s benchmarks/test_bench_tracker.py`.
-Two rendered 200-frame sequences (synthetic/object_renderer.py: objects tumbling through full rotations, an occluder
-board passing twice, changing light), 100 query points on the object in frame 0, ground truth from depth and pose.
-Prints one JSON line with, per method: TAP-Vid delta_avg, occlusion accuracy and average Jaccard, survival after
-occlusion (share of ground-truth-visible frames after the point's first occlusion where it is tracked visible
-within 8 px) and milliseconds per frame of tracking alone (descriptor computation excluded): the median over the
-first 10 frames (all 100 points tracked) and the mean over the run (LK's mean is low because it loses its points).
+Rendered 200-frame sequences (synthetic/object_renderer.py), 100 query points on the target object in frame 0,
+ground truth from depth and pose:
+
+- two tumbling drills (full rotations, an occluder board passing twice, changing light; seeds 0 and 3): the
+  headline figures are their mean;
+- ``slow camera``: the drill turning slowly in front of the camera (0.4 deg/frame, little translation, no occluder,
+  constant light), what a slow handheld camera move around a static, weakly textured object looks like (only the
+  background, fixed to the camera, does not move as it would);
+- ``two drills``: the tumbling drill of seed 3, smaller, with an identical copy beside it turning the same way
+  (repeated structure: a tracker must not jump to the twin).
+
+Prints one JSON line with, per method (``per_sequence``: for each other sequence alone): TAP-Vid delta_avg,
+occlusion accuracy and average Jaccard, survival after occlusion (share of ground-truth-visible frames after the
+point's first occlusion where it is tracked visible within 8 px) and milliseconds per frame of tracking alone
+(descriptor computation excluded): the median over the first 10 frames (all 100 points tracked) and the mean over
+the run (LK's mean is low because it loses its points).
 For the two descriptors it also prints how far the whole-image nearest neighbour of a point lands from the truth
 1 to 40 frames later (``nearest_neighbour_drift``): the view invariance a fixed-reference tracker relies on.
+
+Our tracker runs with each strategy (tracking/tracker_config.py): ``reference_*`` matches every frame against the
+descriptor the track was created with, ``propagate_*`` matches frame to frame, anchored by a memory of confident
+appearances (its default settings were chosen on renders of the tumbling drill with seeds 5 and 7, never on the
+benchmark's).
 
 Descriptors for our tracker:
 - ``oracle``: an ideal descriptor made from the ground truth (a fixed random-Fourier embedding of each pixel's
   3D object coordinates, plus noise; background pixels embed their image position). It measures the tracker's
   own logic: what it achieves when the descriptor is as good as it can be.
 - ``network``: the DescriptorEngine on the RGB frames: the checkpoint folder in $DDR_TRACKER_MODEL when set (run
-  at the image size it was trained at, descriptors upsampled to the frame), otherwise an untrained DescriptorNet
-  (random weights, seed 0), which is a floor, not a result.
+  at the image size it was trained at, descriptors upsampled to the frame), otherwise the out-of-the-box model
+  (model_dir "": ImageNet MobileNetV2 features with the shipped projection, no training).
 """
 
 from __future__ import annotations
@@ -35,15 +51,33 @@ import torch
 from dense_descriptors_ros.metrics.matching import match_nearest
 from dense_descriptors_ros.metrics.point_tracking import tapvid_metrics
 from dense_descriptors_ros.model.checkpoint import read_model_meta
+from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, open_engine
 from dense_descriptors_ros.model.engine import DescriptorEngine
-from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
-from dense_descriptors_ros.synthetic.object_renderer import ObjectSequence, point_tracks, render_object_sequence
+from dense_descriptors_ros.synthetic.object_renderer import (
+    ObjectSequence,
+    point_tracks,
+    render_object_sequence,
+    render_poses,
+)
+from dense_descriptors_ros.synthetic.render_assets import make_object
 from dense_descriptors_ros.synthetic.textures import FourierField
-from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig
+from dense_descriptors_ros.tracking.point_tracker import PointTracker
+from dense_descriptors_ros.tracking.tracker_config import TrackerConfig
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(3000)]
 
-SEQUENCES = ({"object": "drill", "seed": 0}, {"object": "drill", "seed": 3, "background": "blocks"})
+TUMBLING = {"drill seed 0 photo": {"seed": 0}, "drill seed 3 blocks": {"seed": 3, "background": "blocks"}}
+SLOW_CAMERA = {
+    "seed": 0,
+    "rotation_deg_per_frame": 0.4,
+    "translation_fraction": 0.1,
+    "distance_variation": 0.05,
+    "occlusion_passes": 0,
+    "lighting_change": 0.0,
+}
+TWINS = {"seed": 3, "image_fraction": 0.3, "translation_fraction": 0.1}  # rendered with a copy of the drill
+SEQUENCES = {**TUMBLING, "slow camera": SLOW_CAMERA, "two drills": TWINS}
+TWIN_SHIFT = 0.22  # each drill sits this fraction of the image width off the centre
 FRAMES = 200
 POINTS = 100
 SURVIVAL_PX = 8.0
@@ -54,6 +88,11 @@ LK_PARAMS = {
 }
 LK_FB_PX = 1.0  # LK's forward-backward check (as in OpenCV's lk_track.py sample)
 GAPS = (1, 5, 10, 20, 40)  # frame gaps of the nearest-neighbour drift figures
+STRATEGIES = {
+    "reference": TrackerConfig(strategy="reference"),
+    # The defaults, chosen on renders of the tumbling drill with seeds 5 (photo) and 7 (blocks), first 100 frames.
+    "propagate": TrackerConfig(strategy="propagate"),
+}
 
 
 # --- descriptors ----------------------------------------------------------------------------------------------
@@ -65,7 +104,9 @@ class OracleDescriptors:
     def __init__(self, seq: ObjectSequence, dim: int = 32, noise: float = 0.03, seed: int = 0) -> None:
         self.seq, self.noise, self.seed = seq, noise, seed
         self.pixels_per_metre = seq.K[0, 0] / 0.5  # wavelengths below are in pixels at 0.5 m
-        self.fields = [FourierField(dim, 4.0, 60.0, seed + k, space_dim=3) for k in range(2)]
+        # One field per object model: identical objects (the two drills) get identical descriptors.
+        names = dict.fromkeys(seq.instance_names)
+        self.fields = {name: FourierField(dim, 4.0, 60.0, seed + k, space_dim=3) for k, name in enumerate(names)}
         ys, xs = np.mgrid[0 : seq.height, 0 : seq.width].astype(np.float64)
         pixels = np.stack([xs, ys], -1)
         self.rays = np.concatenate([pixels, np.ones_like(xs)[..., None]], -1) @ np.linalg.inv(seq.K).T
@@ -75,7 +116,8 @@ class OracleDescriptors:
         seq = self.seq
         ids = seq.instance_ids[t]
         desc = self.background.copy()
-        for instance, field in enumerate(self.fields, start=1):
+        for instance, name in enumerate(seq.instance_names, start=1):
+            field = self.fields[name]
             on = (ids == instance) & (seq.depth[t] > 0)
             if on.any():
                 pose = seq.poses[t, instance - 1]
@@ -93,16 +135,35 @@ def network_descriptors() -> tuple[Callable[[np.ndarray], np.ndarray], str]:
         max_side = max(read_model_meta(folder).get("image_size") or [0])
         engine = DescriptorEngine.from_checkpoint(folder, device="auto", max_side=max_side)
         return engine.compute, f"checkpoint {folder} at max_side {max_side}"
-    torch.manual_seed(0)
-    engine = DescriptorEngine(DescriptorNet(ModelConfig(pretrained=False)), device="auto")
-    return engine.compute, "untrained DescriptorNet (mobilenet_v2, random weights, seed 0)"
+    engine = open_engine(DescriptorSourceConfig(model_dir="", device="auto"))
+    return engine.compute, "out-of-the-box model (model_dir '': ImageNet MobileNetV2 features, shipped projection)"
+
+
+def render_sequence(name: str) -> ObjectSequence:
+    seq = render_object_sequence(n_frames=FRAMES, progress=False, object="drill", **SEQUENCES[name])
+    return with_twin(seq) if name == "two drills" else seq
+
+
+def with_twin(seq: ObjectSequence) -> ObjectSequence:
+    """``seq`` rendered again with an identical copy of its target beside it, in the same pose but shifted."""
+    config = seq.config
+    target, occluder = seq.poses[:, 0].copy(), seq.poses[:, 1]
+    shift = TWIN_SHIFT * seq.width / seq.K[0, 0] * target[:, 2, 3]  # metres at the object's depth
+    twin = target.copy()
+    target[:, 0, 3] -= shift
+    twin[:, 0, 3] += shift
+    models = [make_object(name, config.seed) for name in (config.object, "occluder", config.object)]
+    poses = np.stack([target, occluder, twin], axis=1)
+    return render_poses(models, poses, seq.K, seq.width, seq.height, seq.background, seq.lights, config.supersample)
 
 
 # --- trackers -------------------------------------------------------------------------------------------------
 
 
-def run_point_tracker(descriptors: Callable[[int], np.ndarray], frames: int, queries: np.ndarray) -> dict:
-    tracker = PointTracker(TrackerConfig())
+def run_point_tracker(
+    descriptors: Callable[[int], np.ndarray], frames: int, queries: np.ndarray, config: TrackerConfig
+) -> dict:
+    tracker = PointTracker(config)
     tracker.add_queries(descriptors(0), queries)
     positions, visible, times = [queries.copy()], [np.ones(len(queries), bool)], []
     for t in range(1, frames):
@@ -224,39 +285,49 @@ def nearest_neighbour_drift(
 
 def test_tracker_against_lucas_kanade():
     network, network_name = network_descriptors()
-    per_method: dict[str, list[dict]] = {}
+    per_sequence: dict[str, dict[str, dict]] = {}
     network_ms: list[float] = []
-    drift: dict[str, list[dict]] = {"ours_oracle": [], "ours_network": []}
-    for spec in SEQUENCES:
-        seq = render_object_sequence(n_frames=FRAMES, progress=False, **spec)
-        queries = query_points(seq, POINTS, spec["seed"])
+    drift: dict[str, list[dict]] = {"oracle": [], "network": []}
+    for name in SEQUENCES:
+        seq = render_sequence(name)
+        queries = query_points(seq, POINTS, SEQUENCES[name]["seed"])
         gt, gt_visible = point_tracks(seq, queries)
         start = time.perf_counter()
         network_frames = [network(image) for image in seq.rgb]
         network_ms.append(1000.0 * (time.perf_counter() - start) / len(seq))
-        oracle = OracleDescriptors(seq, seed=spec["seed"])
-        drift["ours_oracle"].append(nearest_neighbour_drift(oracle, gt, gt_visible))
-        drift["ours_network"].append(nearest_neighbour_drift(network_frames.__getitem__, gt, gt_visible))
+        oracle = OracleDescriptors(seq, seed=SEQUENCES[name]["seed"])
+        descriptors = {"oracle": oracle, "network": network_frames.__getitem__}
+        if name in TUMBLING:
+            for source, frames in descriptors.items():
+                drift[source].append(nearest_neighbour_drift(frames, gt, gt_visible))
         results = {
-            "ours_oracle": run_point_tracker(oracle, FRAMES, queries),
-            "ours_network": run_point_tracker(network_frames.__getitem__, FRAMES, queries),
+            f"{strategy}_{source}": run_point_tracker(frames, FRAMES, queries, config)
+            for strategy, config in STRATEGIES.items()
+            for source, frames in descriptors.items()
+        }
+        results |= {
             "lk": run_lucas_kanade(seq.rgb, queries, redetect_orb=False),
             "lk_no_fb_check": run_lucas_kanade(seq.rgb, queries, redetect_orb=False, fb_px=float("inf")),
             "lk_orb": run_lucas_kanade(seq.rgb, queries, redetect_orb=True),
         }
-        for name, result in results.items():
-            per_method.setdefault(name, []).append(score(result, gt, gt_visible))
-    figures = {
-        name: {key: round(float(np.nanmean([s[key] for s in scores])), 4) for key in scores[0]}
-        for name, scores in per_method.items()
-    }
+        per_sequence[name] = {method: score(result, gt, gt_visible) for method, result in results.items()}
+
+    def mean_over(names: list[str]) -> dict[str, dict[str, float]]:
+        methods = per_sequence[names[0]]
+        return {
+            method: {key: round(float(np.nanmean([per_sequence[n][method][key] for n in names])), 4) for key in keys}
+            for method, keys in methods.items()
+        }
+
+    figures = mean_over(list(TUMBLING))
     best_lk = max(figures[name]["delta_avg"] for name in ("lk", "lk_no_fb_check", "lk_orb"))
     report = {
         "benchmark": "point_tracker_vs_lk",
         "date": time.strftime("%Y-%m-%d"),
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "torch_threads": torch.get_num_threads(),
-        "sequences": [f"{s['object']} seed {s['seed']} {s.get('background', 'photo')}" for s in SEQUENCES],
+        "sequences": {name: {"object": "drill", **spec} for name, spec in SEQUENCES.items()},
+        "headline_figures": f"mean over {list(TUMBLING)}",
         "frames": FRAMES,
         "points": POINTS,
         "descriptor_oracle": "ground-truth 3D object-coordinate random-Fourier embedding (D=32) + noise 0.03",
@@ -268,10 +339,15 @@ def test_tracker_against_lucas_kanade():
             name: {key: round(float(np.nanmean([r[key] for r in runs])), 1) for key in runs[0]}
             for name, runs in drift.items()
         },
-        "delta_avg_gain_oracle_vs_best_lk": round(figures["ours_oracle"]["delta_avg"] - best_lk, 4),
-        "delta_avg_gain_network_vs_best_lk": round(figures["ours_network"]["delta_avg"] - best_lk, 4),
+        "delta_avg_gain_vs_best_lk": {
+            name: round(figures[name]["delta_avg"] - best_lk, 4)
+            for name in figures
+            if name.startswith(tuple(STRATEGIES))
+        },
+        "per_sequence": {name: mean_over([name]) for name in SEQUENCES if name not in TUMBLING},
     }
     print(json.dumps(report))
-    # The tracker's logic must meet the issue's target with an ideal descriptor.
-    assert report["delta_avg_gain_oracle_vs_best_lk"] >= 0.15
-    assert figures["ours_oracle"]["survival_after_occlusion"] > figures["lk"]["survival_after_occlusion"]
+    # The tracker's logic must meet the issue's target with an ideal descriptor, with either strategy.
+    for strategy in STRATEGIES:
+        assert report["delta_avg_gain_vs_best_lk"][f"{strategy}_oracle"] >= 0.15
+        assert figures[f"{strategy}_oracle"]["survival_after_occlusion"] > figures["lk"]["survival_after_occlusion"]

@@ -26,8 +26,9 @@ from dense_descriptors_ros.cli.parameter_files import (
     take_parameters,
 )
 from dense_descriptors_ros.io.atomic_files import atomic_path
-from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig
+from dense_descriptors_ros.tracking.point_tracker import PointTracker
 from dense_descriptors_ros.tracking.track_drawing import TrackDrawer
+from dense_descriptors_ros.tracking.tracker_config import TrackerConfig
 
 log = logging.getLogger(__name__)
 CSV_COLUMNS = ("frame", "stamp", "id", "x", "y", "score", "visible", "redetected")

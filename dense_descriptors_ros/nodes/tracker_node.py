@@ -6,9 +6,10 @@ image is then drawn on the descriptors' fixed-PCA colouring, as no camera image 
 
 Topics: in ``image`` or ``descriptors``, ``queries`` (geometry_msgs/PointStamped, pixel x/y: adds a track);
 out ``tracks`` (PointCloud2: x, y, z, id, score, visible), ``tracks/markers`` (MarkerArray, stable ids,
-DELETEALL on reset), ``tracks/image`` (annotated bgr8 with trails). Services ``~/reset``, ``~/enable``,
-``~/load_model`` (input image: swaps the network while running; tracks survive only a model of the same descriptor
-space fingerprint, see descriptor_model_node.py).
+DELETEALL on reset), ``tracks/image`` (annotated bgr8 with trails), optionally ``tracks/image_marker``
+(visualization_msgs/ImageMarker, POINTS in pixels) and ``tracks/annotations`` (foxglove_msgs/ImageAnnotations, when
+foxglove_msgs is installed). Services ``~/reset``, ``~/enable``, ``~/load_model`` (input image: swaps the network
+while running; tracks survive only a model of the same descriptor space fingerprint, see descriptor_model_node.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from geometry_msgs.msg import PointStamped
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image, PointCloud2
 from std_srvs.srv import Trigger
-from visualization_msgs.msg import MarkerArray
+from visualization_msgs.msg import ImageMarker, MarkerArray
 
 from dense_descriptors_ros.config import ConfigError
 from dense_descriptors_ros.io.image_conversion import ImageError, image_to_numpy, numpy_to_image, to_rgb8
@@ -30,11 +31,22 @@ from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
 from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig
 from dense_descriptors_ros.nodes.descriptor_model_node import DescriptorModelNode
 from dense_descriptors_ros.nodes.frame_worker_node import FrameNodeConfig
-from dense_descriptors_ros.nodes.messages.tracks import delete_all_markers, tracks_to_markers, tracks_to_pointcloud2
+from dense_descriptors_ros.nodes.messages.foxglove_annotations import (
+    FOXGLOVE_AVAILABLE,
+    foxglove,
+    tracks_to_image_annotations,
+)
+from dense_descriptors_ros.nodes.messages.tracks import (
+    delete_all_markers,
+    tracks_to_image_marker,
+    tracks_to_markers,
+    tracks_to_pointcloud2,
+)
 from dense_descriptors_ros.nodes.node_main import run_node
 from dense_descriptors_ros.nodes.qos_profiles import QOS_NAMES, RELIABLE_OUT, qos_by_name
-from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig
-from dense_descriptors_ros.tracking.track_drawing import TrackDrawer
+from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackFrame
+from dense_descriptors_ros.tracking.track_drawing import TrackDrawer, TrackTrails
+from dense_descriptors_ros.tracking.tracker_config import TrackerConfig
 
 INPUTS = ("image", "descriptors")
 
@@ -64,7 +76,22 @@ class TrackerNodeConfig(FrameNodeConfig, DescriptorSourceConfig, TrackerConfig):
     )
     marker_labels: bool = field(default=True, metadata={"help": "publish a text label per track in tracks/markers"})
     trail_length: int = field(
-        default=15, metadata={"help": "frames of trail drawn in tracks/image", "range": (0, 1000)}
+        default=15,
+        metadata={"help": "frames of trail drawn in tracks/image and tracks/annotations", "range": (0, 1000)},
+    )
+    image_marker: bool = field(
+        default=True,
+        metadata={
+            "help": "publish tracks/image_marker: visualization_msgs/ImageMarker, POINTS in pixels with per-track "
+            "colours, for an image display"
+        },
+    )
+    foxglove_annotations: bool = field(
+        default=True,
+        metadata={
+            "help": "publish tracks/annotations: foxglove_msgs/ImageAnnotations (points, trails, labels) for "
+            "Foxglove's image panel; only when foxglove_msgs is installed"
+        },
     )
     stats_period: float = field(
         default=10.0,
@@ -80,9 +107,15 @@ class TrackerNodeConfig(FrameNodeConfig, DescriptorSourceConfig, TrackerConfig):
         return TrackerConfig(**{f.name: getattr(self, f.name) for f in fields(TrackerConfig)})
 
 
-# Tracks keep reference descriptors and windows made with patch_size and consistency_radius: those need a
-# re-configure; every other matching setting applies from the next frame.
-LIVE_TRACKER_SETTINGS = frozenset(f.name for f in fields(TrackerConfig)) - {"patch_size", "consistency_radius"}
+# Tracks keep reference descriptors, windows and memories made with patch_size, consistency_radius and memory_size,
+# and only the strategy that runs keeps its state up to date: those need a re-configure; every other matching
+# setting applies from the next frame.
+LIVE_TRACKER_SETTINGS = frozenset(f.name for f in fields(TrackerConfig)) - {
+    "patch_size",
+    "consistency_radius",
+    "memory_size",
+    "strategy",
+}
 
 
 class TrackerNode(DescriptorModelNode):
@@ -97,6 +130,7 @@ class TrackerNode(DescriptorModelNode):
         super().__init__(node_name, **kwargs)
         self.tracker: PointTracker | None = None
         self.drawer = TrackDrawer()
+        self.trails = TrackTrails()  # of tracks/annotations (the drawer keeps its own for tracks/image)
         self.colorizer = DescriptorColorizer()
         self._lock = threading.Lock()  # tracker state: worker thread vs. services and the queries topic
         self._pending_queries: list[tuple[float, float]] = []
@@ -117,13 +151,23 @@ class TrackerNode(DescriptorModelNode):
     def make_publishers(self) -> dict[str, Any]:
         self.tracker = PointTracker(self.config.tracker_config())
         self.drawer = TrackDrawer(self.config.trail_length, self.config.marker_labels)
+        self.trails = TrackTrails(self.config.trail_length)
         q = self.config.query_points
         self._pending_queries = list(zip(q[0::2], q[1::2], strict=True))
-        return {
+        publishers = {
             "tracks": self.create_publisher(PointCloud2, "tracks", RELIABLE_OUT),
             "markers": self.create_publisher(MarkerArray, "tracks/markers", RELIABLE_OUT),
             "image": self.create_publisher(Image, "tracks/image", RELIABLE_OUT),
         }
+        if self.config.image_marker:
+            publishers["image_marker"] = self.create_publisher(ImageMarker, "tracks/image_marker", RELIABLE_OUT)
+        if self.config.foxglove_annotations and FOXGLOVE_AVAILABLE:
+            publishers["annotations"] = self.create_publisher(
+                foxglove.ImageAnnotations, "tracks/annotations", RELIABLE_OUT
+            )
+        elif self.config.foxglove_annotations:
+            self.get_logger().info("foxglove_msgs is not installed: tracks/annotations is not published")
+        return publishers
 
     def make_subscriptions(self) -> list:
         if self.config.input == "image":
@@ -151,6 +195,7 @@ class TrackerNode(DescriptorModelNode):
                 self.tracker.config = self.config.tracker_config()
             if names & {"trail_length", "marker_labels"}:
                 self.drawer = TrackDrawer(self.config.trail_length, self.config.marker_labels)
+                self.trails = TrackTrails(self.config.trail_length)
 
     @property
     def pending_queries(self) -> int:
@@ -203,6 +248,7 @@ class TrackerNode(DescriptorModelNode):
             if self._reset_requested:
                 self.tracker.reset()
                 self.drawer.reset()
+                self.trails.reset()
                 self._pubs["markers"].publish(delete_all_markers(msg.header))
                 self._reset_requested = False
             queries, self._pending_queries = self._pending_queries, []
@@ -220,11 +266,23 @@ class TrackerNode(DescriptorModelNode):
             self._pubs["markers"].publish(
                 tracks_to_markers(frame, msg.header, self.config.marker_pixel_scale, self.config.marker_labels)
             )
+        self._publish_image_overlays(frame, msg.header)
         if self._pubs["image"].get_subscription_count():
             canvas = rgb if rgb is not None else self.colorizer(descriptors)
             annotated = numpy_to_image(self.drawer.draw(canvas, frame), "bgr8")
             annotated.header = msg.header
             self._pubs["image"].publish(annotated)
+
+    def _publish_image_overlays(self, frame: TrackFrame, header: Any) -> None:
+        """tracks/image_marker and tracks/annotations, when enabled and subscribed (the trails follow every frame)."""
+        marker = self._pubs.get("image_marker")
+        if marker is not None and marker.get_subscription_count():
+            marker.publish(tracks_to_image_marker(frame, header))
+        annotations = self._pubs.get("annotations")
+        if annotations is not None:
+            trails = self.trails.update(frame)
+            if annotations.get_subscription_count():
+                annotations.publish(tracks_to_image_annotations(frame, header.stamp, trails, self.config.marker_labels))
 
 
 def main(args: list[str] | None = None) -> None:

@@ -1,150 +1,59 @@
-"""PointTracker: tracks query points through a video by nearest neighbour in descriptor space.
+"""PointTracker: tracks query points through a video by matching descriptors.
 
 papers/000 Fig. 1: a point (or a 25-pixel square patch) chosen in one frame is found again in later frames as the
-nearest neighbour of its descriptor. Each track keeps the descriptor it was created with for its whole life (it is
-never updated, so re-detection cannot drift with the template). Per frame and for all tracks at once:
+nearest neighbour of its descriptor. Per frame and for all tracks at once:
 
 1. prediction by a constant-velocity motion model;
-2. local search: similarity of the reference descriptor to every pixel of a window around the prediction, with a
-   sub-pixel refinement of the best match (parabola fit or soft-argmax on the similarity map);
+2. local search in a window around the prediction, with a sub-pixel refinement of the best match (parabola fit or
+   soft-argmax on the score map; tracking/descriptor_search.py);
 3. an occlusion decision from the descriptor distance of the best match, the ratio of the best to the second best
-   distance (the second best taken outside a small radius of the best) and forward-backward consistency: the
-   descriptor found in this frame must match back onto the query position in the reference frame;
-4. global re-detection for the tracks that failed 3: nearest neighbour over the whole (strided) image, refined
-   locally and put through the same checks.
+   score (the second best taken outside a small radius of the best) and forward-backward consistency;
+4. global re-detection for the tracks that failed 3: best match over the whole (strided) image, refined locally
+   and put through the same distance and ratio checks.
+
+Two strategies say what a match is scored against (``strategy``):
+
+- ``reference``: the descriptor each track was created with, for its whole life (never updated, so re-detection
+  cannot drift with the template); the consistency check matches back into the creation frame. Real descriptors
+  of a turning object stay close to their reference for only a few frames, so such tracks are lost early.
+- ``propagate``: frame-to-frame propagation anchored by a memory (tracking/track_memory.py). The local search
+  scores a blend of the similarity to the track's descriptor in the previous frame (slow appearance change is
+  followed) and to its memory: the creation descriptor plus a bounded ring of confident past appearances, added
+  only on unambiguous, forward-backward consistent matches. The memory pulls the match back onto known
+  appearances (drift correction), a match unlike everything remembered is lost, the consistency check matches back
+  into the previous frame, and lost tracks are looked for by the memory alone: first around the prediction, then
+  over the whole image, accepted only when unambiguous there (a twin of the point keeps it lost).
 
 A track lost for more than ``max_lost_frames`` frames in a row is dropped, and there are never more than
 ``max_tracks``: the cost per frame grows with the number of tracks, and queries keep coming in a long session.
 
-Long file: the five per-frame steps share the batched track state and read as one pipeline; the redesign of the
-tracker (memory of appearances) will split it.
-
 Descriptor images are numpy float32 (H, W, D) or torch (D, H, W) / (1, D, H, W), unit L2 norm per pixel. The tracker
-computes on the device of its input, so the same code runs on the CPU and on the GPU. Positions are (x, y) floats
-with pixel centres at integer coordinates.
+computes on the device of its input, so the same code runs on the CPU and on the GPU; it is online and causal (one
+frame at a time) and its memory per track is bounded. Positions are (x, y) floats with pixel centres at integer
+coordinates.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from dense_descriptors_ros.config import ConfigError
-from dense_descriptors_ros.features.descriptor_image import as_descriptor_tensor, patch_windows, window_offsets
+from dense_descriptors_ros.features.descriptor_image import as_descriptor_tensor, patch_windows
 from dense_descriptors_ros.features.distance import descriptor_distance
 from dense_descriptors_ros.features.keypoints import select_distinctive_points
 from dense_descriptors_ros.features.sampling import sample_patch_descriptors
-
-SUBPIXEL_METHODS = ("parabola", "softargmax", "none")
-
-
-@dataclass
-class TrackerConfig:
-    patch_size: int = field(
-        default=5,
-        metadata={
-            "help": "side of the square patch whose mean descriptor is matched (papers/000: 5 = 25 pixels); 1 = "
-            "single pixels",
-            "range": (1, 15),
-        },
-    )
-    search_radius: int = field(
-        default=12,
-        metadata={"help": "half-size in pixels of the local search window around the prediction", "range": (1, 128)},
-    )
-    subpixel: str = field(
-        default="parabola",
-        metadata={"help": "sub-pixel refinement of the best match on the similarity map", "choices": SUBPIXEL_METHODS},
-    )
-    softargmax_temperature: float = field(
-        default=0.02,
-        metadata={"help": "temperature of the 3x3 soft-argmax (subpixel=softargmax)", "range": (1e-4, 1.0)},
-    )
-    max_descriptor_distance: float = field(
-        default=0.5,
-        metadata={
-            "help": "a match is occluded when the L2 distance of the unit descriptors exceeds this",
-            "range": (0.0, 2.0),
-        },
-    )
-    max_ratio: float = field(
-        default=0.9,
-        metadata={
-            "help": "a match is occluded when best/second-best descriptor distance exceeds this (1 = off)",
-            "range": (0.0, 1.0),
-        },
-    )
-    ratio_exclusion_radius: float = field(
-        default=3.0,
-        metadata={
-            "help": "the second best match is looked for outside this many pixels of the best",
-            "range": (0.0, 64.0),
-        },
-    )
-    consistency_radius: int = field(
-        default=6,
-        metadata={
-            "help": "half-size of the reference-frame window of the forward-backward check (0 = no check)",
-            "range": (0, 64),
-        },
-    )
-    max_consistency_error: float = field(
-        default=2.0,
-        metadata={
-            "help": "a match is occluded when it matches back farther than this many pixels from the query",
-            "range": (0.0, 64.0),
-        },
-    )
-    redetect: bool = field(
-        default=True, metadata={"help": "search the whole image for tracks whose local match is lost"}
-    )
-    redetect_stride: int = field(
-        default=4, metadata={"help": "pixel stride of the global re-detection search", "range": (1, 32)}
-    )
-    velocity_smoothing: float = field(
-        default=0.8,
-        metadata={
-            "help": "weight of the newest displacement in the velocity estimate (0 = no motion model)",
-            "range": (0.0, 1.0),
-        },
-    )
-    lost_velocity_decay: float = field(
-        default=0.5, metadata={"help": "velocity factor per frame while a track is lost", "range": (0.0, 1.0)}
-    )
-    auto_points: int = field(
-        default=0,
-        metadata={
-            "help": "when the tracker has no tracks, select this many distinctive points automatically (0 = off)",
-            "range": (0, 10000),
-        },
-    )
-    distinctiveness_radius: int = field(
-        default=4,
-        metadata={"help": "pixel distance of the neighbours a distinctive point must differ from", "range": (1, 32)},
-    )
-    max_tracks: int = field(
-        default=500,
-        metadata={
-            "help": "most tracks kept; new queries beyond it replace the longest-lost tracks, then the oldest",
-            "range": (1, 100000),
-        },
-    )
-    max_lost_frames: int = field(
-        default=300,
-        metadata={
-            "help": "a track not found for more than this many frames in a row is dropped (0 = kept forever)",
-            "range": (0, 10**7),
-        },
-    )
-
-    def __post_init__(self) -> None:
-        if self.patch_size % 2 == 0:
-            raise ConfigError(f"patch_size must be odd, got {self.patch_size}")
-        if self.subpixel not in SUBPIXEL_METHODS:
-            raise ConfigError(f"subpixel {self.subpixel!r} is not one of {list(SUBPIXEL_METHODS)}")
+from dense_descriptors_ros.tracking.descriptor_search import (
+    Match,
+    ReferenceAppearance,
+    best_elsewhere,
+    global_search,
+    local_search,
+    match_back,
+)
+from dense_descriptors_ros.tracking.track_memory import MemoryAppearance, new_memory, remember
+from dense_descriptors_ros.tracking.tracker_config import TrackerConfig
 
 
 @dataclass(frozen=True)
@@ -154,20 +63,13 @@ class TrackFrame:
     frame_index: int
     ids: np.ndarray  # (N,) int64, stable for the life of a track
     positions: np.ndarray  # (N, 2) float32 (x, y); the prediction while the track is not visible
-    scores: np.ndarray  # (N,) float32 cosine similarity of the best match to the reference descriptor
+    scores: np.ndarray  # (N,) float32 cosine similarity of the match to the reference (propagate: its memory)
     visible: np.ndarray  # (N,) bool
     ages: np.ndarray  # (N,) int32 frames since the track was added
     redetected: np.ndarray  # (N,) bool, found again by global re-detection in this frame
 
     def __len__(self) -> int:
         return len(self.ids)
-
-
-@dataclass
-class _Match:
-    positions: torch.Tensor  # (N, 2) float (x, y)
-    best: torch.Tensor  # (N,) similarity of the best match
-    second: torch.Tensor  # (N,) best similarity outside the exclusion radius
 
 
 class PointTracker:
@@ -192,6 +94,14 @@ class PointTracker:
         "_ages",
         "_redetected",
         "_lost_frames",
+        "_templates",
+        "_memory",
+        "_memory_valid",
+        "_memory_next",
+        "_last_windows",
+        "_last_valid",
+        "_last_offsets",
+        "_distractors",
     )
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
@@ -215,6 +125,17 @@ class PointTracker:
         self._ages = torch.zeros(0, dtype=torch.int32)
         self._redetected = torch.zeros(0, dtype=torch.bool)
         self._lost_frames = torch.zeros(0, dtype=torch.int32)  # frames in a row without a match
+        # Strategy propagate: the descriptor in the last frame where the track was seen, the memory of appearances
+        # (tracking/track_memory.py) and the consistency windows of the last frame where the track was seen.
+        self._templates = torch.zeros(0, 0)  # (N, D)
+        self._memory = torch.zeros(0, 0, 0)  # (N, M, D)
+        self._memory_valid = torch.zeros(0, 0, dtype=torch.bool)  # (N, M)
+        self._memory_next = torch.zeros(0, dtype=torch.long)  # (N,) next ring slot
+        self._last_windows = torch.zeros(0, 0, 0)  # (N, K, D)
+        self._last_valid = torch.zeros(0, 0, dtype=torch.bool)  # (N, K)
+        self._last_offsets = torch.zeros(0, 2)  # (N, 2)
+        # Best score of a remembered appearance elsewhere in the image, where it was seen: a twin of the point.
+        self._distractors = torch.zeros(0)  # (N,)
 
     @property
     def num_tracks(self) -> int:
@@ -249,9 +170,12 @@ class PointTracker:
         ids = torch.arange(self._next_id, self._next_id + n, device=device)
         self._next_id += n
         k = windows.shape[1]
+        refs = sample_patch_descriptors(hwd, pos, patch)
+        memory_size = self._memory.shape[1] if self.num_tracks else self.config.memory_size
+        memory, memory_valid, memory_next = new_memory(refs, memory_size)
         new_state = {
             "_ids": ids,
-            "_refs": sample_patch_descriptors(hwd, pos, patch),
+            "_refs": refs,
             "_ref_windows": windows,
             "_ref_valid": valid,
             "_ref_offsets": pos - centres.float(),
@@ -262,8 +186,26 @@ class PointTracker:
             "_ages": torch.zeros(n, dtype=torch.int32, device=device),
             "_redetected": torch.zeros(n, dtype=torch.bool, device=device),
             "_lost_frames": torch.zeros(n, dtype=torch.int32, device=device),
+            "_templates": refs,
+            "_memory": memory,
+            "_memory_valid": memory_valid,
+            "_memory_next": memory_next,
+            "_last_windows": windows,
+            "_last_valid": valid,
+            "_last_offsets": pos - centres.float(),
+            "_distractors": best_elsewhere(self.config, hwd, ReferenceAppearance(refs), pos).best,
         }
-        shapes = {"_refs": (-1, d), "_ref_windows": (-1, k, d), "_ref_valid": (-1, k)}
+        m = memory_size
+        shapes = {
+            "_refs": (-1, d),
+            "_ref_windows": (-1, k, d),
+            "_ref_valid": (-1, k),
+            "_templates": (-1, d),
+            "_memory": (-1, m, d),
+            "_memory_valid": (-1, m),
+            "_last_windows": (-1, k, d),
+            "_last_valid": (-1, k),
+        }
         for name, values in new_state.items():
             old = getattr(self, name)
             setattr(self, name, torch.cat([old.reshape(shapes.get(name, old.shape)), values]))
@@ -299,27 +241,10 @@ class PointTracker:
         limits = torch.tensor([w - 1, h - 1], device=hwd.device, dtype=torch.float32)
         predicted = torch.minimum((self._positions + self._velocities).clamp_min(0.0), limits)
 
-        positions = predicted.clone()
-        best = torch.full((self.num_tracks,), -1.0, device=hwd.device)
-        visible = torch.zeros(self.num_tracks, dtype=torch.bool, device=hwd.device)
-        # Tracks lost in the last frame go straight to the global search (when enabled), which covers their window.
-        local_rows = torch.nonzero(self._visible | (not cfg.redetect)).flatten()
-        if len(local_rows):
-            centres = predicted[local_rows].round().long()
-            local = self._local_search(hwd, centres, cfg.search_radius, self._refs[local_rows])
-            positions[local_rows] = local.positions
-            best[local_rows] = local.best
-            visible[local_rows] = self._accept(hwd, local, local_rows)
-        redetected = torch.zeros_like(visible)
-        lost = torch.nonzero(~visible).flatten()
-        if cfg.redetect and len(lost):
-            found = self._global_search(hwd, self._refs[lost])
-            found_ok = self._accept(hwd, found, lost)
-            accepted = lost[found_ok]
-            positions[accepted] = found.positions[found_ok]
-            best[lost] = torch.maximum(best[lost], found.best)
-            visible[accepted] = True
-            redetected[accepted] = True
+        if cfg.strategy == "reference":
+            positions, best, visible, redetected = self._match_reference(hwd, predicted)
+        else:
+            positions, best, visible, redetected = self._match_propagated(hwd, predicted)
 
         alpha = cfg.velocity_smoothing
         motion = positions - self._positions
@@ -382,65 +307,35 @@ class PointTracker:
             for name in self._STATE:
                 setattr(self, name, getattr(self, name).to(device))
 
-    def _refine(self, sims: torch.Tensor, best: torch.Tensor, size: int) -> torch.Tensor:
-        """Sub-pixel (dx, dy) (N, 2) of the best entry of (N, size*size) row-major similarity windows."""
-        n = len(sims)
-        if self.config.subpixel == "none" or n == 0:
-            return torch.zeros(n, 2, device=sims.device)
-        grid = F.pad(sims.reshape(n, size, size), (1, 1, 1, 1), value=float("-inf"))
-        by, bx = best // size + 1, best % size + 1
-        rows = torch.arange(n, device=sims.device)
-        neigh = torch.stack([grid[rows, by + dy, bx + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], dim=1)
-        neigh = neigh.reshape(n, 3, 3)
-        centre = neigh[:, 1, 1]
-        # Missing neighbours (window or image edge) get the centre value, which cancels their pull.
-        neigh = torch.where(torch.isfinite(neigh), neigh, centre[:, None, None])
-        if self.config.subpixel == "softargmax":
-            logits = (neigh - centre[:, None, None]) / self.config.softargmax_temperature
-            weights = torch.softmax(logits.reshape(n, 9), dim=1).reshape(n, 3, 3)
-            steps = torch.tensor([-1.0, 0.0, 1.0], device=sims.device)
-            return torch.stack([(weights.sum(1) * steps).sum(1), (weights.sum(2) * steps).sum(1)], dim=1)
-        offsets = []
-        for left, right in ((neigh[:, 1, 0], neigh[:, 1, 2]), (neigh[:, 0, 1], neigh[:, 2, 1])):
-            curvature = left - 2.0 * centre + right
-            step = torch.where(curvature < 0, 0.5 * (left - right) / curvature.clamp(max=-1e-12), 0.0)
-            offsets.append(step.clamp(-0.5, 0.5))
-        return torch.stack(offsets, dim=1)
+    def _match_reference(
+        self, hwd: torch.Tensor, predicted: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Strategy reference: positions, scores, visibility and re-detection of all tracks in this frame."""
+        cfg = self.config
+        positions = predicted.clone()
+        best = torch.full((self.num_tracks,), -1.0, device=hwd.device)
+        visible = torch.zeros(self.num_tracks, dtype=torch.bool, device=hwd.device)
+        # Tracks lost in the last frame go straight to the global search (when enabled), which covers their window.
+        local_rows = torch.nonzero(self._visible | (not cfg.redetect)).flatten()
+        if len(local_rows):
+            centres = predicted[local_rows].round().long()
+            local = local_search(cfg, hwd, centres, cfg.search_radius, ReferenceAppearance(self._refs[local_rows]))
+            positions[local_rows] = local.positions
+            best[local_rows] = local.best
+            visible[local_rows] = self._accept(hwd, local, local_rows)
+        redetected = torch.zeros_like(visible)
+        lost = torch.nonzero(~visible).flatten()
+        if cfg.redetect and len(lost):
+            found = global_search(cfg, hwd, ReferenceAppearance(self._refs[lost]), len(lost))
+            found_ok = self._accept(hwd, found, lost)
+            accepted = lost[found_ok]
+            positions[accepted] = found.positions[found_ok]
+            best[lost] = torch.maximum(best[lost], found.best)
+            visible[accepted] = True
+            redetected[accepted] = True
+        return positions, best, visible, redetected
 
-    def _local_search(self, hwd: torch.Tensor, centres: torch.Tensor, radius: int, refs: torch.Tensor) -> _Match:
-        """Best match of each reference descriptor (N, D) in the window of ``radius`` around its integer centre."""
-        windows, valid = patch_windows(hwd, centres, radius, self.config.patch_size)
-        sims = torch.einsum("nkd,nd->nk", windows, refs).masked_fill_(~valid, float("-inf"))
-        best_sim, best = sims.max(dim=1)
-        offsets = window_offsets(radius, hwd.device)
-        near = ((offsets[None] - offsets[best][:, None]) ** 2).sum(-1)
-        second = sims.masked_fill(near <= self.config.ratio_exclusion_radius**2, float("-inf"))
-        second = second.max(dim=1).values.clamp_min(-1.0)
-        positions = (centres + offsets[best]).float() + self._refine(sims, best, 2 * radius + 1)
-        return _Match(positions, best_sim, second)
-
-    def _global_search(self, hwd: torch.Tensor, refs: torch.Tensor) -> _Match:
-        """Nearest neighbour of each reference over the image pooled by the stride, refined by a local search."""
-        h, w, d = hwd.shape
-        stride = min(self.config.redetect_stride, h, w)
-        hs, ws = h // stride, w // stride
-        # Cell sums (the normalisation makes them means); the last h % stride rows / columns are left out.
-        rows = hwd[: hs * stride, : ws * stride].reshape(hs, stride, ws * stride * d).sum(1)
-        coarse = rows.reshape(hs * ws, stride, d).sum(1)
-        sims = refs @ F.normalize(coarse, dim=1).T  # one matmul for all lost tracks
-        best = sims.argmax(dim=1)
-        by, bx = best // ws, best % ws
-        # Second best outside the exclusion radius (in cells) of the best.
-        reach = max(self.config.ratio_exclusion_radius, 2.0 * stride) / stride
-        dy2 = (torch.arange(hs, device=hwd.device)[None] - by[:, None]) ** 2
-        dx2 = (torch.arange(ws, device=hwd.device)[None] - bx[:, None]) ** 2
-        near = (dy2[:, :, None] + dx2[:, None, :]).reshape(len(refs), -1) <= reach**2
-        second = sims.masked_fill_(near, float("-inf")).max(dim=1).values.clamp_min(-1.0)
-        cells = torch.stack([bx, by], dim=1) * stride + (stride - 1) // 2
-        refined = self._local_search(hwd, cells, stride, refs)
-        return _Match(refined.positions, refined.best, second)
-
-    def _accept(self, hwd: torch.Tensor, match: _Match, rows: torch.Tensor) -> torch.Tensor:
+    def _accept(self, hwd: torch.Tensor, match: Match, rows: torch.Tensor) -> torch.Tensor:
         """Visibility of the matches of tracks ``rows``: distance, ratio test and forward-backward consistency."""
         cfg = self.config
         d_best = descriptor_distance(match.best)
@@ -448,10 +343,100 @@ class PointTracker:
         if cfg.consistency_radius > 0 and len(rows):
             # Match the descriptor found in this frame back into the reference window around the query.
             current = sample_patch_descriptors(hwd, match.positions, cfg.patch_size)
-            sims = torch.einsum("nkd,nd->nk", self._ref_windows[rows], current)
-            sims = sims.masked_fill_(~self._ref_valid[rows], float("-inf"))
-            best = sims.argmax(dim=1)
-            offsets = window_offsets(cfg.consistency_radius, hwd.device)
-            back = offsets[best].float() + self._refine(sims, best, 2 * cfg.consistency_radius + 1)
-            ok &= torch.linalg.norm(back - self._ref_offsets[rows], dim=1) <= cfg.max_consistency_error
+            error = match_back(
+                cfg,
+                current,
+                self._ref_windows[rows],
+                self._ref_valid[rows],
+                self._ref_offsets[rows],
+                cfg.consistency_radius,
+            )
+            ok &= error <= cfg.max_consistency_error
         return ok
+
+    def _match_propagated(
+        self, hwd: torch.Tensor, predicted: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Strategy propagate: positions, memory scores, visibility and re-detection of all tracks in this frame;
+        updates the templates, the last-frame windows and the memories of the tracks seen."""
+        cfg = self.config
+        n, device = self.num_tracks, hwd.device
+        positions = predicted.clone()
+        scores = torch.full((n,), -1.0, device=device)
+        visible = torch.zeros(n, dtype=torch.bool, device=device)
+        confident = torch.zeros_like(visible)
+
+        def ratio_ok(match: Match) -> torch.Tensor:
+            return descriptor_distance(match.best) <= cfg.max_ratio * descriptor_distance(match.second)
+
+        # 1. Tracks seen in the last frame: frame-to-frame match, anchored by the memory.
+        rows = torch.nonzero(self._visible).flatten()
+        if len(rows):
+            memory = MemoryAppearance(
+                self._memory[rows], self._memory_valid[rows], self._templates[rows], cfg.memory_weight
+            )
+            local = local_search(cfg, hwd, predicted[rows].round().long(), cfg.search_radius, memory)
+            current = sample_patch_descriptors(hwd, local.positions, cfg.patch_size)
+            to_template = descriptor_distance((current * self._templates[rows]).sum(1))
+            to_memory = memory.memory_scores(current)
+            # No ratio test here: smooth descriptors fail it next to the point, and the consistency check with the
+            # last frame guards this step; it guards the re-detections below, where a twin could be taken.
+            ok = to_template <= cfg.max_descriptor_distance
+            ok &= descriptor_distance(to_memory) <= cfg.max_memory_distance
+            error = torch.zeros(len(rows), device=device)
+            if cfg.consistency_radius > 0:
+                error = match_back(
+                    cfg,
+                    current,
+                    self._last_windows[rows],
+                    self._last_valid[rows],
+                    self._last_offsets[rows],
+                    cfg.consistency_radius,
+                )
+                ok &= error <= cfg.max_consistency_error
+            positions[rows], scores[rows], visible[rows] = local.positions, to_memory, ok
+            unambiguous = descriptor_distance(local.best) <= cfg.memory_ratio * descriptor_distance(local.second)
+            confident[rows] = ok & unambiguous & (error <= 0.5 * cfg.max_consistency_error)
+            confident[rows] &= to_memory < cfg.memory_novelty
+        # 2. The others by their memory alone: around the prediction, then (when enabled) over the whole image.
+        redetected = torch.zeros_like(visible)
+        for search in ("local", "global"):
+            lost = torch.nonzero(~visible).flatten()
+            if not len(lost) or (search == "global" and not cfg.redetect):
+                continue
+            memory = MemoryAppearance(self._memory[lost], self._memory_valid[lost])
+            if search == "local":
+                found = local_search(cfg, hwd, predicted[lost].round().long(), cfg.search_radius, memory)
+            else:
+                found = global_search(cfg, hwd, memory, len(lost))
+            ok = (descriptor_distance(found.best) <= cfg.max_descriptor_distance) & ratio_ok(found)
+            if search == "global":  # not onto a twin seen with the point, even while the point itself is hidden
+                twin = descriptor_distance(self._distractors[lost])
+                ok &= descriptor_distance(found.best) <= cfg.max_ratio * twin
+            positions[lost[ok]] = found.positions[ok]
+            scores[lost] = torch.maximum(scores[lost], found.best)
+            visible[lost[ok]] = True
+            redetected[lost[ok]] = search == "global"
+        self._remember_seen(hwd, positions, visible, confident)
+        return positions, scores, visible, redetected
+
+    def _remember_seen(
+        self, hwd: torch.Tensor, positions: torch.Tensor, visible: torch.Tensor, confident: torch.Tensor
+    ) -> None:
+        """New templates and last-frame windows of the visible tracks; confident appearances into the memory."""
+        cfg = self.config
+        seen = torch.nonzero(visible).flatten()
+        if not len(seen):
+            return
+        current = sample_patch_descriptors(hwd, positions[seen], cfg.patch_size)
+        self._templates[seen] = current
+        centres = positions[seen].round().long()
+        windows, valid = patch_windows(hwd, centres, cfg.consistency_radius, cfg.patch_size)
+        self._last_windows[seen], self._last_valid[seen] = windows, valid
+        self._last_offsets[seen] = positions[seen] - centres.float()
+        keep = confident[seen]
+        rows = seen[keep]
+        remember(self._memory, self._memory_valid, self._memory_next, rows, current[keep])
+        if len(rows):
+            twins = best_elsewhere(cfg, hwd, ReferenceAppearance(current[keep]), positions[rows]).best
+            self._distractors[rows] = torch.maximum(self._distractors[rows], twins)

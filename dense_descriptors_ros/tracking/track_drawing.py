@@ -18,33 +18,50 @@ def track_color(track_id: int) -> tuple[int, int, int]:
     return int(r), int(g), int(b)
 
 
-class TrackDrawer:
-    """Draws tracks on RGB frames, remembering the last ``trail_length`` visible positions of each track."""
+class TrackTrails:
+    """The last ``length`` visible positions of each live track, updated once per frame."""
 
-    def __init__(self, trail_length: int = 15, labels: bool = True) -> None:
-        self.trail_length = trail_length
-        self.labels = labels
+    def __init__(self, length: int = 15) -> None:
+        self.length = length
         self._trails: dict[int, deque] = {}
 
     def reset(self) -> None:
         self._trails.clear()
 
-    def draw(self, rgb: np.ndarray, frame: TrackFrame) -> np.ndarray:
-        """A copy of ``rgb`` with the tracks of ``frame`` drawn on it."""
-        canvas = np.ascontiguousarray(rgb).copy()
+    def update(self, frame: TrackFrame) -> dict[int, deque]:
+        """Forget tracks no longer in ``frame``, append the visible positions; returns the trails by track id."""
         alive = set(int(i) for i in frame.ids)
         for track_id in list(self._trails):
             if track_id not in alive:
                 del self._trails[track_id]
         for track_id, (x, y), visible in zip(frame.ids, frame.positions, frame.visible, strict=True):
+            trail = self._trails.setdefault(int(track_id), deque(maxlen=self.length))
+            if visible:
+                trail.append((float(x), float(y)))
+        return self._trails
+
+
+class TrackDrawer:
+    """Draws tracks on RGB frames with trails of their last ``trail_length`` visible positions."""
+
+    def __init__(self, trail_length: int = 15, labels: bool = True) -> None:
+        self.labels = labels
+        self._trails = TrackTrails(trail_length)
+
+    def reset(self) -> None:
+        self._trails.reset()
+
+    def draw(self, rgb: np.ndarray, frame: TrackFrame) -> np.ndarray:
+        """A copy of ``rgb`` with the tracks of ``frame`` drawn on it."""
+        canvas = np.ascontiguousarray(rgb).copy()
+        trails = self._trails.update(frame)
+        for track_id, (x, y), visible in zip(frame.ids, frame.positions, frame.visible, strict=True):
             track_id = int(track_id)
             color = track_color(track_id)
-            trail = self._trails.setdefault(track_id, deque(maxlen=self.trail_length))
+            trail = trails[track_id]
             centre = (round(float(x)), round(float(y)))
-            if visible:
-                trail.append(centre)
             if len(trail) > 1:
-                cv2.polylines(canvas, [np.array(trail, np.int32)], False, color, 1, cv2.LINE_AA)
+                cv2.polylines(canvas, [np.round(np.array(trail)).astype(np.int32)], False, color, 1, cv2.LINE_AA)
             cv2.circle(canvas, centre, 4, color, -1 if visible else 1, cv2.LINE_AA)
             if self.labels:
                 cv2.putText(

@@ -10,7 +10,7 @@ import pytest
 from dense_descriptors_ros.cli.config_options import ConfigOptions, flatten, nest
 from dense_descriptors_ros.config import ConfigError, config_leaves
 from dense_descriptors_ros.slam.stereo_slam import StereoSlamConfig
-from dense_descriptors_ros.tracking.point_tracker import TrackerConfig
+from dense_descriptors_ros.tracking.tracker_config import TrackerConfig
 
 
 @dataclass

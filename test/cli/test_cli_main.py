@@ -12,7 +12,7 @@ from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
 from dense_descriptors_ros.slam.stereo_slam import StereoSlamConfig
 from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
-from dense_descriptors_ros.tracking.point_tracker import TrackerConfig
+from dense_descriptors_ros.tracking.tracker_config import TrackerConfig
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""tracker_node with real rclpy: frames in, PointCloud2 / MarkerArray / annotated image out; services; bad input."""
+"""tracker_node with real rclpy: frames in, PointCloud2 / MarkerArray / ImageMarker / annotated image out; services;
+bad input."""
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
 from std_srvs.srv import SetBool, Trigger
-from visualization_msgs.msg import Marker, MarkerArray
+from visualization_msgs.msg import ImageMarker, Marker, MarkerArray
 
 from dense_descriptors_ros.io.image_conversion import numpy_to_image
 from dense_descriptors_ros.model.checkpoint import save_checkpoint
@@ -22,6 +23,7 @@ from dense_descriptors_ros.nodes.tracker_node import TrackerNode
 from dense_descriptors_ros.synthetic.plane_video import SyntheticSequence, similarity_transform
 from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 from dense_descriptors_ros.tracking.point_tracker import PointTracker
+from dense_descriptors_ros.tracking.track_drawing import track_color
 
 pytestmark = pytest.mark.ros
 RELIABLE = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
@@ -68,6 +70,7 @@ def test_descriptor_input_tracks_ground_truth_with_matching_stamps(ros):
     clouds = ros.collector(PointCloud2, "tracks")
     markers = ros.collector(MarkerArray, "tracks/markers")
     images = ros.collector(Image, "tracks/image")
+    image_markers = ros.collector(ImageMarker, "tracks/image_marker")
     pub = ros.node("descriptor_source").create_publisher(Image, "descriptors", RELIABLE)
     assert wait_for(lambda: pub.get_subscription_count() > 0)
     truth = seq.project(seq.texture_points(queries, 0))
@@ -86,6 +89,13 @@ def test_descriptor_input_tracks_ground_truth_with_matching_stamps(ros):
     assert markers[-1].markers[0].type == Marker.POINTS and len(markers[-1].markers[0].points) == 3
     assert {m.id for m in markers[-1].markers[1:]} == {1, 2, 3}  # stable label ids = 1 + track id
     assert images[-1].encoding == "bgr8"
+    # The ImageMarker is in pixels (no metric scale), one colour per track.
+    assert wait_for(lambda: image_markers and image_markers[-1].header.stamp.sec == last, timeout=10)
+    marker = image_markers[-1]
+    assert marker.type == ImageMarker.POINTS and marker.header.frame_id == "camera_optical"
+    np.testing.assert_allclose([(p.x, p.y) for p in marker.points], truth[-1], atol=1.0)
+    expected_colors = [np.array(track_color(i)) / 255 for i in range(3)]
+    np.testing.assert_allclose([(c.r, c.g, c.b) for c in marker.outline_colors], expected_colors, atol=1e-6)
 
 
 def test_image_input_runs_network_in_process_like_the_library(ros, tmp_path):
@@ -169,6 +179,13 @@ def test_bad_input_is_skipped_and_node_keeps_running(ros):
     assert cloud.width == 1  # the query outside the image was reported and dropped, the other one tracked
     assert node.problems.counts["query outside image"] == 1
     assert node.worker.counts.failed == 0
+
+
+def test_image_marker_can_be_turned_off(ros):
+    node = _node(ros, input="descriptors", image_marker=False)
+    topics = {p.topic_name for p in node.publishers}
+    assert node.resolve_topic_name("tracks") in topics
+    assert node.resolve_topic_name("tracks/image_marker") not in topics
 
 
 def test_odd_number_of_query_coordinates_fails_configure(ros):

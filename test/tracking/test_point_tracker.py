@@ -8,7 +8,8 @@ import torch
 
 from dense_descriptors_ros.config import ConfigError, from_mapping
 from dense_descriptors_ros.synthetic.plane_video import SyntheticSequence, similarity_transform
-from dense_descriptors_ros.tracking.point_tracker import PointTracker, TrackerConfig
+from dense_descriptors_ros.tracking.point_tracker import PointTracker
+from dense_descriptors_ros.tracking.tracker_config import STRATEGIES, TrackerConfig
 
 H, W = 96, 96
 CENTRE = (W / 2, H / 2)
@@ -38,12 +39,13 @@ def _run(
     }
 
 
-def test_tracks_rotation_scale_translation_to_subpixel_accuracy():
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_tracks_rotation_scale_translation_to_subpixel_accuracy(strategy):
     frames = 16
     transforms = [similarity_transform(0.045 * t, 1.0 + 0.009 * t, 0.9 * t, -0.6 * t, CENTRE) for t in range(frames)]
     seq = SyntheticSequence(np.array(transforms), H, W)
     points = np.array([[x, y] for x in (30.0, 48.5, 66.0) for y in (30.0, 47.25, 66.0)])
-    run = _run(seq, PointTracker(), points)
+    run = _run(seq, PointTracker(TrackerConfig(strategy=strategy)), points)
     error = np.linalg.norm(run["pred"] - run["gt"], axis=-1)
     assert run["gt_visible"].all()
     assert run["visible"].mean() > 0.97
@@ -66,14 +68,15 @@ def test_subpixel_refinement_beats_integer_matching():
     assert errors["parabola"] < 0.2
 
 
-def test_occlusion_is_reported_and_points_reacquired_after_it():
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_occlusion_is_reported_and_points_reacquired_after_it(strategy):
     frames = 32
     transforms = [similarity_transform(0.01 * t, 1.0, 0.3 * t, 0.0, CENTRE) for t in range(frames)]
     # A 30 px square with its own texture sweeps left to right across the middle band.
     boxes = np.array([[-40.0 + 5.0 * t, 32.0, -10.0 + 5.0 * t, 62.0] for t in range(frames)])
     seq = SyntheticSequence(np.array(transforms), H, W, occluder_boxes=boxes)
     points = np.array([[x, y] for x in (20.0, 45.0, 70.0) for y in (40.0, 54.0)] + [[45.0, 15.0], [45.0, 80.0]])
-    run = _run(seq, PointTracker(), points)
+    run = _run(seq, PointTracker(TrackerConfig(strategy=strategy)), points)
     covered, clear = run["covered"], run["clear"]
     assert covered[:, :6].any(axis=0).all()  # every middle-band point gets occluded
     assert not run["visible"][covered].any()  # never reported visible while hidden
@@ -85,24 +88,26 @@ def test_occlusion_is_reported_and_points_reacquired_after_it():
     assert error[-1, :6].max() < 1.0
 
 
-def test_point_moving_behind_a_static_occluder_is_redetected_where_it_comes_out():
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_point_moving_behind_a_static_occluder_is_redetected_where_it_comes_out(strategy):
     frames = 28
     transforms = [similarity_transform(0.0, 1.0, 2.5 * t, 0.0, CENTRE) for t in range(frames)]
     boxes = np.tile([40.0, 30.0, 70.0, 62.0], (frames, 1))  # the points pass 30 px behind it, > the search radius
     seq = SyntheticSequence(np.array(transforms), H, W, occluder_boxes=boxes)
     points = np.array([[22.0, 40.0], [19.0, 52.0]])
     descriptors = [seq.frame(t)[1] for t in range(frames)]
-    run = _run(seq, PointTracker(), points, descriptors)
+    run = _run(seq, PointTracker(TrackerConfig(strategy=strategy)), points, descriptors)
     assert not run["visible"][run["covered"]].any()
     assert run["redetected"].any(axis=0).all()
     error = np.linalg.norm(run["pred"] - run["gt"], axis=-1)
     assert run["visible"][-4:].all() and error[-4:].max() < 1.0
     # Without global re-detection the local window around the stale prediction never finds them again.
-    stale = _run(seq, PointTracker(TrackerConfig(redetect=False)), points, descriptors)
+    stale = _run(seq, PointTracker(TrackerConfig(strategy=strategy, redetect=False)), points, descriptors)
     assert not stale["visible"][-4:].any()
 
 
-def test_large_jump_is_recovered_by_global_redetection():
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_large_jump_is_recovered_by_global_redetection(strategy):
     frames = 12
     # At frame 6 the scene jumps by 35 px (far outside the 12 px search window) and turns by 20 degrees.
     transforms = [
@@ -111,19 +116,22 @@ def test_large_jump_is_recovered_by_global_redetection():
     ]
     seq = SyntheticSequence(np.array(transforms), H, W)
     points = np.array([[20.0, 30.0], [25.0, 60.0], [40.0, 45.0], [35.0, 75.0]])
-    run = _run(seq, PointTracker(TrackerConfig(search_radius=12)), points)
+    run = _run(seq, PointTracker(TrackerConfig(strategy=strategy, search_radius=12)), points)
     error = np.linalg.norm(run["pred"] - run["gt"], axis=-1)
     assert run["redetected"][6].all()
     assert run["visible"][6:].all()
     assert error[6:].max() < 1.0
 
 
-def test_lost_track_stays_invisible_without_redetection():
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_lost_track_stays_invisible_without_redetection(strategy):
     frames = 10
     shifts = [0.5 * t + (35.0 if t >= 5 else 0.0) for t in range(frames)]
     transforms = [similarity_transform(0.0, 1.0, shift, 0.0, CENTRE) for shift in shifts]
     seq = SyntheticSequence(np.array(transforms), H, W)
-    run = _run(seq, PointTracker(TrackerConfig(redetect=False)), np.array([[20.0, 30.0], [30.0, 60.0]]))
+    run = _run(
+        seq, PointTracker(TrackerConfig(strategy=strategy, redetect=False)), np.array([[20.0, 30.0], [30.0, 60.0]])
+    )
     assert run["visible"][:5].all()
     assert not run["visible"][5:].any()
 
@@ -153,10 +161,11 @@ def test_ids_are_stable_when_queries_are_added_removed_and_reset():
     assert tracker.add_queries(desc[4], np.array([[50.0, 50.0]])).tolist() == [0]
 
 
-def test_torch_input_gives_the_same_tracks_as_numpy():
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_torch_input_gives_the_same_tracks_as_numpy(strategy):
     seq = SyntheticSequence(np.array([similarity_transform(0.02 * t, 1.0, t, 0.5 * t, CENTRE) for t in range(5)]), H, W)
     points = np.array([[30.0, 30.0], [60.0, 50.0], [45.0, 70.0]])
-    a, b = PointTracker(), PointTracker()
+    a, b = PointTracker(TrackerConfig(strategy=strategy)), PointTracker(TrackerConfig(strategy=strategy))
     a.add_queries(seq.frame(0)[1], points)
     b.add_queries(torch.from_numpy(seq.frame(0)[1]).permute(2, 0, 1)[None], points)
     for t in range(1, 5):
@@ -167,10 +176,11 @@ def test_torch_input_gives_the_same_tracks_as_numpy():
 
 
 @pytest.mark.cuda
-def test_gpu_tracks_match_cpu_tracks():
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_gpu_tracks_match_cpu_tracks(strategy):
     seq = SyntheticSequence(np.array([similarity_transform(0.05 * t, 1.0, 3 * t, t, CENTRE) for t in range(6)]), H, W)
     points = np.array([[30.0, 30.0], [60.0, 50.0], [45.0, 70.0]])
-    cpu, gpu = PointTracker(), PointTracker()
+    cpu, gpu = PointTracker(TrackerConfig(strategy=strategy)), PointTracker(TrackerConfig(strategy=strategy))
     cpu.add_queries(seq.frame(0)[1], points)
     gpu.add_queries(torch.from_numpy(seq.frame(0)[1]).permute(2, 0, 1).cuda(), points)
     for t in range(1, 6):

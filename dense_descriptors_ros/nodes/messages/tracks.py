@@ -1,6 +1,6 @@
-"""Tracks -> ROS messages: PointCloud2 (x, y, z, id, score, visible) and a MarkerArray for rviz.
+"""Tracks -> ROS messages: PointCloud2 (x, y, z, id, score, visible), a MarkerArray and an ImageMarker for rviz.
 
-The cloud holds pixel coordinates (x = column, y = row, z = 0) in the image's frame.
+The cloud and the ImageMarker hold pixel coordinates (x = column, y = row, z = 0, pixel centres at integers).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 from geometry_msgs.msg import Point
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import ColorRGBA
-from visualization_msgs.msg import Marker, MarkerArray
+from visualization_msgs.msg import ImageMarker, Marker, MarkerArray
 
 from dense_descriptors_ros.nodes.messages.pointcloud import array_to_pointcloud2
 from dense_descriptors_ros.tracking.point_tracker import TrackFrame
@@ -67,6 +67,19 @@ def tracks_to_markers(frame: TrackFrame, header: Any, pixel_scale: float, labels
             text.text = str(int(track_id))
             markers.markers.append(text)
     return markers
+
+
+def tracks_to_image_marker(frame: TrackFrame, header: Any, point_radius: float = 4.0) -> ImageMarker:
+    """One POINTS ImageMarker (for an image display) with the visible tracks in pixels, one colour per track id."""
+    marker = ImageMarker(header=header, ns="tracks", id=0, type=ImageMarker.POINTS, action=ImageMarker.ADD)
+    marker.scale = float(point_radius)
+    marker.filled = 1
+    for track_id, (x, y), visible in zip(frame.ids, frame.positions, frame.visible, strict=True):
+        if visible:
+            marker.points.append(Point(x=float(x), y=float(y), z=0.0))
+            r, g, b = track_color(int(track_id))
+            marker.outline_colors.append(ColorRGBA(r=r / 255, g=g / 255, b=b / 255, a=1.0))
+    return marker
 
 
 def delete_all_markers(header: Any) -> MarkerArray:

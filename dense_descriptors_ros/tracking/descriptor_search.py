@@ -1,0 +1,165 @@
+"""The searches of the point tracker: where in a descriptor image each track's appearance matches best.
+
+A track's appearance is what its matches are scored against: the fixed reference descriptor
+(:class:`ReferenceAppearance`) or a memory of appearances (tracking/track_memory.py). The searches return, for all
+tracks at once, the best position (with sub-pixel refinement on the score map), its score and the best score outside
+a small radius of it (for the ratio test):
+
+- :func:`local_search`: every pixel of a window around a centre per track;
+- :func:`global_search`: the whole image pooled by a stride, then refined by a local search.
+
+Descriptor images are (H, W, D) tensors with unit-norm patch means; positions are (x, y) with pixel centres at
+integers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from dense_descriptors_ros.features.descriptor_image import patch_windows, window_offsets
+
+
+class SearchSettings(Protocol):
+    """The tracker settings the searches read (TrackerConfig has them)."""
+
+    patch_size: int
+    subpixel: str
+    softargmax_temperature: float
+    ratio_exclusion_radius: float
+    redetect_stride: int
+
+
+class Appearance(Protocol):
+    """Scores descriptors against each track's appearance (higher = more alike, at most 1)."""
+
+    def window_scores(self, windows: torch.Tensor) -> torch.Tensor:
+        """(N, K) scores of (N, K, D) descriptors, row n against track n."""
+
+    def image_scores(self, cells: torch.Tensor) -> torch.Tensor:
+        """(N, C) scores of (C, D) descriptors against every track."""
+
+
+@dataclass(frozen=True)
+class ReferenceAppearance:
+    """One descriptor per track (N, D): the score is the cosine similarity to it."""
+
+    refs: torch.Tensor
+
+    def window_scores(self, windows: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("nkd,nd->nk", windows, self.refs)
+
+    def image_scores(self, cells: torch.Tensor) -> torch.Tensor:
+        return self.refs @ cells.T
+
+
+@dataclass
+class Match:
+    positions: torch.Tensor  # (N, 2) float (x, y)
+    best: torch.Tensor  # (N,) score of the best match
+    second: torch.Tensor  # (N,) best score outside the exclusion radius
+
+
+def refine_subpixel(cfg: SearchSettings, sims: torch.Tensor, best: torch.Tensor, size: int) -> torch.Tensor:
+    """Sub-pixel (dx, dy) (N, 2) of the best entry of (N, size*size) row-major score windows."""
+    n = len(sims)
+    if cfg.subpixel == "none" or n == 0:
+        return torch.zeros(n, 2, device=sims.device)
+    grid = F.pad(sims.reshape(n, size, size), (1, 1, 1, 1), value=float("-inf"))
+    by, bx = best // size + 1, best % size + 1
+    rows = torch.arange(n, device=sims.device)
+    neigh = torch.stack([grid[rows, by + dy, bx + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], dim=1)
+    neigh = neigh.reshape(n, 3, 3)
+    centre = neigh[:, 1, 1]
+    # Missing neighbours (window or image edge) get the centre value, which cancels their pull.
+    neigh = torch.where(torch.isfinite(neigh), neigh, centre[:, None, None])
+    if cfg.subpixel == "softargmax":
+        logits = (neigh - centre[:, None, None]) / cfg.softargmax_temperature
+        weights = torch.softmax(logits.reshape(n, 9), dim=1).reshape(n, 3, 3)
+        steps = torch.tensor([-1.0, 0.0, 1.0], device=sims.device)
+        return torch.stack([(weights.sum(1) * steps).sum(1), (weights.sum(2) * steps).sum(1)], dim=1)
+    offsets = []
+    for left, right in ((neigh[:, 1, 0], neigh[:, 1, 2]), (neigh[:, 0, 1], neigh[:, 2, 1])):
+        curvature = left - 2.0 * centre + right
+        step = torch.where(curvature < 0, 0.5 * (left - right) / curvature.clamp(max=-1e-12), 0.0)
+        offsets.append(step.clamp(-0.5, 0.5))
+    return torch.stack(offsets, dim=1)
+
+
+def local_search(
+    cfg: SearchSettings, hwd: torch.Tensor, centres: torch.Tensor, radius: int, appearance: Appearance
+) -> Match:
+    """Best match of each track's appearance in the window of ``radius`` around its integer centre (N, 2)."""
+    windows, valid = patch_windows(hwd, centres, radius, cfg.patch_size)
+    sims = appearance.window_scores(windows).masked_fill_(~valid, float("-inf"))
+    best_sim, best = sims.max(dim=1)
+    offsets = window_offsets(radius, hwd.device)
+    near = ((offsets[None] - offsets[best][:, None]) ** 2).sum(-1)
+    second = sims.masked_fill(near <= cfg.ratio_exclusion_radius**2, float("-inf"))
+    second = second.max(dim=1).values.clamp_min(-1.0)
+    positions = (centres + offsets[best]).float() + refine_subpixel(cfg, sims, best, 2 * radius + 1)
+    return Match(positions, best_sim, second)
+
+
+def _coarse_scores(cfg: SearchSettings, hwd: torch.Tensor, appearance: Appearance) -> tuple[torch.Tensor, int, int]:
+    """Scores (N, hs * ws) of every track against the image pooled by the stride, the stride and the grid width."""
+    h, w, d = hwd.shape
+    stride = min(cfg.redetect_stride, h, w)
+    hs, ws = h // stride, w // stride
+    # Cell sums (the normalisation makes them means); the last h % stride rows / columns are left out.
+    rows = hwd[: hs * stride, : ws * stride].reshape(hs, stride, ws * stride * d).sum(1)
+    coarse = rows.reshape(hs * ws, stride, d).sum(1)
+    return appearance.image_scores(F.normalize(coarse, dim=1)), stride, ws  # one matmul for all tracks
+
+
+def _near_cells(cfg: SearchSettings, cells: torch.Tensor, stride: int, shape: tuple[int, int]) -> torch.Tensor:
+    """(N, hs * ws) mask of the grid cells within the ratio-test exclusion reach of integer cells (N, 2) (x, y)."""
+    reach = max(cfg.ratio_exclusion_radius, 2.0 * stride) / stride
+    hs, ws = shape
+    dy2 = (torch.arange(hs, device=cells.device)[None] - cells[:, 1:]) ** 2
+    dx2 = (torch.arange(ws, device=cells.device)[None] - cells[:, :1]) ** 2
+    return (dy2[:, :, None] + dx2[:, None, :]).reshape(len(cells), -1) <= reach**2
+
+
+def global_search(cfg: SearchSettings, hwd: torch.Tensor, appearance: Appearance, count: int) -> Match:
+    """Best match of each of ``count`` tracks over the image pooled by the stride, refined by a local search."""
+    sims, stride, ws = _coarse_scores(cfg, hwd, appearance)
+    best = sims.argmax(dim=1)
+    cells = torch.stack([best % ws, best // ws], dim=1)
+    # Second best outside the exclusion radius (in cells) of the best.
+    near = _near_cells(cfg, cells, stride, (hwd.shape[0] // stride, ws))
+    second = sims.masked_fill_(near, float("-inf")).max(dim=1).values.clamp_min(-1.0)
+    refined = local_search(cfg, hwd, cells * stride + (stride - 1) // 2, stride, appearance)
+    return Match(refined.positions, refined.best, second)
+
+
+def best_elsewhere(cfg: SearchSettings, hwd: torch.Tensor, appearance: Appearance, positions: torch.Tensor) -> Match:
+    """Each track's best match away from its own position (N, 2): a twin of the point, refined like a match."""
+    sims, stride, ws = _coarse_scores(cfg, hwd, appearance)
+    own = (positions.round().long() // stride).clamp_max(
+        torch.tensor([ws - 1, hwd.shape[0] // stride - 1]).to(hwd.device)
+    )
+    sims.masked_fill_(_near_cells(cfg, own, stride, (hwd.shape[0] // stride, ws)), float("-inf"))
+    best = sims.argmax(dim=1)
+    cells = torch.stack([best % ws, best // ws], dim=1)
+    return local_search(cfg, hwd, cells * stride + (stride - 1) // 2, stride, appearance)
+
+
+def match_back(
+    cfg: SearchSettings,
+    descriptors: torch.Tensor,
+    windows: torch.Tensor,
+    valid: torch.Tensor,
+    offsets: torch.Tensor,
+    radius: int,
+) -> torch.Tensor:
+    """Forward-backward error (N,) in pixels: ``descriptors`` (N, D) matched into earlier windows (N, K, D) of
+    ``radius`` around a point, against the point's offset from its window centre (N, 2)."""
+    sims = torch.einsum("nkd,nd->nk", windows, descriptors).masked_fill_(~valid, float("-inf"))
+    best = sims.argmax(dim=1)
+    back = window_offsets(radius, descriptors.device)[best].float()
+    back = back + refine_subpixel(cfg, sims, best, 2 * radius + 1)
+    return torch.linalg.norm(back - offsets, dim=1)
