@@ -98,10 +98,16 @@ class DescriptorEngine:
         """The (height, width) the network runs at for an input of this size."""
         return fit_within(height, width, self.max_side)
 
+    @property
+    def output_stride(self) -> int:
+        """Pixels of the inference-size image per cell of the network's own (coarse) descriptor map."""
+        return self.net.output_stride
+
     @torch.inference_mode()
-    def compute_tensor(self, images: torch.Tensor, output_size: tuple[int, int] | None = None) -> torch.Tensor:
-        """Float (N, 3, H, W) in [0, 1] -> (N, D, h, w) float32 unit-norm descriptors on the engine's device, at
-        ``output_size`` (h, w), by default the input's (H, W)."""
+    def compute_coarse_tensor(self, images: torch.Tensor) -> torch.Tensor:
+        """Float (N, 3, H, W) in [0, 1] -> the network's own (N, D, ceil(h / s), ceil(w / s)) float32 unit-norm map,
+        s = ``output_stride``, (h, w) = ``inference_size(H, W)``: cell (i, j) is centred on inference pixel
+        (s * i + (s - 1) / 2, s * j + (s - 1) / 2). Nothing is upsampled."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected (N, 3, H, W), got {tuple(images.shape)}")
         h, w = images.shape[-2:]
@@ -112,8 +118,16 @@ class DescriptorEngine:
         run_h, run_w = self.inference_size(h, w)
         if (run_h, run_w) != (h, w):
             x = F.interpolate(x, size=(run_h, run_w), mode="bilinear", align_corners=False, antialias=True)
+        return self.net(x).float()
+
+    @torch.inference_mode()
+    def compute_tensor(self, images: torch.Tensor, output_size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Float (N, 3, H, W) in [0, 1] -> (N, D, h, w) float32 unit-norm descriptors on the engine's device, at
+        ``output_size`` (h, w), by default the input's (H, W)."""
+        h, w = images.shape[-2:]
+        run_h, run_w = self.inference_size(h, w)
         norm = self.net.config.normalisation()
-        desc = upsample_descriptors(self.net(x).float(), (run_h, run_w), self.net.output_stride, *norm)
+        desc = upsample_descriptors(self.compute_coarse_tensor(images), (run_h, run_w), self.net.output_stride, *norm)
         out_size = tuple(output_size) if output_size is not None else (h, w)
         if (run_h, run_w) != out_size:
             desc = F.interpolate(desc, size=out_size, mode="bilinear", align_corners=False)

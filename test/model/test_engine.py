@@ -48,3 +48,17 @@ def test_cuda_descriptors_match_cpu(make_net, half):
     assert gpu.dtype == np.float32 and gpu.shape == cpu.shape
     cosine = (cpu * gpu).sum(-1)
     assert np.median(cosine) > (0.995 if half else 0.9999) and cosine.min() > (0.95 if half else 0.999)
+
+
+def test_coarse_map_is_the_networks_own_output_and_upsamples_to_compute(make_net):
+    net = make_net(dim=8, output_stride=4)
+    engine = DescriptorEngine(net, device="cpu", max_side=64, warmup=False)
+    image = torch.rand(1, 3, 90, 120)
+    coarse = engine.compute_coarse_tensor(image)
+    assert engine.output_stride == 4
+    assert coarse.shape == (1, 8, 12, 16)  # inference 48x64 at stride 4
+    torch.testing.assert_close(coarse.norm(dim=1), torch.ones(1, 12, 16))
+    full = engine.compute_tensor(image, output_size=(48, 64))
+    # A cell's centre (4 i + 1.5, 4 j + 1.5) lies between full-resolution pixels; their mean is the cell's direction.
+    centre = full[..., 4 * 5 + 1 : 4 * 5 + 3, 4 * 7 + 1 : 4 * 7 + 3].mean(dim=(-2, -1))
+    assert torch.nn.functional.cosine_similarity(centre, coarse[..., 5, 7]).item() > 0.999
