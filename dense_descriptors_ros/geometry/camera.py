@@ -155,30 +155,33 @@ def stereo_projection_jacobian(camera: StereoCamera, points_cam: np.ndarray) -> 
 
 
 def stereo_pose_jacobian(camera: StereoCamera, points_cam: np.ndarray) -> np.ndarray:
-    """(N, 3, 6) derivative of (uL, v, uR) with respect to a left twist on T_cam_world (closed form of
-    ``stereo_projection_jacobian @ point_pose_jacobian``)."""
+    """(6, 3, N) derivative of (uL, v, uR) with respect to a left twist on T_cam_world (closed form of
+    ``stereo_projection_jacobian @ point_pose_jacobian``), twist component first: ``J.reshape(6, -1)`` is the
+    transposed (3N, 6) Jacobian with the residuals ordered (all uL, all v, all uR). Every entry is one contiguous
+    row written in place (``out=``), which keeps it cheap inside a Gauss-Newton loop."""
     x, y, z = points_cam[:, 0], points_cam[:, 1], points_cam[:, 2]
+    fx, fy = camera.fx, camera.fy
+    J = np.zeros((6, 3, len(points_cam)))
     iz = 1.0 / z
-    iz2 = iz * iz
-    fx, fy, b = camera.fx, camera.fy, camera.baseline
-    xr = x - b
-    J = np.empty((len(points_cam), 3, 6))
-    J[:, 0, 0] = fx * iz
-    J[:, 0, 1] = 0.0
-    J[:, 0, 2] = -fx * x * iz2
-    J[:, 0, 3] = -fx * x * y * iz2
-    J[:, 0, 4] = fx + fx * x * x * iz2
-    J[:, 0, 5] = -fx * y * iz
-    J[:, 1, 0] = 0.0
-    J[:, 1, 1] = fy * iz
-    J[:, 1, 2] = -fy * y * iz2
-    J[:, 1, 3] = -fy - fy * y * y * iz2
-    J[:, 1, 4] = fy * x * y * iz2
-    J[:, 1, 5] = fy * x * iz
-    J[:, 2, 0] = fx * iz
-    J[:, 2, 1] = 0.0
-    J[:, 2, 2] = -fx * xr * iz2
-    J[:, 2, 3] = -fx * xr * y * iz2
-    J[:, 2, 4] = fx + fx * xr * x * iz2
-    J[:, 2, 5] = -fx * y * iz
+    xz, yz = x * iz, y * iz
+    xy = xz * yz
+    np.multiply(iz, fx, out=J[0, 0])
+    np.multiply(iz, fy, out=J[1, 1])
+    np.multiply(xz * iz, -fx, out=J[2, 0])
+    np.multiply(yz * iz, -fy, out=J[2, 1])
+    np.multiply(xy, -fx, out=J[3, 0])
+    np.multiply(yz * yz, -fy, out=J[3, 1])
+    J[3, 1] -= fy
+    np.multiply(xz * xz, fx, out=J[4, 0])
+    J[4, 0] += fx
+    np.multiply(xy, fy, out=J[4, 1])
+    np.multiply(yz, -fx, out=J[5, 0])
+    np.multiply(xz, fy, out=J[5, 1])
+    # uR = uL - bf / z: the right row is the left row plus bf / z^2 times dz / d(twist) = (0, 0, 1, y, -x, 0).
+    biz2 = camera.bf * iz * iz
+    J[0, 2] = J[0, 0]
+    np.add(J[2, 0], biz2, out=J[2, 2])
+    np.add(J[3, 0], biz2 * y, out=J[3, 2])
+    np.subtract(J[4, 0], biz2 * x, out=J[4, 2])
+    J[5, 2] = J[5, 0]
     return J

@@ -63,27 +63,35 @@ def optimize_pose(
     inlier = np.ones(len(points_world), bool)
     threshold = np.where(stereo, CHI2_STEREO_95, CHI2_MONO_95)
     delta = np.sqrt(threshold)
-    mono_mask = np.where(stereo, 1.0, 0.0)
+    right_weight = np.where(stereo, 1.0, 0.0)  # masks the uR residual of mono observations
+    damping = 1e-9 * np.eye(6)
     for p in range(passes):
         idx = np.nonzero(inlier)[0]
         if len(idx) < 3:
             return PoseEstimate(T, inlier, np.zeros((6, 6)))
-        pts, meas, mask, dlt = points_world[idx], measurements[idx], mono_mask[idx], delta[idx]
+        robust = p < passes - 1
+        # Residuals and weights are (3, n), one contiguous row per component (the layout of stereo_pose_jacobian).
+        pts, meas, dlt, right = (
+            points_world[idx],
+            np.ascontiguousarray(measurements[idx].T),
+            delta[idx],
+            right_weight[idx],
+        )
+        weights = np.ones((3, len(idx)))
+        weights[2] = right
         for _ in range(iterations):
             pc = pts @ T[:3, :3].T + T[:3, 3]
             if np.any(pc[:, 2] <= 1e-6):
                 break
-            r = meas - camera.project(pc)
-            r[:, 2] *= mask
-            J = stereo_pose_jacobian(camera, pc)
-            J[:, 2, :] *= mask[:, None]
-            chi2 = np.einsum("mi,mi->m", r, r)
-            w = np.sqrt(huber_weights(chi2, dlt)) if p < passes - 1 else np.ones(len(idx))
-            Jw = (J * w[:, None, None]).reshape(-1, 6)
-            H = Jw.T @ Jw
-            g = Jw.T @ (r * w[:, None]).ravel()
+            r = meas - camera.project(pc).T
+            r[2] *= right
+            if robust:
+                w = np.sqrt(huber_weights(np.einsum("ij,ij->j", r, r), dlt))
+                weights[0] = weights[1] = w
+                weights[2] = w * right
+            H, g = _normal_equations(camera, pc, weights, r)
             try:
-                dx = np.linalg.solve(H + 1e-9 * np.eye(6), g)
+                dx = np.linalg.solve(H + damping, g)
             except np.linalg.LinAlgError:
                 return PoseEstimate(T, inlier, np.zeros((6, 6)))
             T = se3_exp(dx) @ T
@@ -94,13 +102,18 @@ def optimize_pose(
             r = stereo_residuals(camera, pc, measurements, stereo)
         chi2 = np.einsum("mi,mi->m", r, r)
         inlier = (chi2 <= threshold) & (pc[:, 2] > 0)
-    return PoseEstimate(T, inlier, _information(camera, T, points_world[inlier], mono_mask[inlier]))
+    points = points_world[inlier]
+    weights = np.ones((3, len(points)))
+    weights[2] = right_weight[inlier]
+    information, _ = _normal_equations(camera, points @ T[:3, :3].T + T[:3, 3], weights)
+    return PoseEstimate(T, inlier, information)
 
 
-def _information(camera: StereoCamera, T_cam_world: np.ndarray, points: np.ndarray, stereo: np.ndarray) -> np.ndarray:
-    if len(points) == 0:
-        return np.zeros((6, 6))
-    J = stereo_pose_jacobian(camera, points @ T_cam_world[:3, :3].T + T_cam_world[:3, 3])
-    J[:, 2, :] *= stereo[:, None]
-    J = J.reshape(-1, 6)
-    return J.T @ J
+def _normal_equations(
+    camera: StereoCamera, points_cam: np.ndarray, weights: np.ndarray, residuals: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Gauss-Newton's J^T W^2 J and J^T W^2 r for (3, N) residual weights (and residuals): two BLAS products on the
+    (6, 3N) weighted Jacobian instead of per-point 6x6 blocks."""
+    Jw = (stereo_pose_jacobian(camera, points_cam) * weights).reshape(6, -1)
+    g = None if residuals is None else Jw @ (residuals * weights).ravel()
+    return Jw @ Jw.T, g

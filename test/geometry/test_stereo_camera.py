@@ -11,8 +11,9 @@ from dense_descriptors_ros.geometry.camera import (
     intrinsics_from_fov,
     optical_to_body_points,
     optical_to_body_pose,
+    stereo_pose_jacobian,
 )
-from dense_descriptors_ros.geometry.se3 import so3_exp
+from dense_descriptors_ros.geometry.se3 import se3_exp, so3_exp, transform_points
 
 CAMERA = StereoCamera(fx=300.0, fy=300.0, cx=159.5, cy=119.5, baseline=0.12, width=320, height=240)
 
@@ -23,6 +24,22 @@ def test_stereo_triangulation_inverts_projection():
     uL, v, uR = CAMERA.project(points).T
     assert np.allclose(CAMERA.triangulate(uL, v, uR), points, atol=1e-9)
     assert np.all(np.isinf(CAMERA.triangulate(np.array([10.0]), np.array([5.0]), np.array([12.0]))[:, 2]))
+
+
+def test_stereo_pose_jacobian_matches_finite_differences():
+    """(6, 3, N): d(uL, v, uR) / d(left twist on T_cam_world), against central differences of the projection."""
+    rng = np.random.default_rng(2)
+    points = np.stack([rng.uniform(-2, 2, 50), rng.uniform(-1, 1, 50), rng.uniform(0.5, 20, 50)], axis=1)
+    T = se3_exp(np.array([0.1, -0.2, 0.3, 0.05, -0.1, 0.2]))
+    J = stereo_pose_jacobian(CAMERA, transform_points(T, points))
+    assert J.shape == (6, 3, 50)
+    eps = 1e-6
+    for i in range(6):
+        step = np.zeros(6)
+        step[i] = eps
+        plus = CAMERA.project(transform_points(se3_exp(step) @ T, points))
+        minus = CAMERA.project(transform_points(se3_exp(-step) @ T, points))
+        np.testing.assert_allclose(J[i], ((plus - minus) / (2 * eps)).T, rtol=1e-6, atol=1e-5)
 
 
 def test_camera_rejects_bad_intrinsics():
