@@ -61,15 +61,14 @@ def match_stereo_rows(
         return uR
     if min_depth <= 0 or max_depth <= min_depth:
         raise ValueError(f"need 0 < min_depth < max_depth, got {min_depth}, {max_depth}")
-    dy = np.abs(left.keypoints[:, None, 1] - right.keypoints[None, :, 1])
-    disparity = left.keypoints[:, None, 0] - right.keypoints[None, :, 0]
-    valid = (dy <= max_row_px) & (disparity >= camera.bf / max_depth) & (disparity <= camera.bf / min_depth)
-    # Score only the pairs inside the band: a few percent of all pairs.
-    src, tgt = np.nonzero(valid)
+    src, tgt = _row_band_pairs(left.keypoints, right.keypoints, max_row_px)
+    disparity = left.keypoints[src, 0] - right.keypoints[tgt, 0]
+    keep = (disparity >= camera.bf / max_depth) & (disparity <= camera.bf / min_depth)
+    src, tgt = src[keep], tgt[keep]
     if len(src) == 0:
         return uR
     dist = features.paired_distances(left.descriptors[src], right.descriptors[tgt])
-    order = np.lexsort((dist, src))
+    order = np.lexsort((tgt, dist, src))  # ties in distance go to the lower right index
     src, tgt, dist = src[order], tgt[order], dist[order]
     first = np.ones(len(src), bool)
     first[1:] = src[1:] != src[:-1]
@@ -83,3 +82,22 @@ def match_stereo_rows(
     keep = unique_targets(s, t, d)
     uR[s[keep]] = right.keypoints[t[keep], 0]
     return uR
+
+
+def _row_band_pairs(left: np.ndarray, right: np.ndarray, max_row_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """(left, right) index pairs of (N, 2) keypoints whose rows differ by at most ``max_row_px``.
+
+    Right keypoints sorted by row bound each left keypoint's candidates (a few percent of all pairs), so no N x M
+    matrix is built; the bounds are widened by a pixel and the pairs filtered with the exact float32 test.
+    """
+    order = np.argsort(right[:, 1], kind="stable")
+    rows = right[order, 1]
+    lo = np.searchsorted(rows, left[:, 1] - (max_row_px + 1.0), side="left")
+    hi = np.searchsorted(rows, left[:, 1] + (max_row_px + 1.0), side="right")
+    counts = hi - lo
+    src = np.repeat(np.arange(len(left)), counts)
+    # Position within each left keypoint's run of candidates, added to its first candidate.
+    offsets = np.arange(len(src)) - np.repeat(np.cumsum(counts) - counts, counts)
+    tgt = order[np.repeat(lo, counts) + offsets]
+    close = np.abs(left[src, 1] - right[tgt, 1]) <= max_row_px
+    return src[close], tgt[close]

@@ -1,10 +1,11 @@
-"""Stereo matching along rows: learned-feature matches on a rendered box room lie at the true depth."""
+"""Stereo matching along rows: learned-feature matches on a rendered box room lie at the true depth; the row band
+holds exactly the pairs within the row tolerance."""
 
 import numpy as np
 import pytest
 
 from dense_descriptors_ros.slam.features import FeatureConfig, LearnedDenseFeatures
-from dense_descriptors_ros.slam.stereo_matching import match_stereo_rows
+from dense_descriptors_ros.slam.stereo_matching import _row_band_pairs, match_stereo_rows
 
 
 @pytest.mark.parametrize("detector", ["gftt", "fast", "saliency"])
@@ -24,3 +25,20 @@ def test_learned_stereo_matches_have_correct_depth(first_frame, detector, box_ro
     tolerance = 0.1 if detector == "saliency" else 0.05  # saliency peaks are whole pixels, corners sub-pixel
     assert np.median(relative_gap) < tolerance / 3
     assert np.mean(relative_gap < tolerance) > 0.8
+
+
+def test_row_band_holds_exactly_the_pairs_within_the_row_tolerance():
+    """Against every pair tested (the N x M definition), with rows on a quarter-pixel lattice so many pairs lie
+    exactly 1.5 px apart, duplicated rows, and rows far outside each other's band."""
+    rng = np.random.default_rng(3)
+    left = np.stack([rng.uniform(0, 320, 300), rng.integers(0, 960, 300) / 4.0], axis=1).astype(np.float32)
+    right = np.stack([rng.uniform(0, 320, 400), rng.integers(0, 960, 400) / 4.0], axis=1).astype(np.float32)
+    right[:50, 1] = left[:50, 1] + 1.5
+    src, tgt = _row_band_pairs(left, right, 1.5)
+    expected = np.nonzero(np.abs(left[:, None, 1] - right[None, :, 1]) <= 1.5)
+    order = np.lexsort((tgt, src))
+    np.testing.assert_array_equal(src[order], expected[0])
+    np.testing.assert_array_equal(tgt[order], expected[1])
+    assert len(src) > 300
+    none = _row_band_pairs(left[:5], np.zeros((0, 2), np.float32), 1.5)
+    assert len(none[0]) == len(none[1]) == 0
