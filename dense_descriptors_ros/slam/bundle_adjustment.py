@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
@@ -133,7 +134,7 @@ class _FactorGraph:
         huber_delta: float | None,
     ) -> None:
         gtsam = self.gtsam = require_gtsam()
-        X, L = gtsam.symbol_shorthand.X, gtsam.symbol_shorthand.L
+        X = gtsam.symbol_shorthand.X
         self.graph = graph = gtsam.NonlinearFactorGraph()
         # The marginals leave out points without a stereo observation: one seen once in mono has no depth (a
         # singular system), a few mono views have little parallax; their information on the poses is small.
@@ -147,21 +148,25 @@ class _FactorGraph:
             stereo_noise = gtsam.noiseModel.Robust.Create(huber, stereo_noise)
             mono_noise = gtsam.noiseModel.Robust.Create(huber, mono_noise)
         K_stereo, K_mono = stereo_calibration(camera), mono_calibration(camera)
-        for cam, pt, (u, v, ur), is_stereo in zip(
-            problem.camera_index.tolist(),
-            problem.point_index.tolist(),
+        StereoFactor, MonoFactor, StereoPoint2 = (
+            gtsam.GenericStereoFactor3D,
+            gtsam.GenericProjectionFactorCal3_S2,
+            gtsam.StereoPoint2,
+        )
+        for cam, pt, (u, v, ur), is_stereo, in_marginals in zip(
+            _symbols(gtsam, "x", problem.camera_index),
+            _symbols(gtsam, "l", problem.point_index),
             problem.measurements.tolist(),
             problem.stereo.tolist(),
+            has_stereo[problem.point_index].tolist(),
             strict=True,
         ):
             if is_stereo:
-                factor = gtsam.GenericStereoFactor3D(
-                    gtsam.StereoPoint2(u, ur, v), stereo_noise, X(cam), L(pt), K_stereo
-                )
+                factor = StereoFactor(StereoPoint2(u, ur, v), stereo_noise, cam, pt, K_stereo)
             else:
-                factor = gtsam.GenericProjectionFactorCal3_S2(np.array([u, v]), mono_noise, X(cam), L(pt), K_mono)
+                factor = MonoFactor(np.array([u, v]), mono_noise, cam, pt, K_mono)
             graph.add(factor)
-            if has_stereo[pt]:
+            if in_marginals:
                 self.marginal_graph.add(factor)
         self.values = gtsam.Values()
         fixed_noise = gtsam.noiseModel.Isotropic.Sigma(6, FIXED_POSE_SIGMA)
@@ -173,8 +178,9 @@ class _FactorGraph:
                 self.marginal_graph.add(gtsam.PriorFactorPose3(X(k), pose, fixed_noise))
         self.observed = np.zeros(len(points), bool)
         self.observed[problem.point_index] = True
-        for j in np.nonzero(self.observed)[0].tolist():
-            self.values.insert(L(j), points[j])
+        observed = np.nonzero(self.observed)[0]
+        for key, point in zip(_symbols(gtsam, "l", observed), points[observed], strict=True):
+            self.values.insert(key, point)
         self.poses, self.points = poses.copy(), points.copy()
 
     def optimise(self, iterations: int, should_stop: Callable[[], bool] | None) -> tuple[float, float, int]:
@@ -184,10 +190,10 @@ class _FactorGraph:
         params.setMaxIterations(max(iterations, 1))
         # Points first, then poses: the Schur-complement order of BA (about a third faster than COLAMD here).
         ordering = gtsam.Ordering()
-        for j in np.nonzero(self.observed)[0].tolist():
-            ordering.push_back(gtsam.symbol_shorthand.L(j))
-        for k in range(len(self.poses)):
-            ordering.push_back(gtsam.symbol_shorthand.X(k))
+        for key in _symbols(gtsam, "l", np.nonzero(self.observed)[0]) + _symbols(
+            gtsam, "x", np.arange(len(self.poses))
+        ):
+            ordering.push_back(key)
         params.setOrdering(ordering)
         optimizer = gtsam.LevenbergMarquardtOptimizer(self.graph, self.values, params)
         initial_cost = cost = optimizer.error()
@@ -218,3 +224,9 @@ class _FactorGraph:
         except (RuntimeError, IndexError):  # an indeterminate system, or a pose the marginal graph lacks
             return None
         return out
+
+
+def _symbols(gtsam: ModuleType, char: str, index: np.ndarray) -> list[int]:
+    """GTSAM keys Symbol(char, i) of an index array at once (a key is the character's code << 56 | i), instead of
+    one ``symbol_shorthand`` call per factor."""
+    return (np.uint64(gtsam.symbol(char, 0)) + np.asarray(index, dtype=np.uint64)).tolist()
