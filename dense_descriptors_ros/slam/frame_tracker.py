@@ -178,8 +178,9 @@ class FrameTracker:
             covisible = self.map.covisible_keyframes(reference, self.config.local_map_keyframes - 1)
             kfs = [reference, *covisible]
             ids = np.concatenate([self.map.keyframes[k].point_ids for k in kfs] + [self.last_tracked_ids])
-            ids = np.unique(ids[ids >= 0])
-            return ids[self.map.alive[ids]]
+            local = np.zeros(self.map.num_points, bool)
+            local[ids[ids >= 0]] = True
+            return np.nonzero(local & self.map.alive)[0]
 
     def _track_local_map(
         self, frame: StereoFeatures, T_cw: np.ndarray, radius: float
@@ -263,5 +264,12 @@ class FrameTracker:
         with self.map.lock:
             reference = self.resolve_reference()
             kfs = [reference, *self.map.covisible_keyframes(reference, 5)]
-            counts = [np.isin(self.map.keyframes[k].point_ids, tracked_ids).sum() for k in kfs]
+            tracked = np.zeros(self.map.num_points, bool)
+            tracked[tracked_ids] = True
+            counts = [_count_in(self.map.keyframes[k].point_ids, tracked) for k in kfs]
         self.reference_kf = kfs[int(np.argmax(counts))]
+
+
+def _count_in(point_ids: np.ndarray, mask: np.ndarray) -> int:
+    """How many of ``point_ids`` (-1: none) are set in a per-point boolean mask."""
+    return int(mask[point_ids[point_ids >= 0]].sum())

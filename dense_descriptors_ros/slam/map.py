@@ -197,13 +197,17 @@ class SlamMap:
         """Keyframes sharing most points with ``kf_id`` (best first, ``kf_id`` excluded)."""
         with self.lock:
             kf = self.keyframes[kf_id]
-            pts = kf.point_ids[kf.point_ids >= 0]
+            # Called for every tracked frame over all the map's observations: a point mask and bincount rather
+            # than isin and unique (both sort).
+            seen = np.zeros(self.num_points, bool)
+            seen[kf.point_ids[kf.point_ids >= 0]] = True
             obs_kf, _, obs_pt = self.observations()
-            shared = obs_kf[np.isin(obs_pt, pts)]
+            shared = obs_kf[seen[obs_pt]]
             if len(shared) == 0:
                 return []
-            ids, counts = np.unique(shared, return_counts=True)
-            order = np.argsort(-counts, kind="stable")
+            counts = np.bincount(shared)
+            ids = np.nonzero(counts)[0]
+            order = np.argsort(-counts[ids], kind="stable")
             return [int(i) for i in ids[order] if i != kf_id and int(i) in self.keyframes][:limit]
 
     def remove_points(self, ids: np.ndarray) -> None:
