@@ -23,10 +23,12 @@ before each frame is handed to the SLAM, outside the timed tracking.
 
 Figures per run: ATE RMSE (SE(3) Umeyama alignment) in metres and in % of the path length (and evo's APE RMSE of
 the same trajectories, on the real sequence), RPE (1 frame apart: translation m and rotation deg),
-tracked/lost/relocalised frames, keyframes, loop closures, tracking ms per frame (features + stereo + tracking), BA
-ms per local BA. Local mapping runs synchronously for the accuracy figures, so results do not depend on the
-machine's load. ``gl_room_loop_stall`` replays the GL room in real time (10 Hz) with the mapping thread running
-and reports the longest time one frame took (the tracking stall) overall and at the frames where a loop closed.
+tracked/lost/relocalised frames, keyframes, loop closures, tracking ms per frame (features + stereo + tracking, and
+each of the three), BA ms per local BA, and the load average (1, 5, 15 min) at the start and the end, since the ms
+are wall times on a shared machine. Local mapping runs synchronously for the accuracy figures, so results do not
+depend on the machine's load. ``gl_room_loop_stall`` replays the GL room in real time (10 Hz) with the mapping
+thread running and reports the longest time one frame took (the tracking stall) overall and at the frames where a
+loop closed.
 A trajectory plot (top view) is written next to the JSON line ($DDR_BENCH_OUT, default a pytest temp folder).
 ``test_pose_only_backends`` times tracking's numpy pose-only refinement against the same problem on GTSAM.
 """
@@ -115,9 +117,15 @@ def run(
         results.append(slam.process(f["stamp"], f["left"], f["right"], left_desc, right_desc))
         wall_ms.append(1e3 * (time.perf_counter() - t0))
     slam.wait_for_mapping()
+    tracked = [r for r in results if not r.is_keyframe]
     out = {
         "trajectory": slam.trajectory(),
-        "tracking_ms": float(np.mean([r.timings_ms["total_ms"] for r in results if not r.is_keyframe] or [0.0])),
+        "tracking_ms": float(np.mean([r.timings_ms["total_ms"] for r in tracked] or [0.0])),
+        # Where a non-keyframe frame's time goes: both images' features, stereo matching, tracking proper.
+        "stage_ms": {
+            k: float(np.mean([r.timings_ms[k] for r in tracked] or [0.0]))
+            for k in ("features_ms", "stereo_ms", "tracking_ms")
+        },
         "tracking_ms_all": float(np.mean([r.timings_ms["total_ms"] for r in results])),
         "wall_ms": np.array(wall_ms),
         "loop_frames": [i for i, r in enumerate(results) if r.loop_closure is not None],
@@ -169,6 +177,7 @@ def scores(result: dict, reference: Trajectory, with_evo: bool = False) -> dict:
     return {
         **accuracy,
         "tracking_ms_per_frame": round(result["tracking_ms"], 1),
+        "tracking_stages_ms": {k.removesuffix("_ms"): round(v, 1) for k, v in result["stage_ms"].items()},
         "tracking_ms_incl_keyframes": round(result["tracking_ms_all"], 1),
         "ba_ms": None if result["ba_ms"] is None else round(result["ba_ms"], 1),
         **{
@@ -211,7 +220,11 @@ def test_slam_rendered_rooms(tmp_path):
     torch.set_num_threads(2)
     out_dir = output_dir(tmp_path)
     engines = descriptor_engines()
-    figures: dict = {"date": time.strftime("%Y-%m-%d"), "learned_models": {k: v[1] for k, v in engines.items()}}
+    figures: dict = {
+        "date": time.strftime("%Y-%m-%d"),
+        "loadavg_start": os.getloadavg(),
+        "learned_models": {k: v[1] for k, v in engines.items()},
+    }
     panels = []
 
     # --- gl_room: rendered room with occlusions -----------------------------------------------------------------
@@ -275,6 +288,7 @@ def test_slam_rendered_rooms(tmp_path):
     plot_path = out_dir / "slam_trajectories.png"
     plot(plot_path, panels)
     figures["plot"] = str(plot_path)
+    figures["loadavg_end"] = os.getloadavg()
     print(json.dumps(figures))
     # Sanity: the oracle run (the SLAM's own logic) is accurate.
     assert figures["box_room"]["oracle"]["ate_percent_of_path"] < 1.0
@@ -320,11 +334,14 @@ def test_slam_euroc_mh01(tmp_path):
     T_cam0_rect = np.eye(4)
     T_cam0_rect[:3, :3] = R_rect_cam0.T
     reference = Trajectory(euroc.groundtruth.timestamps, euroc.groundtruth.poses @ T_cam0_rect)
+    load_start = os.getloadavg()
     runs = {"orb": run(camera, "orb", frames, "orb")}
     for name, (engine, note) in engines.items():
         runs[name] = run(camera, "learned", frames, note, rgb_descriptor_fn(engine))
     figures = {
         "date": time.strftime("%Y-%m-%d"),
+        "loadavg_start": load_start,
+        "loadavg_end": os.getloadavg(),
         "sequence": "EuRoC MH_01 frames 100-299",
         "learned_models": {k: v[1] for k, v in engines.items()},
         "frames": len(frames),
