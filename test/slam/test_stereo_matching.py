@@ -1,11 +1,11 @@
 """Stereo matching along rows: learned-feature matches on a rendered box room lie at the true depth; the row band
-holds exactly the pairs within the row tolerance."""
+holds exactly the pairs within the row tolerance; the two best distances of a row are those of a sort."""
 
 import numpy as np
 import pytest
 
 from dense_descriptors_ros.slam.features import FeatureConfig, LearnedDenseFeatures
-from dense_descriptors_ros.slam.stereo_matching import _row_band_pairs, match_stereo_rows
+from dense_descriptors_ros.slam.stereo_matching import _row_band_pairs, best_two, match_stereo_rows
 
 
 @pytest.mark.parametrize("detector", ["gftt", "fast", "saliency"])
@@ -42,3 +42,19 @@ def test_row_band_holds_exactly_the_pairs_within_the_row_tolerance():
     assert len(src) > 300
     none = _row_band_pairs(left[:5], np.zeros((0, 2), np.float32), 1.5)
     assert len(none[0]) == len(none[1]) == 0
+
+
+def test_best_two_are_the_two_smallest_of_each_row():
+    """Ties (a repeated best counts as the second), rows without any finite distance and a single column."""
+    rng = np.random.default_rng(4)
+    distances = rng.integers(0, 20, (200, 50)).astype(np.float32)
+    distances[:, ::3] = np.inf
+    distances[7] = np.inf
+    best, best_d, second_d = best_two(distances)
+    ordered = np.sort(distances, axis=1)
+    np.testing.assert_array_equal(best_d, ordered[:, 0])
+    np.testing.assert_array_equal(second_d, ordered[:, 1])
+    np.testing.assert_array_equal(distances[np.arange(200), best], best_d)
+    assert (second_d == best_d).sum() > 10  # ties were exercised
+    one = best_two(distances[:, :1])
+    assert np.isinf(one[2]).all()
