@@ -101,8 +101,9 @@ class PatchDescriptors:
     def __init__(self, chw: torch.Tensor, patch_size: int, output_stride: int = 1) -> None:
         if patch_size < 1 or patch_size % 2 == 0:
             raise ValueError(f"patch_size must be a positive odd number, got {patch_size}")
-        if output_stride < 1:
-            raise ValueError(f"output_stride must be >= 1, got {output_stride}")
+        if isinstance(output_stride, bool) or not isinstance(output_stride, int | np.integer) or output_stride < 1:
+            raise ValueError(f"the output stride must be a positive integer, got {output_stride!r}")
+        output_stride = int(output_stride)
         self.chw, self.patch_size, self.output_stride = chw, patch_size, output_stride
         self.dim = chw.shape[0]
         self.height, self.width = chw.shape[1] * output_stride, chw.shape[2] * output_stride
@@ -114,7 +115,8 @@ class PatchDescriptors:
         """Unit descriptors (M, D) at integer image pixels (M, 2) (x, y) inside the image."""
         if self.output_stride == 1:
             return self._hwd.reshape(-1, self.dim).index_select(0, xy[:, 1] * self.width + xy[:, 0])
-        return sample_descriptor_maps(self.chw[None], xy[None].to(self.chw.dtype), self.output_stride)[0]
+        sampled = sample_descriptor_maps(self.chw[None], xy[None].to(self.chw.dtype), self.output_stride, False)[0]
+        return F.normalize(sampled.contiguous(), dim=1)  # (M, D) rows: 10x faster to normalise than the strided view
 
     def cover(self, centres: torch.Tensor, radius: int) -> None:
         """Smooth once the block bounding the windows of ``radius`` around integer ``centres`` (N, 2), when it has

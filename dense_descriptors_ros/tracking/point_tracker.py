@@ -27,17 +27,11 @@ Two strategies say what a match is scored against (``strategy``):
 A track lost for more than ``max_lost_frames`` frames in a row is dropped, and there are never more than
 ``max_tracks``: the cost per frame grows with the number of tracks, and queries keep coming in a long session.
 
-Descriptor images are numpy float32 (H, W, D) or torch (D, H, W) / (1, D, H, W), unit L2 norm per pixel, either
-at full resolution or a network's coarse map of output ``stride`` s (``DescriptorEngine.compute_coarse_tensor``):
-map cell (i, j) is centred on image pixel (s i + (s - 1) / 2, s j + (s - 1) / 2) and the image is s times the map's
-size. The tracker then reads the map at the image pixels it needs by bilinear sampling (features/sampling.py), which
-gives the tracks that its full-resolution upsampling would give, without building it; points and tracks are always
-image pixels. The tracker computes on the device of its input, so the same code runs on the CPU and on the GPU; it is
-online and causal (one frame at a time) and its memory per track is bounded. Positions are (x, y) floats with pixel
-centres at integer coordinates.
-
-Per frame the tracker smooths the block around all predictions once (patch means) when the search windows overlap
-enough for that to be cheaper than reading each window; every search is one batched read for all tracks.
+Descriptor images are numpy float32 (H, W, D) or torch (D, H, W) / (1, D, H, W), unit L2 norm per pixel: full
+resolution, or a network's map of output ``stride`` s (``DescriptorEngine.compute_coarse_tensor``; cell (i, j) centred
+on image pixel (s i + (s - 1) / 2, s j + (s - 1) / 2)), read at the image pixels needed (features/sampling.py
+PatchDescriptors: the tracks of its upsampling, without building it). Points and tracks are image (x, y) floats, pixel
+centres at integers. The tracker runs on its input's device (CPU or GPU), online and causal, with bounded memory.
 """
 
 from __future__ import annotations
@@ -153,11 +147,8 @@ class PointTracker:
         return self._ids.cpu().numpy()
 
     def add_queries(self, descriptors: np.ndarray | torch.Tensor, points: np.ndarray, stride: int = 1) -> np.ndarray:
-        """Start tracks at float image (x, y) ``points`` (N, 2) of this reference descriptor image (a map of output
-        ``stride``, see the module docstring); returns their new ids.
-
-        The tracks are visible at their query positions until the next ``update``.
-        """
+        """Start tracks at image (x, y) ``points`` (N, 2) of this descriptor map of output ``stride``; returns ids.
+        The tracks are visible at their query positions until the next ``update``."""
         image = self._image(descriptors, stride)
         points = np.asarray(points, dtype=np.float32)
         if points.ndim != 2 or points.shape[1] != 2 or not np.isfinite(points).all():
@@ -224,14 +215,12 @@ class PointTracker:
         self, descriptors: np.ndarray | torch.Tensor, count: int, mask: np.ndarray | None = None, stride: int = 1
     ) -> np.ndarray:
         """Start tracks at ``count`` distinctive points spread over the image (or the image-size ``mask``); returns
-        their ids. On a map of output ``stride`` the points are map cells (patch size and distinctiveness radius
-        scaled down by the stride, the mask read at the cell centres), at the image pixels of the cell centres."""
+        their ids. At output ``stride`` s > 1 they are map cell centres (patch and radius divided by s)."""
         image = self._image(descriptors, stride)  # the same checks as every other input
         if mask is not None and stride > 1:
-            mask = np.asarray(mask)
-            if mask.shape != (image.height, image.width):
-                raise ValueError(f"mask must have the image's size {(image.height, image.width)}, got {mask.shape}")
-            mask = mask[stride // 2 :: stride, stride // 2 :: stride]
+            if np.shape(mask) != (image.height, image.width):
+                raise ValueError(f"mask must have the image's size {(image.height, image.width)}, got {np.shape(mask)}")
+            mask = np.asarray(mask)[stride // 2 :: stride, stride // 2 :: stride]
         patch = max(1, self.config.patch_size // stride) | 1  # odd
         radius = max(1, round(self.config.distinctiveness_radius / stride))
         cells = select_distinctive_points(image.chw, count, mask, patch, radius)
@@ -245,8 +234,7 @@ class PointTracker:
     def update(
         self, descriptors: np.ndarray | torch.Tensor, mask: np.ndarray | None = None, stride: int = 1
     ) -> TrackFrame:
-        """Track all points into this descriptor image (a map of output ``stride``, see the module docstring);
-        ``mask`` (image size) limits automatic query selection (auto_points)."""
+        """Track all points into this descriptor map of output ``stride``; ``mask`` limits auto_points selection."""
         image = self._image(descriptors, stride)
         self._frame_index += 1
         if self.num_tracks == 0 and self.config.auto_points > 0:
@@ -258,8 +246,7 @@ class PointTracker:
         self._to(device)
         limits = torch.tensor([image.width - 1, image.height - 1], device=device, dtype=torch.float32)
         predicted = torch.minimum((self._positions + self._velocities).clamp_min(0.0), limits)
-        # Every track's local search, consistency window and descriptor lies around its prediction: patch means of
-        # that block once, where cheaper than window by window.
+        # Every read of this frame lies around the predictions: patch means of their block once, where cheaper.
         image.cover(predicted.round().long(), cfg.search_radius + cfg.consistency_radius + 1)
 
         if cfg.strategy == "reference":
@@ -301,19 +288,21 @@ class PointTracker:
 
     def _image(self, descriptors: np.ndarray | torch.Tensor, stride: int) -> PatchDescriptors:
         """The checked descriptor map of output ``stride``, read in patch means (no copy for numpy float32 input)."""
-        if isinstance(stride, bool) or not isinstance(stride, int | np.integer) or stride < 1:
-            raise ValueError(f"stride must be a positive integer (the map's output stride), got {stride!r}")
         chw = as_descriptor_tensor(descriptors)
         if self._dim is not None and chw.shape[0] != self._dim and self.num_tracks:
             raise ValueError(f"descriptor dimension changed: tracks have D={self._dim}, image has D={chw.shape[0]}")
         self._dim = chw.shape[0]
-        return PatchDescriptors(chw, self.config.patch_size, int(stride))
+        return PatchDescriptors(chw, self.config.patch_size, stride)
 
     def _keep(self, rows: torch.Tensor) -> None:
         """Keep only the tracks where the boolean mask ``rows`` is true."""
         if not bool(rows.all()):
             for name in self._STATE:
                 setattr(self, name, getattr(self, name)[rows])
+
+    def _rows(self, state: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """``state`` of the tracks ``rows`` (sorted, unique): no copy when they are all tracks, the usual case."""
+        return state if len(rows) == len(state) else state[rows]
 
     def _enforce_max_tracks(self) -> None:
         """Drop the tracks lost longest, then the oldest, until at most max_tracks remain (the newest queries are
@@ -366,14 +355,8 @@ class PointTracker:
         if cfg.consistency_radius > 0 and len(rows):
             # Match the descriptor found in this frame back into the reference window around the query.
             current = image.at(match.positions)
-            error = match_back(
-                cfg,
-                current,
-                self._ref_windows[rows],
-                self._ref_valid[rows],
-                self._ref_offsets[rows],
-                cfg.consistency_radius,
-            )
+            reference = (self._rows(state, rows) for state in (self._ref_windows, self._ref_valid, self._ref_offsets))
+            error = match_back(cfg, current, *reference, cfg.consistency_radius)
             ok &= error <= cfg.max_consistency_error
         return ok
 
@@ -408,14 +391,8 @@ class PointTracker:
             ok &= descriptor_distance(to_memory) <= cfg.max_memory_distance
             error = torch.zeros(len(rows), device=device)
             if cfg.consistency_radius > 0:
-                error = match_back(
-                    cfg,
-                    current,
-                    self._last_windows[rows],
-                    self._last_valid[rows],
-                    self._last_offsets[rows],
-                    cfg.consistency_radius,
-                )
+                last = (self._rows(state, rows) for state in (self._last_windows, self._last_valid, self._last_offsets))
+                error = match_back(cfg, current, *last, cfg.consistency_radius)
                 ok &= error <= cfg.max_consistency_error
             positions[rows], scores[rows], visible[rows] = local.positions, to_memory, ok
             unambiguous = descriptor_distance(local.best) <= cfg.memory_ratio * descriptor_distance(local.second)

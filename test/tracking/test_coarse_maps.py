@@ -87,7 +87,7 @@ def test_automatic_queries_on_a_coarse_map_sit_on_cell_centres_inside_the_mask()
     assert mask[points[:, 1].round().astype(int), points[:, 0].round().astype(int)].all()
     with pytest.raises(ValueError, match="mask must have the image's size"):
         tracker.add_automatic_queries(coarse, 4, mask[:16, :24], stride=STRIDE)
-    with pytest.raises(ValueError, match="stride must be a positive integer"):
+    with pytest.raises(ValueError, match="output stride must be a positive integer"):
         tracker.update(coarse, stride=0)
     with pytest.raises(ValueError, match="outside the 96x64 image"):
         tracker.add_queries(coarse, np.array([[96.5, 10.0]], np.float32), stride=STRIDE)
