@@ -137,7 +137,7 @@ class PatchDescriptors:
         outer, dx inner), and their validity (N, K): False for pixels outside the image."""
         size = 2 * radius + 1
         means, valid = self._read(centres - radius, size, size)
-        return means.reshape(len(centres), -1, self.dim), valid.reshape(len(centres), -1)
+        return means.reshape(len(centres), size * size, self.dim), valid.reshape(len(centres), size * size)
 
     def at(self, positions: torch.Tensor) -> torch.Tensor:
         """Bilinearly interpolated patch-mean unit descriptors (N, D) at float (x, y) ``positions`` (N, 2).

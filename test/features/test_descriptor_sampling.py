@@ -124,6 +124,8 @@ def test_patch_windows_hold_the_patch_means_and_flag_pixels_outside(cover):
             assert bool(valid[n, k]) == inside
             if inside:
                 torch.testing.assert_close(windows[n, k], smoothed[:, y, x], atol=1e-5, rtol=0)
+    empty, empty_valid = image.windows(centres[:0], 1)  # no tracks: empty reads, no error
+    assert empty.shape == (0, 9, 4) and empty_valid.shape == (0, 9) and image.at(torch.zeros(0, 2)).shape == (0, 4)
     with pytest.raises(ValueError, match="odd"):
         PatchDescriptors(chw, 4)
 
