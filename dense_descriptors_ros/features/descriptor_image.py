@@ -1,4 +1,7 @@
-"""Dense descriptor images as torch tensors: checked conversion, patch-mean smoothing and search windows."""
+"""Dense descriptor images as torch tensors: checked conversion, patch-mean smoothing and window offsets.
+
+Patch means in windows around points, at any output stride, are read by ``PatchDescriptors`` (features/sampling.py).
+"""
 
 from __future__ import annotations
 
@@ -54,34 +57,3 @@ def window_offsets(radius: int, device: torch.device) -> torch.Tensor:
     r = torch.arange(-radius, radius + 1, device=device)
     dy, dx = torch.meshgrid(r, r, indexing="ij")
     return torch.stack([dx.reshape(-1), dy.reshape(-1)], dim=1)
-
-
-def _box_sums(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Sums over every k x k square of dims 1 and 2 of (N, S, S, ...) ("valid" region: each shrinks by k - 1)."""
-    c = x.cumsum(1)
-    c = torch.cat([c[:, k - 1 : k], c[:, k:] - c[:, :-k]], 1)
-    c = c.cumsum(2)
-    return torch.cat([c[:, :, k - 1 : k], c[:, :, k:] - c[:, :, :-k]], 2)
-
-
-def patch_windows(
-    hwd: torch.Tensor, centres: torch.Tensor, radius: int, patch_size: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Patch-mean unit descriptors (N, K, D) at the (2r+1)^2 pixels around integer (x, y) ``centres`` (N, 2).
-
-    ``hwd`` is the (H, W, D) descriptor image. Only the windows are read (never the whole image); pixels outside
-    the image are left out of the patch means and flagged False in the returned validity mask (N, K).
-    """
-    h, w, d = hwd.shape
-    n = len(centres)
-    half = patch_size // 2
-    size = 2 * (radius + half) + 1
-    xy = centres[:, None, :] + window_offsets(radius + half, hwd.device)[None]
-    valid = (xy[..., 0] >= 0) & (xy[..., 0] < w) & (xy[..., 1] >= 0) & (xy[..., 1] < h)
-    values = hwd[xy[..., 1].clamp(0, h - 1), xy[..., 0].clamp(0, w - 1)]  # (N, K', D)
-    values.masked_fill_(~valid[..., None], 0.0)
-    if half:
-        # Sums instead of means: the normalisation below removes the pixel count.
-        values = _box_sums(values.reshape(n, size, size, d), patch_size).reshape(n, -1, d)
-        valid = valid.reshape(n, size, size)[:, half:-half, half:-half].reshape(n, -1)
-    return F.normalize(values, dim=-1), valid

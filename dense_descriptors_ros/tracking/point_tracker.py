@@ -27,10 +27,11 @@ Two strategies say what a match is scored against (``strategy``):
 A track lost for more than ``max_lost_frames`` frames in a row is dropped, and there are never more than
 ``max_tracks``: the cost per frame grows with the number of tracks, and queries keep coming in a long session.
 
-Descriptor images are numpy float32 (H, W, D) or torch (D, H, W) / (1, D, H, W), unit L2 norm per pixel. The tracker
-computes on the device of its input, so the same code runs on the CPU and on the GPU; it is online and causal (one
-frame at a time) and its memory per track is bounded. Positions are (x, y) floats with pixel centres at integer
-coordinates.
+Descriptor images are numpy float32 (H, W, D) or torch (D, H, W) / (1, D, H, W), unit L2 norm per pixel: full
+resolution, or a network's map of output ``stride`` s (``DescriptorEngine.compute_coarse_tensor``; cell (i, j) centred
+on image pixel (s i + (s - 1) / 2, s j + (s - 1) / 2)), read at the image pixels needed (features/sampling.py
+PatchDescriptors: the tracks of its upsampling, without building it). Points and tracks are image (x, y) floats, pixel
+centres at integers. The tracker runs on its input's device (CPU or GPU), online and causal, with bounded memory.
 """
 
 from __future__ import annotations
@@ -40,10 +41,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dense_descriptors_ros.features.descriptor_image import as_descriptor_tensor, patch_windows
+from dense_descriptors_ros.features.descriptor_image import as_descriptor_tensor
 from dense_descriptors_ros.features.distance import descriptor_distance
 from dense_descriptors_ros.features.keypoints import select_distinctive_points
-from dense_descriptors_ros.features.sampling import sample_patch_descriptors
+from dense_descriptors_ros.features.sampling import PatchDescriptors
 from dense_descriptors_ros.tracking.descriptor_search import (
     Match,
     ReferenceAppearance,
@@ -145,32 +146,30 @@ class PointTracker:
     def ids(self) -> np.ndarray:
         return self._ids.cpu().numpy()
 
-    def add_queries(self, descriptors: np.ndarray | torch.Tensor, points: np.ndarray) -> np.ndarray:
-        """Start tracks at float (x, y) ``points`` (N, 2) of this reference descriptor image; returns their new ids.
-
-        The tracks are visible at their query positions until the next ``update``.
-        """
-        hwd = self._image(descriptors)
+    def add_queries(self, descriptors: np.ndarray | torch.Tensor, points: np.ndarray, stride: int = 1) -> np.ndarray:
+        """Start tracks at image (x, y) ``points`` (N, 2) of this descriptor map of output ``stride``; returns ids.
+        The tracks are visible at their query positions until the next ``update``."""
+        image = self._image(descriptors, stride)
         points = np.asarray(points, dtype=np.float32)
         if points.ndim != 2 or points.shape[1] != 2 or not np.isfinite(points).all():
             raise ValueError(f"points must be finite (x, y) pairs of shape (N, 2), got shape {points.shape}")
-        h, w, d = hwd.shape
+        h, w, d = image.height, image.width, image.dim
         outside = (points[:, 0] < 0) | (points[:, 0] > w - 1) | (points[:, 1] < 0) | (points[:, 1] > h - 1)
         if outside.any():
             raise ValueError(f"query points {points[outside].tolist()} lie outside the {w}x{h} image")
         n = len(points)
         if n == 0:
             return np.zeros(0, dtype=np.int64)
-        device = hwd.device
+        device = image.chw.device
         self._to(device)
-        patch = self.config.patch_size
         pos = torch.from_numpy(np.ascontiguousarray(points)).to(device)
         centres = pos.round().long()
-        windows, valid = patch_windows(hwd, centres, self.config.consistency_radius, patch)
+        image.cover(centres, self.config.consistency_radius + 1)
+        windows, valid = image.windows(centres, self.config.consistency_radius)
         ids = torch.arange(self._next_id, self._next_id + n, device=device)
         self._next_id += n
         k = windows.shape[1]
-        refs = sample_patch_descriptors(hwd, pos, patch)
+        refs = image.at(pos)
         memory_size = self._memory.shape[1] if self.num_tracks else self.config.memory_size
         memory, memory_valid, memory_next = new_memory(refs, memory_size)
         new_state = {
@@ -193,7 +192,7 @@ class PointTracker:
             "_last_windows": windows,
             "_last_valid": valid,
             "_last_offsets": pos - centres.float(),
-            "_distractors": best_elsewhere(self.config, hwd, ReferenceAppearance(refs), pos).best,
+            "_distractors": best_elsewhere(self.config, image, ReferenceAppearance(refs), pos).best,
         }
         m = memory_size
         shapes = {
@@ -213,38 +212,47 @@ class PointTracker:
         return ids.cpu().numpy()
 
     def add_automatic_queries(
-        self, descriptors: np.ndarray | torch.Tensor, count: int, mask: np.ndarray | None = None
+        self, descriptors: np.ndarray | torch.Tensor, count: int, mask: np.ndarray | None = None, stride: int = 1
     ) -> np.ndarray:
-        """Start tracks at ``count`` distinctive points spread over the image (or ``mask``); returns their ids."""
-        self._image(descriptors)  # the same checks as every other input
-        points = select_distinctive_points(
-            descriptors, count, mask, self.config.patch_size, self.config.distinctiveness_radius
-        )
-        return self.add_queries(descriptors, points)
+        """Start tracks at ``count`` distinctive points spread over the image (or the image-size ``mask``); returns
+        their ids. At output ``stride`` s > 1 they are map cell centres (patch and radius divided by s)."""
+        image = self._image(descriptors, stride)  # the same checks as every other input
+        if mask is not None and stride > 1:
+            if np.shape(mask) != (image.height, image.width):
+                raise ValueError(f"mask must have the image's size {(image.height, image.width)}, got {np.shape(mask)}")
+            mask = np.asarray(mask)[stride // 2 :: stride, stride // 2 :: stride]
+        patch = max(1, self.config.patch_size // stride) | 1  # odd
+        radius = max(1, round(self.config.distinctiveness_radius / stride))
+        cells = select_distinctive_points(image.chw, count, mask, patch, radius)
+        return self.add_queries(descriptors, stride * cells + (stride - 1) / 2, stride)
 
     def remove(self, ids: int | np.ndarray | list[int]) -> None:
         """Stop the tracks with these ids (unknown ids are ignored)."""
         drop = torch.as_tensor(np.atleast_1d(np.asarray(ids, dtype=np.int64)), device=self._ids.device)
         self._keep(~torch.isin(self._ids, drop))
 
-    def update(self, descriptors: np.ndarray | torch.Tensor, mask: np.ndarray | None = None) -> TrackFrame:
-        """Track all points into this descriptor image; ``mask`` limits automatic query selection (auto_points)."""
-        hwd = self._image(descriptors)
+    def update(
+        self, descriptors: np.ndarray | torch.Tensor, mask: np.ndarray | None = None, stride: int = 1
+    ) -> TrackFrame:
+        """Track all points into this descriptor map of output ``stride``; ``mask`` limits auto_points selection."""
+        image = self._image(descriptors, stride)
         self._frame_index += 1
         if self.num_tracks == 0 and self.config.auto_points > 0:
-            self.add_automatic_queries(descriptors, self.config.auto_points, mask)
+            self.add_automatic_queries(descriptors, self.config.auto_points, mask, stride)
         if self.num_tracks == 0:
             return self.frame()
         cfg = self.config
-        self._to(hwd.device)
-        h, w, _ = hwd.shape
-        limits = torch.tensor([w - 1, h - 1], device=hwd.device, dtype=torch.float32)
+        device = image.chw.device
+        self._to(device)
+        limits = torch.tensor([image.width - 1, image.height - 1], device=device, dtype=torch.float32)
         predicted = torch.minimum((self._positions + self._velocities).clamp_min(0.0), limits)
+        # Every read of this frame lies around the predictions: patch means of their block once, where cheaper.
+        image.cover(predicted.round().long(), cfg.search_radius + cfg.consistency_radius + 1)
 
         if cfg.strategy == "reference":
-            positions, best, visible, redetected = self._match_reference(hwd, predicted)
+            positions, best, visible, redetected = self._match_reference(image, predicted)
         else:
-            positions, best, visible, redetected = self._match_propagated(hwd, predicted)
+            positions, best, visible, redetected = self._match_propagated(image, predicted)
 
         alpha = cfg.velocity_smoothing
         motion = positions - self._positions
@@ -278,19 +286,23 @@ class PointTracker:
 
     # --- internals -------------------------------------------------------------------------------------------
 
-    def _image(self, descriptors: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """The checked descriptor image as a contiguous (H, W, D) tensor (no copy for numpy float32 input)."""
+    def _image(self, descriptors: np.ndarray | torch.Tensor, stride: int) -> PatchDescriptors:
+        """The checked descriptor map of output ``stride``, read in patch means (no copy for numpy float32 input)."""
         chw = as_descriptor_tensor(descriptors)
         if self._dim is not None and chw.shape[0] != self._dim and self.num_tracks:
             raise ValueError(f"descriptor dimension changed: tracks have D={self._dim}, image has D={chw.shape[0]}")
         self._dim = chw.shape[0]
-        return chw.permute(1, 2, 0).contiguous()
+        return PatchDescriptors(chw, self.config.patch_size, stride)
 
     def _keep(self, rows: torch.Tensor) -> None:
         """Keep only the tracks where the boolean mask ``rows`` is true."""
         if not bool(rows.all()):
             for name in self._STATE:
                 setattr(self, name, getattr(self, name)[rows])
+
+    def _rows(self, state: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """``state`` of the tracks ``rows`` (sorted, unique): no copy when they are all tracks, the usual case."""
+        return state if len(rows) == len(state) else state[rows]
 
     def _enforce_max_tracks(self) -> None:
         """Drop the tracks lost longest, then the oldest, until at most max_tracks remain (the newest queries are
@@ -308,26 +320,26 @@ class PointTracker:
                 setattr(self, name, getattr(self, name).to(device))
 
     def _match_reference(
-        self, hwd: torch.Tensor, predicted: torch.Tensor
+        self, image: PatchDescriptors, predicted: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Strategy reference: positions, scores, visibility and re-detection of all tracks in this frame."""
         cfg = self.config
         positions = predicted.clone()
-        best = torch.full((self.num_tracks,), -1.0, device=hwd.device)
-        visible = torch.zeros(self.num_tracks, dtype=torch.bool, device=hwd.device)
+        best = torch.full((self.num_tracks,), -1.0, device=predicted.device)
+        visible = torch.zeros(self.num_tracks, dtype=torch.bool, device=predicted.device)
         # Tracks lost in the last frame go straight to the global search (when enabled), which covers their window.
         local_rows = torch.nonzero(self._visible | (not cfg.redetect)).flatten()
         if len(local_rows):
             centres = predicted[local_rows].round().long()
-            local = local_search(cfg, hwd, centres, cfg.search_radius, ReferenceAppearance(self._refs[local_rows]))
+            local = local_search(cfg, image, centres, cfg.search_radius, ReferenceAppearance(self._refs[local_rows]))
             positions[local_rows] = local.positions
             best[local_rows] = local.best
-            visible[local_rows] = self._accept(hwd, local, local_rows)
+            visible[local_rows] = self._accept(image, local, local_rows)
         redetected = torch.zeros_like(visible)
         lost = torch.nonzero(~visible).flatten()
         if cfg.redetect and len(lost):
-            found = global_search(cfg, hwd, ReferenceAppearance(self._refs[lost]), len(lost))
-            found_ok = self._accept(hwd, found, lost)
+            found = global_search(cfg, image, ReferenceAppearance(self._refs[lost]))
+            found_ok = self._accept(image, found, lost)
             accepted = lost[found_ok]
             positions[accepted] = found.positions[found_ok]
             best[lost] = torch.maximum(best[lost], found.best)
@@ -335,32 +347,26 @@ class PointTracker:
             redetected[accepted] = True
         return positions, best, visible, redetected
 
-    def _accept(self, hwd: torch.Tensor, match: Match, rows: torch.Tensor) -> torch.Tensor:
+    def _accept(self, image: PatchDescriptors, match: Match, rows: torch.Tensor) -> torch.Tensor:
         """Visibility of the matches of tracks ``rows``: distance, ratio test and forward-backward consistency."""
         cfg = self.config
         d_best = descriptor_distance(match.best)
         ok = (d_best <= cfg.max_descriptor_distance) & (d_best <= cfg.max_ratio * descriptor_distance(match.second))
         if cfg.consistency_radius > 0 and len(rows):
             # Match the descriptor found in this frame back into the reference window around the query.
-            current = sample_patch_descriptors(hwd, match.positions, cfg.patch_size)
-            error = match_back(
-                cfg,
-                current,
-                self._ref_windows[rows],
-                self._ref_valid[rows],
-                self._ref_offsets[rows],
-                cfg.consistency_radius,
-            )
+            current = image.at(match.positions)
+            reference = (self._rows(state, rows) for state in (self._ref_windows, self._ref_valid, self._ref_offsets))
+            error = match_back(cfg, current, *reference, cfg.consistency_radius)
             ok &= error <= cfg.max_consistency_error
         return ok
 
     def _match_propagated(
-        self, hwd: torch.Tensor, predicted: torch.Tensor
+        self, image: PatchDescriptors, predicted: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Strategy propagate: positions, memory scores, visibility and re-detection of all tracks in this frame;
         updates the templates, the last-frame windows and the memories of the tracks seen."""
         cfg = self.config
-        n, device = self.num_tracks, hwd.device
+        n, device = self.num_tracks, predicted.device
         positions = predicted.clone()
         scores = torch.full((n,), -1.0, device=device)
         visible = torch.zeros(n, dtype=torch.bool, device=device)
@@ -375,8 +381,8 @@ class PointTracker:
             memory = MemoryAppearance(
                 self._memory[rows], self._memory_valid[rows], self._templates[rows], cfg.memory_weight
             )
-            local = local_search(cfg, hwd, predicted[rows].round().long(), cfg.search_radius, memory)
-            current = sample_patch_descriptors(hwd, local.positions, cfg.patch_size)
+            local = local_search(cfg, image, predicted[rows].round().long(), cfg.search_radius, memory)
+            current = image.at(local.positions)
             to_template = descriptor_distance((current * self._templates[rows]).sum(1))
             to_memory = memory.memory_scores(current)
             # No ratio test here: smooth descriptors fail it next to the point, and the consistency check with the
@@ -385,14 +391,8 @@ class PointTracker:
             ok &= descriptor_distance(to_memory) <= cfg.max_memory_distance
             error = torch.zeros(len(rows), device=device)
             if cfg.consistency_radius > 0:
-                error = match_back(
-                    cfg,
-                    current,
-                    self._last_windows[rows],
-                    self._last_valid[rows],
-                    self._last_offsets[rows],
-                    cfg.consistency_radius,
-                )
+                last = (self._rows(state, rows) for state in (self._last_windows, self._last_valid, self._last_offsets))
+                error = match_back(cfg, current, *last, cfg.consistency_radius)
                 ok &= error <= cfg.max_consistency_error
             positions[rows], scores[rows], visible[rows] = local.positions, to_memory, ok
             unambiguous = descriptor_distance(local.best) <= cfg.memory_ratio * descriptor_distance(local.second)
@@ -406,9 +406,9 @@ class PointTracker:
                 continue
             memory = MemoryAppearance(self._memory[lost], self._memory_valid[lost])
             if search == "local":
-                found = local_search(cfg, hwd, predicted[lost].round().long(), cfg.search_radius, memory)
+                found = local_search(cfg, image, predicted[lost].round().long(), cfg.search_radius, memory)
             else:
-                found = global_search(cfg, hwd, memory, len(lost))
+                found = global_search(cfg, image, memory)
             ok = (descriptor_distance(found.best) <= cfg.max_descriptor_distance) & ratio_ok(found)
             if search == "global":  # not onto a twin seen with the point, even while the point itself is hidden
                 twin = descriptor_distance(self._distractors[lost])
@@ -417,26 +417,26 @@ class PointTracker:
             scores[lost] = torch.maximum(scores[lost], found.best)
             visible[lost[ok]] = True
             redetected[lost[ok]] = search == "global"
-        self._remember_seen(hwd, positions, visible, confident)
+        self._remember_seen(image, positions, visible, confident)
         return positions, scores, visible, redetected
 
     def _remember_seen(
-        self, hwd: torch.Tensor, positions: torch.Tensor, visible: torch.Tensor, confident: torch.Tensor
+        self, image: PatchDescriptors, positions: torch.Tensor, visible: torch.Tensor, confident: torch.Tensor
     ) -> None:
         """New templates and last-frame windows of the visible tracks; confident appearances into the memory."""
         cfg = self.config
         seen = torch.nonzero(visible).flatten()
         if not len(seen):
             return
-        current = sample_patch_descriptors(hwd, positions[seen], cfg.patch_size)
+        current = image.at(positions[seen])
         self._templates[seen] = current
         centres = positions[seen].round().long()
-        windows, valid = patch_windows(hwd, centres, cfg.consistency_radius, cfg.patch_size)
+        windows, valid = image.windows(centres, cfg.consistency_radius)
         self._last_windows[seen], self._last_valid[seen] = windows, valid
         self._last_offsets[seen] = positions[seen] - centres.float()
         keep = confident[seen]
         rows = seen[keep]
         remember(self._memory, self._memory_valid, self._memory_next, rows, current[keep])
         if len(rows):
-            twins = best_elsewhere(cfg, hwd, ReferenceAppearance(current[keep]), positions[rows]).best
+            twins = best_elsewhere(cfg, image, ReferenceAppearance(current[keep]), positions[rows]).best
             self._distractors[rows] = torch.maximum(self._distractors[rows], twins)

@@ -30,12 +30,15 @@ class MemoryAppearance:
         return sims.masked_fill_(~self.valid, float("-inf")).amax(1)
 
     def window_scores(self, windows: torch.Tensor) -> torch.Tensor:
-        sims = torch.einsum("nkd,nmd->nkm", windows, self.bank)
-        memory = sims.masked_fill_(~self.valid[:, None, :], float("-inf")).amax(2)
         if self.template is None:
-            return memory
-        template = torch.einsum("nkd,nd->nk", windows, self.template)
-        return (1.0 - self.memory_weight) * template + self.memory_weight * memory
+            return self._best(torch.bmm(windows, self.bank.transpose(1, 2)))
+        # One product for the memory and the template (its last column): the windows are read once.
+        sims = torch.bmm(windows, torch.cat([self.bank, self.template[:, None]], 1).transpose(1, 2))
+        return (1.0 - self.memory_weight) * sims[..., -1] + self.memory_weight * self._best(sims[..., :-1])
+
+    def _best(self, sims: torch.Tensor) -> torch.Tensor:
+        """(N, K) best of (N, K, M) scores over each track's valid memory slots."""
+        return sims.masked_fill(~self.valid[:, None, :], float("-inf")).amax(2)
 
     def image_scores(self, cells: torch.Tensor) -> torch.Tensor:
         sims = torch.einsum("nmd,cd->nmc", self.bank, cells)

@@ -7,12 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dense_descriptors_ros.features.descriptor_image import smooth_descriptors
+from dense_descriptors_ros.features.descriptor_image import smooth_descriptors, window_offsets
 from dense_descriptors_ros.features.sampling import (
+    PatchDescriptors,
     map_coordinates,
     sample_descriptor_maps,
     sample_descriptors,
-    sample_patch_descriptors,
 )
 
 
@@ -100,4 +100,59 @@ def test_patch_sampling_equals_sampling_the_smoothed_image():
     for patch_size in (1, 3, 5):
         smoothed = smooth_descriptors(chw, patch_size)
         expected = sample_descriptor_maps(smoothed[None], points[None])[0]
-        np.testing.assert_allclose(sample_patch_descriptors(hwd, points, patch_size).numpy(), expected, atol=1e-5)
+        image = PatchDescriptors(hwd.permute(2, 0, 1), patch_size)
+        np.testing.assert_allclose(image.at(points).numpy(), expected, atol=1e-5)
+        image.cover(points.round().long(), 2)  # the same read from a block smoothed once
+        np.testing.assert_allclose(image.at(points).numpy(), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("cover", [False, True])
+def test_patch_windows_hold_the_patch_means_and_flag_pixels_outside(cover):
+    chw = F.normalize(torch.randn(4, 10, 12, generator=torch.Generator().manual_seed(0)), dim=0)
+    smoothed = smooth_descriptors(chw, 3)
+    centres = torch.tensor([[5, 5], [0, 0], [11, 9], [6, 4]])
+    image = PatchDescriptors(chw, 3)
+    if cover:
+        image.cover(centres, 3)
+        assert image._block is not None  # the windows overlap: one block is cheaper than reading them
+    windows, valid = image.windows(centres, 1)
+    assert windows.shape == (4, 9, 4) and valid.shape == (4, 9)
+    for n, (cx, cy) in enumerate(centres.tolist()):
+        for k, (dx, dy) in enumerate(window_offsets(1, chw.device).tolist()):
+            x, y = cx + dx, cy + dy
+            inside = 0 <= x < 12 and 0 <= y < 10
+            assert bool(valid[n, k]) == inside
+            if inside:
+                torch.testing.assert_close(windows[n, k], smoothed[:, y, x], atol=1e-5, rtol=0)
+    empty, empty_valid = image.windows(centres[:0], 1)  # no tracks: empty reads, no error
+    assert empty.shape == (0, 9, 4) and empty_valid.shape == (0, 9) and image.at(torch.zeros(0, 2)).shape == (0, 4)
+    with pytest.raises(ValueError, match="odd"):
+        PatchDescriptors(chw, 4)
+
+
+def test_a_coarse_map_reads_as_its_upsampling_without_building_it():
+    """At output stride 4 the patch means at image pixels are those of the map upsampled to the image (bilinear
+    with pixel centres aligned, renormalised: what DescriptorEngine.compute_tensor gives), read only where needed."""
+    coarse = _unit_map(8, 6, 7)
+    up = F.normalize(F.interpolate(coarse[None], size=(24, 28), mode="bilinear", align_corners=False), dim=1)[0]
+    smoothed = smooth_descriptors(up, 5)
+    image = PatchDescriptors(coarse, 5, output_stride=4)
+    assert (image.height, image.width) == (24, 28)
+    centres = torch.tensor([[3, 2], [14, 11], [27, 23], [20, 5]])
+    for cover in (False, True):
+        if cover:
+            image.cover(centres, 3)
+        windows, valid = image.windows(centres, 3)
+        for n, (cx, cy) in enumerate(centres.tolist()):
+            for k, (dx, dy) in enumerate(window_offsets(3, coarse.device).tolist()):
+                if valid[n, k]:
+                    torch.testing.assert_close(windows[n, k], smoothed[:, cy + dy, cx + dx], atol=1e-5, rtol=0)
+    points = torch.tensor([[3.3, 2.6], [14.5, 11.25], [26.9, 22.2]])
+    expected = sample_descriptor_maps(smoothed[None], points[None])[0]
+    np.testing.assert_allclose(image.at(points).numpy(), expected, atol=1e-5)
+    # Cells of the global search: whole map cells at re-detection stride 4, pairs of cells at 8.
+    cells, side, hs, ws = image.pooled(4)
+    assert (side, hs, ws) == (4, 6, 7)
+    torch.testing.assert_close(cells, coarse.permute(1, 2, 0).reshape(-1, 8), atol=1e-6, rtol=0)
+    cells, side, hs, ws = image.pooled(8)
+    assert (side, hs, ws) == (8, 3, 3) and cells.shape == (9, 8)
