@@ -66,8 +66,9 @@ class DescriptorEngine:
 
     ``runtime`` runs the network (runtimes.py: torch, onnxruntime, openvino or auto); ``checkpoint`` is the folder
     the network came from, where a CPU runtime caches its exported graph. ``num_threads`` (0: the runtime's default)
-    and ``omp_wait_policy`` (passive: idle threads sleep instead of spinning) set the runtime's CPU threads; with
-    torch the thread count is process-wide and the wait policy the one torch was imported with (omp_wait.py).
+    and ``omp_wait_policy`` (passive: idle threads sleep instead of spinning; None: passive for the CPU runtimes, as
+    imported for torch) set the runtime's CPU threads; with torch the thread count is process-wide and the wait
+    policy the one torch was imported with (omp_wait.py).
     """
 
     def __init__(
@@ -80,7 +81,7 @@ class DescriptorEngine:
         runtime: str = "torch",
         checkpoint: str | Path | None = None,
         num_threads: int = 0,
-        omp_wait_policy: str = "passive",
+        omp_wait_policy: str | None = None,
     ) -> None:
         if max_side < 0:
             raise ValueError(f"max_side must be >= 0 (0 = no resizing), got {max_side}")

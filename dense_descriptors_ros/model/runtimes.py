@@ -51,23 +51,24 @@ def choose_runtime(runtime: str, device: torch.device) -> str:
     return runtime
 
 
-def check_threads(num_threads: int, omp_wait_policy: str) -> None:
+def check_threads(num_threads: int, omp_wait_policy: str | None) -> None:
     if num_threads < 0:
         raise ValueError(f"num_threads must be >= 0 (0 = the runtime's default), got {num_threads}")
-    if omp_wait_policy not in OMP_WAIT_POLICIES:
+    if omp_wait_policy is not None and omp_wait_policy not in OMP_WAIT_POLICIES:
         raise ValueError(f"omp_wait_policy {omp_wait_policy!r} is not one of {list(OMP_WAIT_POLICIES)}")
 
 
 class TorchBackend:
-    """The network in PyTorch; ``num_threads`` > 0 sets torch's (process-wide) intra-op thread count."""
+    """The network in PyTorch; ``num_threads`` > 0 sets torch's (process-wide) intra-op thread count. A wait policy
+    asked for (not None) that torch did not start with is logged: torch reads it only at import (omp_wait.py)."""
 
     name = "torch"
 
-    def __init__(self, net: DescriptorNet, num_threads: int, omp_wait_policy: str) -> None:
+    def __init__(self, net: DescriptorNet, num_threads: int, omp_wait_policy: str | None) -> None:
         self.net = net
         if num_threads:
             torch.set_num_threads(num_threads)
-        if omp_wait_policy != torch_omp_wait_policy():
+        if omp_wait_policy is not None and omp_wait_policy != torch_omp_wait_policy():
             log.warning(
                 f"omp_wait_policy {omp_wait_policy}: torch's OpenMP threads run with {torch_omp_wait_policy()}, "
                 "fixed when torch was imported (set OMP_WAIT_POLICY in the environment, or start the node or command "
@@ -83,7 +84,7 @@ class OnnxRuntimeBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, graph: Path, num_threads: int, omp_wait_policy: str) -> None:
+    def __init__(self, graph: Path, num_threads: int, omp_wait_policy: str | None) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -105,7 +106,7 @@ class OpenVinoBackend:
     name = "openvino"
     MAX_SHAPES = 4  # a camera has one frame size; a few more cover warm-up and a resized stream
 
-    def __init__(self, graph: Path, num_threads: int, omp_wait_policy: str, cache_dir: Path) -> None:
+    def __init__(self, graph: Path, num_threads: int, omp_wait_policy: str | None, cache_dir: Path) -> None:
         import openvino
 
         self.core = openvino.Core()
@@ -144,10 +145,11 @@ def open_backend(
     device: torch.device,
     checkpoint: str | Path | None = None,
     num_threads: int = 0,
-    omp_wait_policy: str = "passive",
+    omp_wait_policy: str | None = None,
 ) -> Backend:
     """The backend for ``runtime`` (see :func:`choose_runtime`) running ``net``, which is already on ``device``. CPU
-    runtimes run the ONNX graph cached for ``checkpoint`` (graph_cache.py), exported on their first start."""
+    runtimes run the ONNX graph cached for ``checkpoint`` (graph_cache.py), exported on their first start; they
+    spin only when ``omp_wait_policy`` is 'active'."""
     check_threads(num_threads, omp_wait_policy)
     runtime = choose_runtime(runtime, device)
     if runtime == "torch":

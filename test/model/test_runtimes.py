@@ -141,3 +141,13 @@ def test_graph_cache_falls_back_to_the_user_cache(tmp_path, monkeypatch, runtime
         readonly = tmp_path / "readonly"
         readonly.mkdir(mode=0o555)
         assert cache_folder(readonly) == tmp_path / "xdg" / "dense_descriptors_ros" / CACHE_FOLDER
+
+
+def test_torch_says_when_it_cannot_take_the_wait_policy_asked_for(make_net, monkeypatch, caplog):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    with caplog.at_level(logging.WARNING):
+        DescriptorEngine(make_net(), device="cpu", warmup=False)
+        DescriptorEngine(make_net(), device="cpu", omp_wait_policy="passive", warmup=False)
+        assert not caplog.records
+        DescriptorEngine(make_net(), device="cpu", omp_wait_policy="active", warmup=False)
+    assert "torch's OpenMP threads run with passive" in caplog.text
