@@ -18,6 +18,15 @@ sys.path.insert(0, str(REPO))
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def runtime_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """CPU runtimes cache the graphs of networks without a checkpoint folder here, not in the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("runtime_cache")
+    os.environ["DDR_CACHE_DIR"] = str(folder)
+    yield folder
+    os.environ.pop("DDR_CACHE_DIR", None)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked ``cuda`` skip on a machine without CUDA (scripts/gpu_check.sh runs them with ``-m cuda``)."""
     if torch.cuda.is_available():

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from importlib import import_module
 
+from dense_descriptors_ros.model.omp_wait import OMP_WAIT_POLICIES, set_omp_wait_policy
 from dense_descriptors_ros.synthetic.gl_rasterizer import RendererUnavailable
 
 # subcommand -> (module, help); each module provides add_<name>_arguments(parser) and run_<name>(args) -> int.
@@ -46,7 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def omp_wait_policy_option(argv: list[str]) -> str | None:
+    """The value of ``--omp-wait-policy`` in ``argv``, read before the subcommands import torch (torch reads the
+    policy only then, model/omp_wait.py); None when absent or invalid (argparse then reports it)."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--omp-wait-policy="):
+            value = arg.partition("=")[2]
+        elif arg == "--omp-wait-policy" and i + 1 < len(argv):
+            value = argv[i + 1]
+        else:
+            continue
+        return value if value in OMP_WAIT_POLICIES else None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    set_omp_wait_policy(omp_wait_policy_option(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"

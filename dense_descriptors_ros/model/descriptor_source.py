@@ -14,7 +14,9 @@ from dense_descriptors_ros.model.backbones import BACKBONES
 from dense_descriptors_ros.model.checkpoint import model_id, read_model_meta
 from dense_descriptors_ros.model.engine import DescriptorEngine, resolve_device
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
+from dense_descriptors_ros.model.omp_wait import DEFAULT_OMP_WAIT_POLICY, OMP_WAIT_POLICIES
 from dense_descriptors_ros.model.pretrained import pretrained_fingerprint, pretrained_network
+from dense_descriptors_ros.model.runtimes import RUNTIMES, choose_runtime
 
 UNTRAINED = "untrained"  # model_dir value for a network with random weights (tests only)
 
@@ -30,6 +32,31 @@ class DescriptorSourceConfig:
         },
     )
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
+    runtime: str = field(
+        default="auto",
+        metadata={
+            "help": "what runs the network: torch, or its ONNX export in onnxruntime or openvino (CPU only; the "
+            "graph is cached in the checkpoint's runtime_cache/, else in ~/.cache/dense_descriptors_ros); auto: torch "
+            "on CUDA, else the fastest installed (openvino, onnxruntime, torch)",
+            "choices": RUNTIMES,
+        },
+    )
+    num_threads: int = field(
+        default=2,
+        metadata={
+            "help": "CPU threads of the network (0: the runtime's default, all cores); with torch, process-wide",
+            "range": (0, 256),
+        },
+    )
+    omp_wait_policy: str = field(
+        default=DEFAULT_OMP_WAIT_POLICY,
+        metadata={
+            "help": "passive: idle inference threads sleep (cores shared with other nodes); active: they spin "
+            "(a little faster on idle cores, far slower under load). torch reads it once, at import: it takes "
+            "effect when given at start (node parameter or command-line option), not when changed later",
+            "choices": OMP_WAIT_POLICIES,
+        },
+    )
     max_side: int = field(
         default=640,
         metadata={
@@ -48,7 +75,7 @@ class DescriptorSourceConfig:
 
     def check_model(self) -> None:
         """Fail early (ValueError naming the file) if model_dir or device cannot work."""
-        resolve_device(self.device)
+        choose_runtime(self.runtime, resolve_device(self.device))
         if self.model_dir and self.model_dir != UNTRAINED:
             read_model_meta(self.model_dir)
 
@@ -65,18 +92,28 @@ def model_fingerprint(config: DescriptorSourceConfig) -> str:
 def open_engine(config: DescriptorSourceConfig, logger: Any = None) -> DescriptorEngine:
     """The engine for ``config``: the checkpoint in model_dir, the out-of-the-box model, or a random network."""
     logger = logger or logging.getLogger(__name__)
+    options = {
+        "device": config.device,
+        "max_side": config.max_side,
+        "runtime": config.runtime,
+        "num_threads": config.num_threads,
+        "omp_wait_policy": config.omp_wait_policy,
+    }
     if config.model_dir == UNTRAINED:
         logger.warning("model_dir is 'untrained': running a RANDOM network (descriptors are not meaningful)")
         net = DescriptorNet(
             ModelConfig(backbone=config.untrained_backbone, descriptor_dim=config.untrained_descriptor_dim)
         )
-        return DescriptorEngine(net, device=config.device, max_side=config.max_side)
+        return DescriptorEngine(net, **options)
     if config.model_dir:
-        engine = DescriptorEngine.from_checkpoint(config.model_dir, device=config.device, max_side=config.max_side)
-        logger.info(f"loaded model {config.model_dir} on {engine.device}")
+        engine = DescriptorEngine.from_checkpoint(config.model_dir, **options)
+        logger.info(f"loaded model {config.model_dir} on {engine.device} ({engine.runtime})")
         return engine
-    engine = DescriptorEngine(pretrained_network(), device=config.device, max_side=config.max_side)
-    logger.info(f"model_dir is empty: running the out-of-the-box model (ImageNet features) on {engine.device}")
+    engine = DescriptorEngine(pretrained_network(), **options)
+    logger.info(
+        f"model_dir is empty: running the out-of-the-box model (ImageNet features) on {engine.device} "
+        f"({engine.runtime})"
+    )
     return engine
 
 

@@ -1,6 +1,7 @@
 """DescriptorEngine: runs a DescriptorNet on images, on the GPU when there is one and the CPU otherwise.
 
-It owns the device choice, fp16 + channels_last on CUDA, ``torch.inference_mode``, a warm-up pass, the resize
+It owns the device choice, fp16 + channels_last on CUDA, the runtime (PyTorch, or ONNX Runtime / OpenVINO on the
+CPU: runtimes.py), ``torch.inference_mode``, a warm-up pass, the resize
 policy (shrink so the longer side is at most ``max_side``, keeping the aspect ratio; the network pads to its
 stride itself) and returns descriptors at the input resolution (or another ``output_size``), as torch tensors or
 numpy arrays.
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 
 from dense_descriptors_ros.model.checkpoint import load_checkpoint
 from dense_descriptors_ros.model.network import DescriptorNet, normalize_descriptors, upsample_descriptors
+from dense_descriptors_ros.model.runtimes import open_backend
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,14 @@ def fit_within(height: int, width: int, max_side: int) -> tuple[int, int]:
 
 
 class DescriptorEngine:
-    """Inference wrapper around a DescriptorNet. Thread-compatible: one engine per worker thread."""
+    """Inference wrapper around a DescriptorNet. Thread-compatible: one engine per worker thread.
+
+    ``runtime`` runs the network (runtimes.py: torch, onnxruntime, openvino or auto); ``checkpoint`` is the folder
+    the network came from, where a CPU runtime caches its exported graph. ``num_threads`` (0: the runtime's default)
+    and ``omp_wait_policy`` (passive: idle threads sleep instead of spinning; None: passive for the CPU runtimes, as
+    imported for torch) set the runtime's CPU threads; with torch the thread count is process-wide and the wait
+    policy the one torch was imported with (omp_wait.py).
+    """
 
     def __init__(
         self,
@@ -69,6 +78,10 @@ class DescriptorEngine:
         max_side: int = 0,
         half: bool | None = None,
         warmup: bool = True,
+        runtime: str = "torch",
+        checkpoint: str | Path | None = None,
+        num_threads: int = 0,
+        omp_wait_policy: str | None = None,
     ) -> None:
         if max_side < 0:
             raise ValueError(f"max_side must be >= 0 (0 = no resizing), got {max_side}")
@@ -82,13 +95,14 @@ class DescriptorEngine:
             self.net = self.net.to(memory_format=torch.channels_last)
             if self.half:
                 self.net = self.net.half()
+        self.backend = open_backend(self.net, runtime, self.device, checkpoint, num_threads, omp_wait_policy)
         if warmup:
             self.compute_tensor(torch.zeros(1, 3, 64, 64))
 
     @classmethod
     def from_checkpoint(cls, folder: str | Path, device: str = "auto", **kwargs: object) -> DescriptorEngine:
         """Load a checkpoint folder (see model/checkpoint.py) and wrap it."""
-        return cls(load_checkpoint(folder, device="cpu"), device=device, **kwargs)
+        return cls(load_checkpoint(folder, device="cpu"), device=device, checkpoint=folder, **kwargs)
 
     @property
     def descriptor_dim(self) -> int:
@@ -97,6 +111,11 @@ class DescriptorEngine:
     def inference_size(self, height: int, width: int) -> tuple[int, int]:
         """The (height, width) the network runs at for an input of this size."""
         return fit_within(height, width, self.max_side)
+
+    @property
+    def runtime(self) -> str:
+        """The runtime the network runs in: torch, onnxruntime or openvino."""
+        return self.backend.name
 
     @property
     def output_stride(self) -> int:
@@ -118,7 +137,7 @@ class DescriptorEngine:
         run_h, run_w = self.inference_size(h, w)
         if (run_h, run_w) != (h, w):
             x = F.interpolate(x, size=(run_h, run_w), mode="bilinear", align_corners=False, antialias=True)
-        return self.net(x).float()
+        return self.backend(x)
 
     @torch.inference_mode()
     def compute_tensor(self, images: torch.Tensor, output_size: tuple[int, int] | None = None) -> torch.Tensor:

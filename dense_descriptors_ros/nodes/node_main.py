@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import rclpy
+import yaml
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
@@ -17,6 +19,39 @@ from dense_descriptors_ros.nodes.configured_node import ConfiguredLifecycleNode
 
 # The executor waits at most this long, so a signal (handled by Python between two waits) takes effect at once.
 SPIN_PERIOD = 0.1
+
+
+def omp_wait_policy_argument(argv: Sequence[str]) -> str | None:
+    """The ``omp_wait_policy`` parameter given on a node's command line (``--ros-args -p omp_wait_policy:=X`` or a
+    ``--params-file`` that sets it; the last one wins), None when not given. Read before torch is imported, which
+    is the only time torch's OpenMP reads its wait policy (model/omp_wait.py)."""
+    if "--ros-args" not in argv:
+        return None
+    args = list(argv[list(argv).index("--ros-args") + 1 :])
+    policy = None
+    for flag, value in itertools.pairwise(args):
+        if flag in ("-p", "--param"):
+            name, _, given = value.partition(":=")
+            if name.rsplit(":", 1)[-1] == "omp_wait_policy":
+                policy = given.strip().strip("'\"")
+        elif flag == "--params-file":
+            policy = _omp_wait_policy_in_file(value) or policy
+    return policy
+
+
+def _omp_wait_policy_in_file(path: str) -> str | None:
+    """``omp_wait_policy`` of any node section of a ROS 2 parameter file (an unreadable file: None; the node's own
+    parameter loading reports it)."""
+    try:
+        with open(path) as f:
+            sections = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return None
+    for section in sections.values() if isinstance(sections, dict) else ():
+        parameters = section.get("ros__parameters") if isinstance(section, dict) else None
+        if isinstance(parameters, dict) and "omp_wait_policy" in parameters:
+            return str(parameters["omp_wait_policy"])
+    return None
 
 
 def run_node(make_node: Callable[[], ConfiguredLifecycleNode], args: list[str] | None = None) -> None:

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dense_descriptors_ros.cli.main import SUBCOMMANDS, build_parser, main
+from dense_descriptors_ros.cli.main import SUBCOMMANDS, build_parser, main, omp_wait_policy_option
 from dense_descriptors_ros.config import config_leaves
 from dense_descriptors_ros.model.checkpoint import save_checkpoint
 from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig
@@ -107,3 +107,10 @@ def test_export_of_a_broken_checkpoint_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "bad").mkdir()
     assert main(["export", "--model", str(tmp_path / "bad")]) == 2
     assert "model.yaml: missing" in _error_line(capsys)
+
+
+def test_wait_policy_option_is_read_before_the_subcommands_import_torch():
+    assert omp_wait_policy_option(["track", "--omp-wait-policy", "active", "in.mp4"]) == "active"
+    assert omp_wait_policy_option(["track", "--omp-wait-policy=passive"]) == "passive"
+    assert omp_wait_policy_option(["track", "--omp-wait-policy", "spin"]) is None  # argparse reports it
+    assert omp_wait_policy_option(["track", "in.mp4"]) is None
