@@ -57,7 +57,8 @@ def generate_launch_description():
                     common,
                     {
                         "input": PythonExpression(["'descriptors' if '", separate, "' == 'true' else 'image'"]),
-                        # 640x480 descriptor images are 19.7 MB: only a reliable, depth-1 subscription gets them.
+                        # Descriptor images are MBs (2.5 MB at 640x480, more with max_output_side): only a reliable,
+                        # depth-1 subscription gets them.
                         "descriptors_qos": "reliable",
                     },
                 ],

@@ -2,8 +2,10 @@
 
 Works on any object with the Image fields (rclpy messages, rosbags-deserialised messages), so the same code
 serves the nodes, the bag readers and the tests. Encodings: rgb8, bgr8, rgba8, bgra8, mono8, mono16, 16UC1,
-32FC1 and 32FC<D> for any D (descriptor images). ``step`` padding and ``is_bigendian`` are honoured.
-Colour images come back as RGB (or RGBA), whatever their encoding; mono as (H, W).
+32FC1, 32FC<D> for any D (descriptor images) and this package's 16FC<D>: D IEEE half floats per pixel, byte order
+as ``is_bigendian`` says, step >= width * D * 2 (decoded to float32). ``step`` padding and ``is_bigendian`` are
+honoured; data must be exactly height * step bytes. Colour images come back as RGB (or RGBA), whatever their
+encoding; mono as (H, W).
 
 cv_bridge is used when it imports (a ROS install); this code otherwise. Both give the same arrays (tested).
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import re
 import sys
+from array import array as ByteArray
 from typing import Any
 
 import cv2
@@ -24,7 +27,7 @@ try:  # pragma: no cover - only on a machine with a ROS install
 except ImportError:
     _BRIDGE = None
 
-# encoding -> (numpy dtype, channels); 32FC<D> is parsed separately.
+# encoding -> (numpy dtype, channels); 32FC<D> and 16FC<D> are parsed separately.
 _FIXED = {
     "rgb8": (np.uint8, 3),
     "bgr8": (np.uint8, 3),
@@ -36,7 +39,7 @@ _FIXED = {
     "16UC1": (np.uint16, 1),
     "32FC1": (np.float32, 1),
 }
-_FLOAT_MULTI = re.compile(r"^32FC(\d+)$")
+_FLOAT_MULTI = re.compile(r"^(32|16)FC(\d+)$")
 
 
 class ImageError(ValueError):
@@ -48,23 +51,25 @@ class ImageError(ValueError):
 
 
 def encoding_layout(encoding: str) -> tuple[np.dtype, int]:
-    """(dtype, channels) of a supported encoding; ValueError naming the supported ones otherwise."""
+    """(dtype in the message, channels) of a supported encoding; ValueError naming the supported ones otherwise."""
     if encoding in _FIXED:
         dtype, channels = _FIXED[encoding]
         return np.dtype(dtype), channels
     match = _FLOAT_MULTI.match(encoding)
-    if match and int(match.group(1)) >= 1:
-        return np.dtype(np.float32), int(match.group(1))
+    if match and int(match.group(2)) >= 1:
+        return np.dtype(np.float32 if match.group(1) == "32" else np.float16), int(match.group(2))
     raise ImageError(
-        "unsupported encoding", f"unsupported image encoding {encoding!r}; supported: {', '.join(_FIXED)}, 32FC<D>"
+        "unsupported encoding",
+        f"unsupported image encoding {encoding!r}; supported: {', '.join(_FIXED)}, 32FC<D>, 16FC<D>",
     )
 
 
 def image_to_numpy(msg: Any, max_pixels: int = 0) -> np.ndarray:
-    """sensor_msgs/Image -> numpy: RGB(A) for colour encodings, (H, W) for one channel, (H, W, D) for 32FC<D>.
+    """sensor_msgs/Image -> numpy: RGB(A) for colour encodings, (H, W) for one channel, (H, W, D) float32 for
+    32FC<D> and 16FC<D>.
 
-    Raises ImageError (a ValueError) for unknown encodings, zero-size images, data shorter than height * step and,
-    before anything is allocated, images of more than ``max_pixels`` pixels (0 = no limit).
+    Raises ImageError (a ValueError) for unknown encodings, zero-size images, data of another size than
+    height * step and, before anything is allocated, images of more than ``max_pixels`` pixels (0 = no limit).
     """
     encoding = str(msg.encoding)
     dtype, channels = encoding_layout(encoding)
@@ -75,7 +80,9 @@ def image_to_numpy(msg: Any, max_pixels: int = 0) -> np.ndarray:
             f"{msg.width}x{msg.height} image ({pixels / 1e6:.1f} Mpx) is above the limit of {max_pixels / 1e6:.1f} Mpx "
             "(max_input_pixels); not decoded",
         )
-    if _BRIDGE is not None and type(msg).__module__.startswith("sensor_msgs"):  # pragma: no cover - ROS install
+    # cv_bridge knows no 16FC<D> (a convention of this package): those are always decoded here.
+    bridge = _BRIDGE is not None and dtype != np.float16 and type(msg).__module__.startswith("sensor_msgs")
+    if bridge:  # pragma: no cover - ROS install
         return _from_bridge(msg, encoding, channels)
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
@@ -93,10 +100,16 @@ def image_to_numpy(msg: Any, max_pixels: int = 0) -> np.ndarray:
             "truncated data",
             f"image data truncated: {raw.size} bytes for {height} rows of step {step} ({height * step} expected)",
         )
+    if raw.size > height * step:  # e.g. 32FC<D> data labelled 16FC<D>: never decode part of it as if it fitted
+        raise ImageError(
+            "data too long",
+            f"image data too long: {raw.size} bytes for {height} rows of step {step} ({height * step} expected); "
+            f"check encoding {encoding!r}, width and step",
+        )
     rows = raw[: height * step].reshape(height, step)[:, :row_bytes]
     big_endian = bool(msg.is_bigendian)
     array = np.ascontiguousarray(rows).view(dtype.newbyteorder(">" if big_endian else "<"))
-    array = array.reshape(height, width, channels).astype(dtype, copy=False)
+    array = array.reshape(height, width, channels).astype(np.float32 if dtype == np.float16 else dtype, copy=False)
     if channels == 1:
         array = array[..., 0]
     if encoding in ("bgr8", "bgra8"):
@@ -118,10 +131,12 @@ def _from_bridge(msg: Any, encoding: str, channels: int) -> np.ndarray:  # pragm
 
 
 def numpy_to_image(array: np.ndarray, encoding: str, msg: Any | None = None) -> Any:
-    """numpy -> sensor_msgs/Image with ``encoding``; RGB(A) input for colour encodings (swapped for bgr8/bgra8).
+    """numpy -> sensor_msgs/Image with ``encoding``; RGB(A) input for colour encodings (swapped for bgr8/bgra8),
+    float16 for 16FC<D>.
 
     ``msg`` is the message to fill (any object with the Image fields); a new ``sensor_msgs.msg.Image`` if None.
-    The data is little-endian, tightly packed (step = width * channels * itemsize).
+    The data is little-endian, tightly packed (step = width * channels * itemsize). A C-contiguous array of the
+    right dtype is copied once, straight into the message's data.
     """
     dtype, channels = encoding_layout(encoding)
     array = np.asarray(array)
@@ -146,7 +161,15 @@ def numpy_to_image(array: np.ndarray, encoding: str, msg: Any | None = None) -> 
     payload = np.ascontiguousarray(array, dtype=dtype.newbyteorder("<"))
     if sys.byteorder == "big":  # pragma: no cover - no big-endian CI
         payload = payload.byteswap()
-    msg.data = payload.tobytes() if not isinstance(msg.data, np.ndarray) else payload.view(np.uint8).ravel()
+    raw = payload.view(np.uint8).reshape(-1)
+    if isinstance(msg.data, np.ndarray):
+        msg.data = raw
+    elif isinstance(msg.data, ByteArray):
+        # rclpy's setter copies whatever it is given into a new array.array: fill the message's own one instead.
+        msg.data = ByteArray("B")
+        msg.data.frombytes(raw)
+    else:
+        msg.data = raw.tobytes()
     return msg
 
 

@@ -90,6 +90,16 @@ def model_id(folder: str | Path) -> str:
     return str(read_model_meta(folder)["weights_sha256"])[:12]
 
 
+def read_model_config(folder: str | Path, meta: dict[str, Any] | None = None) -> ModelConfig:
+    """The ModelConfig of a checkpoint folder (its ``model.yaml``, or the already read ``meta``), weights untouched."""
+    meta = read_model_meta(folder) if meta is None else meta
+    try:
+        return from_mapping(ModelConfig, {**meta["model"], "pretrained": False})
+    except (ConfigError, ValueError, TypeError) as exc:
+        known = [f.name for f in fields(ModelConfig)]
+        raise CheckpointError(f"{Path(folder) / META_FILE}: invalid model section ({exc}); keys are {known}") from None
+
+
 def load_checkpoint(
     folder: str | Path,
     device: str | torch.device = "cpu",
@@ -99,11 +109,7 @@ def load_checkpoint(
     folder = Path(folder)
     meta = read_model_meta(folder)
     meta_path = folder / META_FILE
-    try:
-        config = from_mapping(ModelConfig, {**meta["model"], "pretrained": False})
-    except (ConfigError, ValueError, TypeError) as exc:
-        known = [f.name for f in fields(ModelConfig)]
-        raise CheckpointError(f"{meta_path}: invalid model section ({exc}); keys are {known}") from None
+    config = read_model_config(folder, meta)
     if expected_descriptor_dim is not None and config.descriptor_dim != expected_descriptor_dim:
         raise CheckpointError(
             f"{meta_path}: descriptor_dim is {config.descriptor_dim}, expected {expected_descriptor_dim}"

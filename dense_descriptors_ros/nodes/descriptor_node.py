@@ -1,14 +1,16 @@
-"""descriptor_node: camera image in, dense descriptor image (32FC<D>) and its colour visualisation out.
+"""descriptor_node: camera image in, dense descriptor image (32FC<D> or 16FC<D>) and its colour visualisation out.
 
 Lifecycle: parameters are read and checked on configure (publishers created), the model is loaded on
 activate (subscription created, worker started) and released on deactivate. By default the node drives itself
 to active at start-up (parameter ``autostart``).
 
 Topics (relative, remap them): in ``image`` (sensor_msgs/Image, sensor-data QoS by default); out
-``descriptors`` (sensor_msgs/Image 32FC<D>, same header as the input) and ``descriptors/viz`` (bgr8, fixed PCA
-colouring), both at the inference resolution (or ``max_output_side``) rather than the camera's, each computed only
-while somebody subscribes. Services ``~/enable`` (std_srvs/SetBool), ``~/load_model`` (swaps the network while
-running, see descriptor_model_node.py).
+``descriptors`` (sensor_msgs/Image 32FC<D> or 16FC<D>, ``descriptor_encoding``, same header as the input) and
+``descriptors/viz`` (bgr8, fixed PCA colouring), each computed only while somebody subscribes. Both are at the
+network's own output resolution by default: one descriptor per ``output_stride`` x ``output_stride`` cell of the
+inference-size image (see ``compute_coarse_tensor`` for the cell centres), nothing upsampled; ``max_output_side``
+asks for a larger image instead (bilinear upsampling + renormalisation). Services ``~/enable``
+(std_srvs/SetBool), ``~/load_model`` (swaps the network while running, see descriptor_model_node.py).
 """
 
 from __future__ import annotations
@@ -17,17 +19,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image
 
 from dense_descriptors_ros.io.image_conversion import image_to_numpy, numpy_to_image, to_rgb8
 from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
 from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig
-from dense_descriptors_ros.model.engine import fit_within
+from dense_descriptors_ros.model.engine import fit_within, image_to_tensor
 from dense_descriptors_ros.nodes.descriptor_model_node import DescriptorModelNode
 from dense_descriptors_ros.nodes.frame_worker_node import FrameNodeConfig
 from dense_descriptors_ros.nodes.node_main import run_node
 from dense_descriptors_ros.nodes.qos_profiles import LARGE_OUT, qos_by_name
+
+# descriptor_encoding -> the torch dtype the descriptors are converted to before they leave the engine's device.
+ENCODING_DTYPES = {"32FC": torch.float32, "16FC": torch.float16}
 
 
 @dataclass
@@ -36,16 +42,24 @@ class DescriptorNodeConfig(FrameNodeConfig, DescriptorSourceConfig):
     max_output_side: int = field(
         default=0,
         metadata={
-            "help": "longer side of the published images (0 = the inference resolution, see max_side); at most the "
-            "input's",
+            "help": "0: publish the network's own output (one descriptor per output_stride pixels of the inference "
+            "image, nothing upsampled); N: upsample to images whose longer side is N, at most the input's",
             "range": (0, 8192),
+        },
+    )
+    descriptor_encoding: str = field(
+        default="32FC",
+        metadata={
+            "help": "32FC: 32FC<D> float32; 16FC: 16FC<D> IEEE half floats (half the bytes, about 3 significant "
+            "digits), a convention of this package that its nodes and image_to_numpy decode",
+            "choices": tuple(ENCODING_DTYPES),
         },
     )
 
 
 class DescriptorNode(DescriptorModelNode):
     CONFIG = DescriptorNodeConfig
-    LIVE_PARAMETERS = DescriptorModelNode.LIVE_PARAMETERS | {"publish_viz", "max_output_side"}
+    LIVE_PARAMETERS = DescriptorModelNode.LIVE_PARAMETERS | {"publish_viz", "max_output_side", "descriptor_encoding"}
 
     def __init__(self, node_name: str = "descriptor_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
@@ -79,12 +93,19 @@ class DescriptorNode(DescriptorModelNode):
         except ValueError as exc:
             self.problems.report_error(exc)
             return
-        descriptors = self.engine.compute(rgb, self._output_size(*rgb.shape[:2]))
-        if not np.isfinite(descriptors).all():
+        desc = self._network_output(rgb)
+        if not torch.isfinite(desc).all():
             self.problems.report("non-finite descriptors", "the network produced NaN/inf; check the checkpoint")
             return
+        # (1, D, h, w) -> contiguous (h, w, D) in the message's dtype in one pass on the engine's device (Tensor.to
+        # with the same dtype would return the permuted view, and numpy would copy it again); its buffer is then
+        # copied once, into the message.
+        encoding = self.config.descriptor_encoding
+        nhwc = desc[0].permute(1, 2, 0)
+        descriptors = torch.empty_like(nhwc, dtype=ENCODING_DTYPES[encoding], memory_format=torch.contiguous_format)
+        descriptors = descriptors.copy_(nhwc).cpu().numpy()
         if want_desc:
-            out = numpy_to_image(descriptors, f"32FC{descriptors.shape[-1]}")
+            out = numpy_to_image(descriptors, f"{encoding}{descriptors.shape[-1]}")
             out.header = msg.header
             self._pubs["descriptors"].publish(out)
         if want_viz:
@@ -92,11 +113,13 @@ class DescriptorNode(DescriptorModelNode):
             viz.header = msg.header
             self._pubs["viz"].publish(viz)
 
-    def _output_size(self, height: int, width: int) -> tuple[int, int]:
-        """The inference resolution, or the input's size shrunk to max_output_side."""
+    def _network_output(self, rgb: np.ndarray) -> torch.Tensor:
+        """(1, D, h, w) float32 unit-norm descriptors of ``rgb``: the network's own map, or, with max_output_side,
+        upsampled to the input's size shrunk to max_output_side."""
+        images = image_to_tensor(rgb)[None]
         if self.config.max_output_side:
-            return fit_within(height, width, self.config.max_output_side)
-        return self.engine.inference_size(height, width)
+            return self.engine.compute_tensor(images, fit_within(*rgb.shape[:2], self.config.max_output_side))
+        return self.engine.compute_coarse_tensor(images)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -1,8 +1,11 @@
 """tracker_node: points found again in every frame by nearest neighbour in descriptor space (papers/000 Fig. 1).
 
 By default it subscribes ``image`` and runs the descriptor network in-process (no 32FC<D> round trip); with
-``input`` = ``descriptors`` it subscribes the ``descriptors`` topic of a descriptor_node instead (the annotated
-image is then drawn on the descriptors' fixed-PCA colouring, as no camera image is there).
+``input`` = ``descriptors`` it subscribes the ``descriptors`` topic of a descriptor_node instead (32FC<D> or
+16FC<D>; the annotated image is then drawn on the descriptors' fixed-PCA colouring, as no camera image is there).
+A descriptor_node publishes one descriptor per ``output_stride`` pixels of its inference image: those maps are
+upsampled to that image's pixel grid (``descriptor_stride``, ``descriptors_on_pixel_grid``), so queries and tracks
+are in the pixels of the image the descriptors were computed from.
 
 Topics: in ``image`` or ``descriptors``, ``queries`` (geometry_msgs/PointStamped, pixel x/y: adds a track);
 out ``tracks`` (PointCloud2: x, y, z, id, score, visible), ``tracks/markers`` (MarkerArray, stable ids,
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
+import torch
 from geometry_msgs.msg import PointStamped
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image, PointCloud2
@@ -27,8 +31,11 @@ from visualization_msgs.msg import ImageMarker, MarkerArray
 
 from dense_descriptors_ros.config import ConfigError
 from dense_descriptors_ros.io.image_conversion import ImageError, image_to_numpy, numpy_to_image, to_rgb8
+from dense_descriptors_ros.model.checkpoint import read_model_config
 from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
-from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig
+from dense_descriptors_ros.model.descriptor_source import UNTRAINED, DescriptorSourceConfig
+from dense_descriptors_ros.model.network import ModelConfig, upsample_descriptors
+from dense_descriptors_ros.model.pretrained import PRETRAINED_CONFIG
 from dense_descriptors_ros.nodes.descriptor_model_node import DescriptorModelNode
 from dense_descriptors_ros.nodes.frame_worker_node import FrameNodeConfig
 from dense_descriptors_ros.nodes.messages.foxglove_annotations import (
@@ -58,6 +65,16 @@ class TrackerNodeConfig(FrameNodeConfig, DescriptorSourceConfig, TrackerConfig):
         metadata={
             "help": "image: run the network in this node; descriptors: subscribe a descriptor_node",
             "choices": INPUTS,
+        },
+    )
+    descriptor_stride: int = field(
+        default=0,
+        metadata={
+            "help": "input: descriptors: pixels of the image the descriptors were computed from per descriptor cell; "
+            "0 = the output stride of model_dir's network (4 for the out-of-the-box model), right for a "
+            "descriptor_node with the same model_dir and max_output_side 0; 1 for descriptor images at full "
+            "resolution (descriptor_node max_output_side > 0)",
+            "range": (0, 64),
         },
     )
     descriptors_qos: str = field(
@@ -106,6 +123,29 @@ class TrackerNodeConfig(FrameNodeConfig, DescriptorSourceConfig, TrackerConfig):
     def tracker_config(self) -> TrackerConfig:
         return TrackerConfig(**{f.name: getattr(self, f.name) for f in fields(TrackerConfig)})
 
+    def input_stride(self) -> int:
+        """Pixels per cell of the descriptor images of ``input: descriptors`` (``descriptor_stride``; 0 is resolved
+        from the network of model_dir without loading its weights, a ValueError naming the file if unreadable)."""
+        if self.descriptor_stride:
+            return self.descriptor_stride
+        if self.model_dir == UNTRAINED:
+            return ModelConfig.output_stride
+        if self.model_dir:
+            return read_model_config(self.model_dir).output_stride
+        return PRETRAINED_CONFIG.output_stride
+
+
+def descriptors_on_pixel_grid(descriptors: np.ndarray, stride: int) -> np.ndarray:
+    """(h, w, D) descriptors, one per ``stride`` x ``stride`` cell -> (h * stride, w * stride, D) on the pixel grid of
+    the image they were computed from (bilinear with the cell centres aligned, renormalised as a whole vector), so
+    the tracker's positions are pixels of that image (the last row/column of cells may reach up to stride - 1
+    pixels past its border). Stands in until PointTracker reads strided maps itself."""
+    if stride == 1:
+        return descriptors
+    h, w = descriptors.shape[:2]
+    coarse = torch.from_numpy(descriptors).permute(2, 0, 1)[None]
+    return upsample_descriptors(coarse, (h * stride, w * stride), stride)[0].permute(1, 2, 0).contiguous().numpy()
+
 
 # Tracks keep reference descriptors, windows and memories made with patch_size, consistency_radius and memory_size,
 # and only the strategy that runs keeps its state up to date: those need a re-configure; every other matching
@@ -136,6 +176,7 @@ class TrackerNode(DescriptorModelNode):
         self._pending_queries: list[tuple[float, float]] = []
         self._reset_requested = False
         self._stats_timer = None
+        self._input_stride = 1
         self.create_service(Trigger, "~/reset", self._on_reset)
 
     def runs_model(self, config: TrackerNodeConfig) -> bool:
@@ -147,6 +188,10 @@ class TrackerNode(DescriptorModelNode):
         self.get_logger().warning(
             f"tracks reset: the new model's descriptor space ({new}) is not the one they were made in ({old})"
         )
+
+    def check_config(self) -> None:
+        super().check_config()
+        self._input_stride = self.config.input_stride() if self.config.input == "descriptors" else 1
 
     def make_publishers(self) -> dict[str, Any]:
         self.tracker = PointTracker(self.config.tracker_config())
@@ -229,11 +274,14 @@ class TrackerNode(DescriptorModelNode):
                 rgb = to_rgb8(array)
                 return self.engine.compute(rgb), rgb
             if array.ndim != 3 or array.dtype != np.float32:
-                raise ImageError("not a descriptor image", f"expected a 32FC<D> image, got encoding {msg.encoding}")
+                raise ImageError(
+                    "not a descriptor image", f"expected a 32FC<D> or 16FC<D> image, got encoding {msg.encoding}"
+                )
         except ValueError as exc:
             self.problems.report_error(exc)
             return None
-        return array, None  # no camera image: tracks/image is drawn on the descriptor colouring
+        # No camera image: tracks/image is drawn on the descriptor colouring.
+        return descriptors_on_pixel_grid(array, self._input_stride), None
 
     def process(self, msg: Image) -> None:
         result = self._descriptors_and_image(msg)

@@ -1,4 +1,5 @@
-"""sensor_msgs/Image <-> numpy for every supported encoding, step padding, endianness, CompressedImage."""
+"""sensor_msgs/Image <-> numpy for every supported encoding (16FC<D> included), step padding, endianness, wrong
+data sizes, CompressedImage."""
 
 import numpy as np
 import pytest
@@ -25,6 +26,8 @@ CASES = {
     "32FC3": rng.normal(size=(5, 7, 3)).astype(np.float32),
     "32FC16": rng.normal(size=(5, 7, 16)).astype(np.float32),
     "32FC33": rng.normal(size=(5, 7, 33)).astype(np.float32),
+    "16FC1": rng.normal(size=(5, 7)).astype(np.float16),
+    "16FC32": rng.normal(size=(5, 7, 32)).astype(np.float16),
 }
 
 
@@ -38,6 +41,25 @@ def test_round_trip(encoding):
     back = image_to_numpy(msg)
     np.testing.assert_array_equal(back, array)
     assert back.flags.writeable
+    assert back.dtype == (np.float32 if array.dtype == np.float16 else array.dtype)  # half floats come out float32
+
+
+def test_16fc_is_ieee_half_little_endian_with_two_bytes_per_channel():
+    """The package's 16FC<D> convention, byte for byte: step = width * D * 2, IEEE binary16, little-endian."""
+    values = np.array([[[1.0, -0.5, 0.0]], [[65504.0, 2.0**-14, -2.0]]], np.float16)  # 2 rows, 1 column, D = 3
+    msg = numpy_to_image(values, "16FC3")
+    assert (msg.height, msg.width, msg.step, msg.is_bigendian) == (2, 1, 6, 0)
+    assert bytes(msg.data)[:6] == bytes([0x00, 0x3C, 0x00, 0xB8, 0x00, 0x00])
+    np.testing.assert_array_equal(image_to_numpy(msg), values.astype(np.float32))
+
+
+def test_16fc_rejects_float32_and_mislabelled_32fc_data():
+    with pytest.raises(ValueError, match="needs dtype float16"):
+        numpy_to_image(CASES["32FC16"], "16FC16")
+    msg = numpy_to_image(CASES["32FC16"], "32FC16")  # float32 bytes, then labelled as half floats
+    msg.encoding, msg.step = "16FC16", msg.step // 2
+    with pytest.raises(ValueError, match=r"too long: 2240 bytes .* \(1120 expected\)"):
+        image_to_numpy(msg)
 
 
 def test_bgr8_bytes_are_in_bgr_order():
@@ -47,7 +69,7 @@ def test_bgr8_bytes_are_in_bgr_order():
     assert bytes(numpy_to_image(rgb, "rgb8").data) == bytes([10, 20, 30])
 
 
-@pytest.mark.parametrize("encoding", ["rgb8", "mono16", "32FC16"])
+@pytest.mark.parametrize("encoding", ["rgb8", "mono16", "32FC16", "16FC32"])
 def test_step_padding_is_honoured(encoding):
     array = CASES[encoding]
     msg = numpy_to_image(array, encoding)
@@ -59,7 +81,7 @@ def test_step_padding_is_honoured(encoding):
     np.testing.assert_array_equal(image_to_numpy(msg), array)
 
 
-@pytest.mark.parametrize("encoding", ["mono16", "32FC1", "32FC16"])
+@pytest.mark.parametrize("encoding", ["mono16", "32FC1", "32FC16", "16FC1", "16FC32"])
 def test_big_endian_data(encoding):
     array = CASES[encoding]
     msg = numpy_to_image(array, encoding)
@@ -78,6 +100,9 @@ def test_errors_say_what_was_expected():
     msg = numpy_to_image(CASES["rgb8"], "rgb8")
     msg.data = bytes(msg.data)[:-1]
     with pytest.raises(ValueError, match=r"truncated: 104 bytes .* \(105 expected\)"):
+        image_to_numpy(msg)
+    msg.data = bytes(numpy_to_image(CASES["rgb8"], "rgb8").data) + b"\x00"
+    with pytest.raises(ValueError, match=r"too long: 106 bytes .* \(105 expected\)"):
         image_to_numpy(msg)
     with pytest.raises(ValueError, match="zero size"):
         image_to_numpy(Image(encoding="rgb8", height=0, width=4, step=12))

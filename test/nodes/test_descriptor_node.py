@@ -1,4 +1,5 @@
-"""descriptor_node with real rclpy: images in, 32FC<D> descriptors and bgr8 viz out; lifecycle; bad input."""
+"""descriptor_node with real rclpy: images in, 32FC<D> / 16FC<D> descriptors (the network's own resolution, or
+upsampled to max_output_side) and bgr8 viz out; lifecycle; bad input."""
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from std_srvs.srv import SetBool
 
 from dense_descriptors_ros.io.image_conversion import image_to_numpy, numpy_to_image
 from dense_descriptors_ros.model.checkpoint import save_checkpoint
+from dense_descriptors_ros.model.engine import image_to_tensor
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
 from dense_descriptors_ros.nodes.descriptor_node import DescriptorNode
 from dense_descriptors_ros.nodes.in_process_graph import wait_for
@@ -30,6 +32,12 @@ def _image(stamp_sec: int, h: int = 48, w: int = 64, encoding: str = "rgb8") -> 
 def model_dir(tmp_path):
     net = DescriptorNet(ModelConfig(backbone="mobilenet_v2", descriptor_dim=8, pretrained=False))
     return save_checkpoint(tmp_path / "model", net, {"test": True})
+
+
+@pytest.fixture
+def stride4_model_dir(tmp_path):
+    net = DescriptorNet(ModelConfig(backbone="mobilenet_v2", descriptor_dim=8, output_stride=4, pretrained=False))
+    return save_checkpoint(tmp_path / "stride4", net)
 
 
 def _start(ros, model_dir, **params):
@@ -142,3 +150,41 @@ def test_invalid_parameter_fails_configure_and_the_node_stays_up(ros, model_dir,
     assert lifecycle_state(node) == "unconfigured"
     assert node.set_parameters([Parameter("max_side", value=320)])[0].successful
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+
+
+@pytest.mark.parametrize(("encoding", "itemsize", "atol"), [("32FC", 4, 1e-6), ("16FC", 2, 1e-3)])
+def test_descriptors_are_the_networks_own_map_in_either_encoding(
+    ros, stride4_model_dir, node_publisher, encoding, itemsize, atol
+):
+    """max_output_side 0: one descriptor per 4x4 cell of the inference image, exactly the engine's coarse map."""
+    node = _start(ros, stride4_model_dir, descriptor_encoding=encoding)
+    node.trigger_configure()
+    node.trigger_activate()
+    desc = ros.collector(Image, "descriptors")
+    viz = ros.collector(Image, "descriptors/viz")
+    pub = _connected_camera(ros, node, node_publisher)
+    sent = _image(11, h=50, w=64)  # 50 rows: the last row of cells covers 2 image rows (ceil(50 / 4) = 13)
+    assert wait_for(lambda: (pub.publish(sent) or True) and desc and viz, timeout=30, period=0.5)
+    out = desc[-1]
+    assert (out.encoding, out.height, out.width, out.step) == (f"{encoding}8", 13, 16, 16 * 8 * itemsize)
+    assert len(out.data) == 13 * 16 * 8 * itemsize and out.header.stamp.sec == 11
+    values = image_to_numpy(out)
+    assert values.dtype == np.float32 and values.shape == (13, 16, 8)
+    expected = node.engine.compute_coarse_tensor(image_to_tensor(image_to_numpy(sent))[None])[0].permute(1, 2, 0)
+    np.testing.assert_allclose(values, expected.numpy(), atol=atol)
+    np.testing.assert_allclose(np.linalg.norm(values, axis=-1), 1.0, atol=10 * atol)
+    assert (viz[-1].height, viz[-1].width) == (13, 16)
+
+
+def test_max_output_side_upsamples_and_renormalises(ros, stride4_model_dir, node_publisher):
+    node = _start(ros, stride4_model_dir, max_output_side=32)
+    node.trigger_configure()
+    node.trigger_activate()
+    desc = ros.collector(Image, "descriptors")
+    pub = _connected_camera(ros, node, node_publisher)
+    sent = _image(12)
+    assert wait_for(lambda: (pub.publish(sent) or True) and desc, timeout=30, period=0.5)
+    assert (desc[-1].encoding, desc[-1].height, desc[-1].width) == ("32FC8", 24, 32)
+    values = image_to_numpy(desc[-1])
+    np.testing.assert_allclose(values, node.engine.compute(image_to_numpy(sent), (24, 32)), atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(values, axis=-1), 1.0, atol=1e-5)

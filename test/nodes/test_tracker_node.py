@@ -1,9 +1,10 @@
-"""tracker_node with real rclpy: frames in, PointCloud2 / MarkerArray / ImageMarker / annotated image out; services;
-bad input."""
+"""tracker_node with real rclpy: frames (or 32FC / 16FC descriptor images, full-resolution or coarse) in, PointCloud2 /
+MarkerArray / ImageMarker / annotated image out; services; bad input."""
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, PointStamped
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -16,10 +17,10 @@ from visualization_msgs.msg import ImageMarker, Marker, MarkerArray
 from dense_descriptors_ros.io.image_conversion import numpy_to_image
 from dense_descriptors_ros.model.checkpoint import save_checkpoint
 from dense_descriptors_ros.model.engine import DescriptorEngine
-from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
+from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig, normalize_descriptors
 from dense_descriptors_ros.nodes.in_process_graph import wait_for
 from dense_descriptors_ros.nodes.messages.pointcloud import pointcloud2_to_array
-from dense_descriptors_ros.nodes.tracker_node import TrackerNode
+from dense_descriptors_ros.nodes.tracker_node import TrackerNode, TrackerNodeConfig
 from dense_descriptors_ros.synthetic.plane_video import SyntheticSequence, similarity_transform
 from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 from dense_descriptors_ros.tracking.point_tracker import PointTracker
@@ -63,10 +64,26 @@ def _oracle_sequence(frames=8):
     return SyntheticSequence(np.array(transforms), height=80, width=96, descriptor_dim=16, seed=2)
 
 
-def test_descriptor_input_tracks_ground_truth_with_matching_stamps(ros):
+def _descriptor_message(descriptors, encoding="32FC", stride=1):
+    """The descriptor image a descriptor_node publishes for a network of output stride ``stride``: one
+    (renormalised) mean descriptor per stride x stride cell, as float32 (32FC) or float16 (16FC)."""
+    if stride > 1:
+        cells = F.avg_pool2d(torch.from_numpy(descriptors).permute(2, 0, 1)[None], stride)
+        descriptors = normalize_descriptors(cells)[0].permute(1, 2, 0).numpy()
+    dtype = np.float16 if encoding == "16FC" else np.float32
+    return numpy_to_image(descriptors.astype(dtype), f"{encoding}{descriptors.shape[-1]}")
+
+
+@pytest.mark.parametrize(
+    ("encoding", "stride", "descriptor_stride"),
+    [("32FC", 1, 1), ("16FC", 4, 0)],
+    ids=["32FC-full-resolution", "16FC-coarse-stride-of-the-out-of-the-box-model"],
+)
+def test_descriptor_input_tracks_ground_truth_with_matching_stamps(ros, encoding, stride, descriptor_stride):
+    """Queries and tracks are in pixels of the image the descriptors were computed from, whatever their stride."""
     seq = _oracle_sequence()
     queries = np.array([[30.0, 30.0], [60.0, 45.0], [45.0, 60.0]])
-    _node(ros, input="descriptors", query_points=queries.ravel().tolist())
+    _node(ros, input="descriptors", query_points=queries.ravel().tolist(), descriptor_stride=descriptor_stride)
     clouds = ros.collector(PointCloud2, "tracks")
     markers = ros.collector(MarkerArray, "tracks/markers")
     images = ros.collector(Image, "tracks/image")
@@ -76,7 +93,7 @@ def test_descriptor_input_tracks_ground_truth_with_matching_stamps(ros):
     truth = seq.project(seq.texture_points(queries, 0))
     for t in range(len(seq)):
         _, desc = seq.frame(t)
-        cloud = _send_and_wait(pub, _stamped(numpy_to_image(desc, "32FC16"), 100 + t), clouds)
+        cloud = _send_and_wait(pub, _stamped(_descriptor_message(desc, encoding, stride), 100 + t), clouds)
         assert cloud.header.stamp.sec == 100 + t and cloud.header.frame_id == "camera_optical"
         points = pointcloud2_to_array(cloud)
         assert list(points["id"]) == [0, 1, 2]
@@ -126,7 +143,7 @@ def test_image_input_runs_network_in_process_like_the_library(ros, tmp_path):
 
 def test_queries_topic_reset_and_enable_services(ros):
     seq = _oracle_sequence(4)
-    node = _node(ros, input="descriptors")
+    node = _node(ros, input="descriptors", descriptor_stride=1)
     clouds = ros.collector(PointCloud2, "tracks")
     markers = ros.collector(MarkerArray, "tracks/markers")
     helper = ros.node("operator")
@@ -163,7 +180,7 @@ def test_queries_topic_reset_and_enable_services(ros):
 
 def test_bad_input_is_skipped_and_node_keeps_running(ros):
     seq = _oracle_sequence(2)
-    node = _node(ros, input="descriptors", query_points=[40.0, 30.0, 500.0, 500.0])
+    node = _node(ros, input="descriptors", query_points=[40.0, 30.0, 500.0, 500.0], descriptor_stride=1)
     clouds = ros.collector(PointCloud2, "tracks")
     pub = ros.node("bad_source").create_publisher(Image, "descriptors", RELIABLE)
     assert wait_for(lambda: pub.get_subscription_count() > 0)
@@ -192,3 +209,14 @@ def test_odd_number_of_query_coordinates_fails_configure(ros):
     overrides = [Parameter("query_points", value=[1.0, 2.0, 3.0]), Parameter("input", value="descriptors")]
     node = ros.add(TrackerNode(context=ros.context, parameter_overrides=overrides))
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+
+
+def test_descriptor_stride_0_is_the_output_stride_of_model_dir(tmp_path):
+    """Read from model.yaml (no weights loaded); 4 for the out-of-the-box model, 1 for a full-resolution network."""
+    stride2 = save_checkpoint(tmp_path / "s2", DescriptorNet(ModelConfig(output_stride=2, pretrained=False)))
+    assert TrackerNodeConfig(input="descriptors").input_stride() == 4
+    assert TrackerNodeConfig(input="descriptors", model_dir=str(stride2)).input_stride() == 2
+    assert TrackerNodeConfig(input="descriptors", model_dir="untrained").input_stride() == 1
+    assert TrackerNodeConfig(input="descriptors", model_dir=str(stride2), descriptor_stride=3).input_stride() == 3
+    with pytest.raises(ValueError, match="checkpoint folder not found"):
+        TrackerNodeConfig(input="descriptors", model_dir=str(tmp_path / "nope")).input_stride()

@@ -1,5 +1,5 @@
 """Huge frames: an image above the pixel limit is rejected before it is decoded (memory stays flat), and the
-descriptor images follow the inference resolution (or max_output_side), not the camera's."""
+descriptor images follow the network's output resolution (or max_output_side), not the camera's."""
 
 import numpy as np
 import pytest
@@ -59,12 +59,14 @@ def test_the_default_pixel_limit_keeps_memory_flat(ros, active_node):
     assert _rss_mb() - before < 200
 
 
-def test_descriptors_follow_the_inference_resolution_or_max_output_side(ros, active_node, remote):
+def test_descriptors_follow_the_network_output_resolution_or_max_output_side(ros, active_node, remote):
     node = _node(active_node, max_side=80)
     pub, descriptors, viz = _camera(ros, node)
     assert wait_for(lambda: (pub.publish(_frame(120, 160, 4)) or True) and descriptors and viz, timeout=30, period=1.0)
-    assert (descriptors[-1].height, descriptors[-1].width) == (60, 80)
-    assert (viz[-1].height, viz[-1].width) == (60, 80)
+    # The out-of-the-box model has output stride 4: an 80x60 inference image gives 20x15 descriptors.
+    assert node.engine.output_stride == 4
+    assert (descriptors[-1].height, descriptors[-1].width) == (15, 20)
+    assert (viz[-1].height, viz[-1].width) == (15, 20)
     (result,) = remote.set_parameters("descriptor_node", max_output_side=160)
     assert result.successful, result.reason
     count = len(descriptors)

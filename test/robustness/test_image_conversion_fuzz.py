@@ -9,8 +9,14 @@ from hypothesis import strategies as st
 
 from dense_descriptors_ros.io.image_conversion import encoding_layout, image_to_numpy, numpy_to_image, to_rgb8
 
-ENCODINGS = ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC1", "mono16", "16UC1", "32FC1", "32FC3", "32FC16"]
-ODD_ENCODINGS = ["", "yuv422", "32FC0", "32FC", "32FC-1", "32FC99999", "RGB8", "bayer_rggb8", "64FC1", "8UC3"]
+ENCODINGS = [
+    *("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC1", "mono16", "16UC1"),
+    *("32FC1", "32FC3", "32FC16", "16FC1", "16FC3", "16FC32"),
+]
+ODD_ENCODINGS = [
+    *("", "yuv422", "32FC0", "32FC", "32FC-1", "32FC99999", "RGB8", "bayer_rggb8", "64FC1", "8UC3"),
+    *("16FC0", "16FC", "16FC-2", "16FC99999", "16fc4", "16UC3"),
+]
 
 
 @st.composite
@@ -43,7 +49,8 @@ def test_any_message_gives_the_declared_array_or_a_value_error(msg, max_pixels):
         return
     dtype, channels = encoding_layout(msg.encoding)
     expected = (msg.height, msg.width) if channels == 1 else (msg.height, msg.width, channels)
-    assert array.shape == expected and array.dtype == dtype
+    assert array.shape == expected and array.dtype == (np.float32 if dtype == np.float16 else dtype)
+    assert len(msg.data) == msg.height * msg.step  # any other size is a ValueError
     assert not max_pixels or msg.height * msg.width <= max_pixels
     assert array.flags.c_contiguous and array.flags.writeable
     if dtype == np.uint8 and channels == 1:
@@ -67,8 +74,8 @@ def test_round_trip_through_a_message_is_exact(encoding, height, width, seed):
     dtype, channels = encoding_layout(encoding)
     rng = np.random.default_rng(seed)
     shape = (height, width) if channels == 1 else (height, width, channels)
-    if dtype == np.float32:
-        array = rng.normal(size=shape).astype(np.float32)
+    if dtype.kind == "f":
+        array = rng.normal(size=shape).astype(dtype)
     else:
         array = rng.integers(0, np.iinfo(dtype).max, size=shape, endpoint=True, dtype=dtype)
     fields = SimpleNamespace(data=np.zeros(0, np.uint8))

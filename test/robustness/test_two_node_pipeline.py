@@ -1,9 +1,11 @@
 """The documented two-node pipeline (tracker.launch.py with start_descriptor_node:=true): descriptor_node and
-tracker_node as separate processes with the package's parameter files. The 640x480 descriptor images (19.7 MB
-each) must reach the tracker: the descriptors topic is reliable, depth 1 (keep the newest) on both sides."""
+tracker_node as separate processes with the package's parameter files. The descriptor images (the out-of-the-box
+model's stride-4 map of a 640x480 frame, 2.5 MB) must reach the tracker: the descriptors topic is reliable, depth 1
+(keep the newest) on both sides; the tracker brings them back to the 640x480 pixel grid."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -11,6 +13,7 @@ from sensor_msgs.msg import Image, PointCloud2
 
 from dense_descriptors_ros.io.image_conversion import numpy_to_image
 from dense_descriptors_ros.nodes.in_process_graph import wait_for
+from dense_descriptors_ros.nodes.messages.pointcloud import pointcloud2_to_array
 from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 
 pytestmark = pytest.mark.ros
@@ -42,3 +45,7 @@ def test_descriptor_node_feeds_tracker_node_at_640x480(ros, start_node, remote):
         delivered += wait_for(lambda t=t: any(m.header.stamp.sec == t for m in tracks), timeout=15)
     assert delivered >= 5, f"tracks for {delivered} of 6 frames\n{descriptor.log()}\n{tracker.log()}"
     assert all(m.width == 30 for m in tracks)  # auto_points: 30 in config/tracker.yaml
+    # Tracks are in pixels of the 640x480 image, not of the 160x120 descriptor map.
+    xy = np.concatenate([np.stack([p["x"], p["y"]], axis=1) for p in map(pointcloud2_to_array, tracks)])
+    assert (xy >= 0).all() and (xy[:, 0] < 640 + 3).all() and (xy[:, 1] < 480 + 3).all()
+    assert xy[:, 0].max() > 160 and xy[:, 1].max() > 120

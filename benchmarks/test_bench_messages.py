@@ -1,0 +1,124 @@
+"""The ROS overhead of descriptor_node: image in -> descriptors out, minus the network's own time; message sizes.
+
+Run: `bash scripts/run_tests.sh -m bench -s benchmarks/test_bench_messages.py`.
+Prints one JSON line. descriptor_node runs the out-of-the-box model (defaults, ``max_side`` 640: inference at the
+camera's size here) on 320x240 and 640x480 rgb8 frames, in this process's graph (the same RMW, DDS serialisation and
+executors as separate processes, without the loopback copy). Per message kind: ``32FC`` and ``16FC`` (the network's
+own stride-4 map, the default), and ``32FC_full`` (upsampled to the inference resolution, ``max_output_side`` =
+width: what the node published before) for comparison. Per kind and size: median latency from publishing the image
+to receiving the descriptors; inference = the node's own ``compute_coarse_tensor`` call on that very frame (the
+network alone, timed around the engine's method in the node's worker thread), so each frame's overhead (latency -
+inference) is measured under the same load as its inference; medians over frames of the overhead, its ratio to
+inference (target <= 0.2), and bytes per message. The kinds take turns on every frame.
+"""
+
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from builtin_interfaces.msg import Time
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from dense_descriptors_ros.io.image_conversion import numpy_to_image
+from dense_descriptors_ros.nodes.descriptor_node import DescriptorNode
+from dense_descriptors_ros.nodes.in_process_graph import wait_for
+from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
+
+pytestmark = pytest.mark.bench
+SIZES = {"320x240": (240, 320), "640x480": (480, 640)}
+REPEATS = {"320x240": 15, "640x480": 7}  # timed frames per size and kind, after one warm-up frame
+THREADS = 2
+TARGET = 0.2  # overhead / inference
+
+
+def _kinds(width: int) -> dict[str, dict]:
+    return {
+        "32FC": {"descriptor_encoding": "32FC", "max_output_side": 0},
+        "16FC": {"descriptor_encoding": "16FC", "max_output_side": 0},
+        "32FC_full": {"descriptor_encoding": "32FC", "max_output_side": width},
+    }
+
+
+def _time_calls(obj: object, method: str) -> list[float]:
+    """Replace ``obj.method`` by a wrapper that appends each call's duration (seconds) to the returned list."""
+    run = getattr(obj, method)
+    seconds: list[float] = []
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        result = run(*args, **kwargs)
+        seconds.append(time.perf_counter() - start)
+        return result
+
+    setattr(obj, method, timed)
+    return seconds
+
+
+def test_descriptor_node_ros_overhead(ros, node_publisher, round_trip):
+    torch.set_num_threads(THREADS)
+    figures = {"date": time.strftime("%Y-%m-%d"), "cpu": platform.processor() or platform.machine()}
+    figures |= {"threads": THREADS, "frames": REPEATS, "target_overhead_ratio": TARGET}
+    figures["loadavg_before"] = Path("/proc/loadavg").read_text().split()[:3]
+    node = ros.add(
+        DescriptorNode(
+            context=ros.context,
+            parameter_overrides=[
+                Parameter("device", value="cpu"),
+                Parameter("image_qos", value="reliable"),
+                Parameter("publish_viz", value=False),
+            ],
+        )
+    )
+    node.trigger_configure()
+    node.trigger_activate()
+    send = round_trip(Image, "descriptors")
+    reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    camera = ros.node("camera").create_publisher(Image, "image", reliable)
+    descriptors = node_publisher(node, "descriptors")
+    assert wait_for(lambda: camera.get_subscription_count() > 0 and descriptors.get_subscription_count() > 0)
+    figures["model_output_stride"] = node.engine.output_stride
+    figures["descriptor_dim"] = node.engine.descriptor_dim
+    network_seconds = _time_calls(node.engine, "compute_coarse_tensor")
+    stamp = 0
+    for size_name, (h, w) in SIZES.items():
+        frames = textured_object_video(REPEATS[size_name] + 1, h, w, seed=1).frames
+        kinds = _kinds(w)
+        latency: dict[str, list[float]] = {kind: [] for kind in kinds}
+        inference: dict[str, list[float]] = {kind: [] for kind in kinds}
+        sizes: dict[str, int] = {}
+        for frame in frames:
+            for kind, params in kinds.items():
+                results = node.set_parameters([Parameter(k, value=v) for k, v in params.items()])
+                assert all(r.successful for r in results)
+                stamp += 1
+                msg = numpy_to_image(frame, "rgb8")
+                msg.header.stamp = Time(sec=stamp)
+                network_seconds.clear()
+                seconds, out = send(camera, msg)
+                (network,) = network_seconds  # the node ran the network once for this frame
+                latency[kind].append(seconds)
+                inference[kind].append(network)
+                sizes[kind] = len(out.data)
+                assert out.encoding.startswith(params["descriptor_encoding"])
+        row = {}
+        for kind in kinds:  # frame 0 warms up
+            overheads = [t - n for t, n in zip(latency[kind][1:], inference[kind][1:], strict=True)]
+            inference_s = statistics.median(inference[kind][1:])
+            row[kind] = {
+                "latency_ms": round(1000 * statistics.median(latency[kind][1:]), 1),
+                "inference_ms": round(1000 * inference_s, 1),
+                "overhead_ms": round(1000 * statistics.median(overheads), 1),
+                "overhead_ratio": round(statistics.median(overheads) / inference_s, 3),
+                "message_bytes": sizes[kind],
+            }
+        figures[size_name] = row
+    figures["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
+    figures["target_met"] = all(figures[s][k]["overhead_ratio"] <= TARGET for s in SIZES for k in ("32FC", "16FC"))
+    print(json.dumps({"benchmark": "messages", **figures}))
+    assert all(figures[s]["16FC"]["message_bytes"] * 2 == figures[s]["32FC"]["message_bytes"] for s in SIZES)
