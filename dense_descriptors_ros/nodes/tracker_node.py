@@ -3,9 +3,9 @@
 By default it subscribes ``image`` and runs the descriptor network in-process (no 32FC<D> round trip); with
 ``input`` = ``descriptors`` it subscribes the ``descriptors`` topic of a descriptor_node instead (32FC<D> or
 16FC<D>; the annotated image is then drawn on the descriptors' fixed-PCA colouring, as no camera image is there).
-A descriptor_node publishes one descriptor per ``output_stride`` pixels of its inference image: those maps are
-upsampled to that image's pixel grid (``descriptor_stride``, ``descriptors_on_pixel_grid``), so queries and tracks
-are in the pixels of the image the descriptors were computed from.
+A descriptor_node publishes one descriptor per ``output_stride`` pixels of its inference image: the tracker reads
+those maps at that stride (``descriptor_stride``; it samples the cells at sub-pixel image positions), so queries and
+tracks are in the pixels of the image the descriptors were computed from.
 
 Topics: in ``image`` or ``descriptors``, ``queries`` (geometry_msgs/PointStamped, pixel x/y: adds a track);
 out ``tracks`` (PointCloud2: x, y, z, id, score, visible), ``tracks/markers`` (MarkerArray, stable ids,
@@ -22,7 +22,6 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
-import torch
 from geometry_msgs.msg import PointStamped
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image, PointCloud2
@@ -34,7 +33,7 @@ from dense_descriptors_ros.io.image_conversion import ImageError, image_to_numpy
 from dense_descriptors_ros.model.checkpoint import read_model_config
 from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
 from dense_descriptors_ros.model.descriptor_source import UNTRAINED, DescriptorSourceConfig
-from dense_descriptors_ros.model.network import ModelConfig, upsample_descriptors
+from dense_descriptors_ros.model.network import ModelConfig
 from dense_descriptors_ros.model.pretrained import PRETRAINED_CONFIG
 from dense_descriptors_ros.nodes.descriptor_model_node import DescriptorModelNode
 from dense_descriptors_ros.nodes.frame_worker_node import FrameNodeConfig
@@ -133,18 +132,6 @@ class TrackerNodeConfig(FrameNodeConfig, DescriptorSourceConfig, TrackerConfig):
         if self.model_dir:
             return read_model_config(self.model_dir).output_stride
         return PRETRAINED_CONFIG.output_stride
-
-
-def descriptors_on_pixel_grid(descriptors: np.ndarray, stride: int) -> np.ndarray:
-    """(h, w, D) descriptors, one per ``stride`` x ``stride`` cell -> (h * stride, w * stride, D) on the pixel grid of
-    the image they were computed from (bilinear with the cell centres aligned, renormalised as a whole vector), so
-    the tracker's positions are pixels of that image (the last row/column of cells may reach up to stride - 1
-    pixels past its border). Stands in until PointTracker reads strided maps itself."""
-    if stride == 1:
-        return descriptors
-    h, w = descriptors.shape[:2]
-    coarse = torch.from_numpy(descriptors).permute(2, 0, 1)[None]
-    return upsample_descriptors(coarse, (h * stride, w * stride), stride)[0].permute(1, 2, 0).contiguous().numpy()
 
 
 # Tracks keep reference descriptors, windows and memories made with patch_size, consistency_radius and memory_size,
@@ -267,12 +254,13 @@ class TrackerNode(DescriptorModelNode):
         self.get_logger().info("frames " + ", ".join(f"{k} {v}" for k, v in self.diagnostic_values().items()))
 
     # --- work ------------------------------------------------------------------------------------------------
-    def _descriptors_and_image(self, msg: Image) -> tuple[np.ndarray, np.ndarray | None] | None:
+    def _descriptors_and_image(self, msg: Image) -> tuple[np.ndarray, np.ndarray | None, int] | None:
+        """(descriptors, camera image or None, pixels per descriptor cell) of a message, or None when it is bad."""
         try:
             array = image_to_numpy(msg, self.config.max_input_pixels)
             if self.config.input == "image":
                 rgb = to_rgb8(array)
-                return self.engine.compute(rgb), rgb
+                return self.engine.compute(rgb), rgb, 1
             if array.ndim != 3 or array.dtype != np.float32:
                 raise ImageError(
                     "not a descriptor image", f"expected a 32FC<D> or 16FC<D> image, got encoding {msg.encoding}"
@@ -281,17 +269,17 @@ class TrackerNode(DescriptorModelNode):
             self.problems.report_error(exc)
             return None
         # No camera image: tracks/image is drawn on the descriptor colouring.
-        return descriptors_on_pixel_grid(array, self._input_stride), None
+        return array, None, self._input_stride
 
     def process(self, msg: Image) -> None:
         result = self._descriptors_and_image(msg)
         if result is None:
             return
-        descriptors, rgb = result
+        descriptors, rgb, stride = result
         if not np.isfinite(descriptors).all():
             self.problems.report("non-finite descriptors", "descriptor image holds NaN/inf; frame skipped")
             return
-        h, w = descriptors.shape[:2]
+        h, w = descriptors.shape[0] * stride, descriptors.shape[1] * stride
         with self._lock:
             if self._reset_requested:
                 self.tracker.reset()
@@ -305,9 +293,9 @@ class TrackerNode(DescriptorModelNode):
             self.problems.report("query outside image", f"{len(queries) - len(inside)} query point(s) outside {w}x{h}")
         # Existing tracks move into this frame first; new queries start here (in this frame's pixels).
         if self.tracker.num_tracks or not inside:
-            self.tracker.update(descriptors)
+            self.tracker.update(descriptors, stride=stride)
         if inside:
-            self.tracker.add_queries(descriptors, np.array(inside, np.float32))
+            self.tracker.add_queries(descriptors, np.array(inside, np.float32), stride=stride)
         frame = self.tracker.frame()
         self._pubs["tracks"].publish(tracks_to_pointcloud2(frame, msg.header))
         if self._pubs["markers"].get_subscription_count():
@@ -316,10 +304,15 @@ class TrackerNode(DescriptorModelNode):
             )
         self._publish_image_overlays(frame, msg.header)
         if self._pubs["image"].get_subscription_count():
-            canvas = rgb if rgb is not None else self.colorizer(descriptors)
+            canvas = rgb if rgb is not None else self._descriptor_canvas(descriptors, stride)
             annotated = numpy_to_image(self.drawer.draw(canvas, frame), "bgr8")
             annotated.header = msg.header
             self._pubs["image"].publish(annotated)
+
+    def _descriptor_canvas(self, descriptors: np.ndarray, stride: int) -> np.ndarray:
+        """The descriptors' colouring on the pixel grid the tracks are in (each cell a stride x stride block)."""
+        colours = self.colorizer(descriptors)
+        return colours if stride == 1 else np.repeat(np.repeat(colours, stride, axis=0), stride, axis=1)
 
     def _publish_image_overlays(self, frame: TrackFrame, header: Any) -> None:
         """tracks/image_marker and tracks/annotations, when enabled and subscribed (the trails follow every frame)."""

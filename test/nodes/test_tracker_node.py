@@ -128,7 +128,9 @@ def test_image_input_runs_network_in_process_like_the_library(ros, tmp_path):
     pub = ros.node("camera").create_publisher(Image, "image", RELIABLE)
     assert wait_for(lambda: pub.get_subscription_count() > 0)
 
-    engine = DescriptorEngine.from_checkpoint(model_dir, device="cpu", max_side=node.config.max_side)
+    engine = DescriptorEngine.from_checkpoint(
+        model_dir, device="cpu", max_side=node.config.max_side, runtime=node.engine.runtime
+    )
     tracker = PointTracker(node.config.tracker_config())
     tracker.add_queries(engine.compute(video.frames[0]), queries.astype(np.float32))
     for t, frame in enumerate(video.frames):
