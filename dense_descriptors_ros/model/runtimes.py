@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -121,6 +122,9 @@ class OpenVinoBackend:
         if num_threads:
             self.config["INFERENCE_NUM_THREADS"] = num_threads
         self.requests: dict[tuple[int, ...], object] = {}
+        # An infer request runs one inference at a time ("Infer Request is busy"), and a node's worker may share the
+        # engine with a caller on another thread (a service, a test): serialise them.
+        self._lock = threading.Lock()
         self._request((1, 3, 64, 64))  # compile once now: a bad graph file fails here, not at the first frame
 
     def _request(self, shape: tuple[int, ...]) -> object:
@@ -134,9 +138,10 @@ class OpenVinoBackend:
         return request
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        request = self._request(tuple(images.shape))
-        # The output tensor's memory is the request's own and is overwritten by the next inference: copy it out.
-        return torch.from_numpy(request.infer([images.contiguous().numpy()])[0].copy())
+        with self._lock:
+            request = self._request(tuple(images.shape))
+            # The output tensor's memory is the request's own and is overwritten by the next inference: copy it out.
+            return torch.from_numpy(request.infer([images.contiguous().numpy()])[0].copy())
 
 
 def open_backend(

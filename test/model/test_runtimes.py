@@ -2,6 +2,7 @@
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from dense_descriptors_ros.model.checkpoint import save_checkpoint
 from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, open_engine
 from dense_descriptors_ros.model.engine import DescriptorEngine
 from dense_descriptors_ros.model.graph_cache import CACHE_FOLDER, cache_folder, graph_key
-from dense_descriptors_ros.model.runtimes import choose_runtime
+from dense_descriptors_ros.model.runtimes import choose_runtime, runtime_installed
 
 CPU_RUNTIMES = ["onnxruntime", "openvino"]
 CPU = torch.device("cpu")
@@ -151,3 +152,16 @@ def test_torch_says_when_it_cannot_take_the_wait_policy_asked_for(make_net, monk
         assert not caplog.records
         DescriptorEngine(make_net(), device="cpu", omp_wait_policy="active", warmup=False)
     assert "torch's OpenMP threads run with passive" in caplog.text
+
+
+@pytest.mark.skipif(not runtime_installed("openvino"), reason="openvino is not installed")
+def test_openvino_engine_can_be_shared_by_threads(make_net, tmp_path, monkeypatch):
+    """A node's worker and another thread may call one engine at once: no 'Infer Request is busy', same results."""
+    monkeypatch.setenv("DDR_CACHE_DIR", str(tmp_path))
+    engine = DescriptorEngine(make_net(dim=8), device="cpu", runtime="openvino", warmup=False)
+    images = torch.rand(1, 3, 48, 64)
+    expected = engine.compute_coarse_tensor(images)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: engine.compute_coarse_tensor(images), range(16)))
+    for result in results:
+        torch.testing.assert_close(result, expected)
