@@ -1,4 +1,5 @@
-"""Engine speed per runtime and model next to OpenCV ORB and SIFT on the same frames, and the ROS overhead of the node.
+"""Engine speed per runtime and model next to OpenCV ORB and SIFT on the same frames (the node's ROS
+overhead is benchmarks/test_bench_messages.py).
 
 Run: `make bench` or `bash scripts/run_tests.sh -m bench -s benchmarks/test_bench_engine.py`.
 Prints one JSON line. ``engine``: frames per second of the network (``DescriptorEngine.compute_coarse_tensor`` on a
@@ -10,8 +11,7 @@ ratio to SIFT from the same condition; all methods take turns on each frame, so 
 quiet and under a competing load (a second process busy-looping on one core), each with OMP wait policy passive
 and active; every condition runs in a fresh process, because torch reads OMP_WAIT_POLICY only when it is imported.
 ``<model>_<runtime>_compute`` adds ``DescriptorEngine.compute`` (descriptors upsampled to the full image, numpy)
-for the default runtime and model. Then the descriptor node's image-in -> descriptors-out latency minus raw
-inference time.
+for the default runtime and model.
 
 On a CUDA machine ``test_engine_speed_on_gpu`` adds fp32 and fp16 (channels_last, as the engine runs on CUDA) at
 batch 1 and 8 for every backbone and the object.yaml fused network; with ``DDR_BENCH_JSON_DIR`` set each test also
@@ -32,21 +32,14 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
 
 from dense_descriptors_ros.evaluation.real_datasets import read_rgb
-from dense_descriptors_ros.io.image_conversion import numpy_to_image
 from dense_descriptors_ros.learning.recipe import load_train_config
 from dense_descriptors_ros.model.backbones import BACKBONES
-from dense_descriptors_ros.model.checkpoint import save_checkpoint
 from dense_descriptors_ros.model.engine import DescriptorEngine, image_to_tensor
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
 from dense_descriptors_ros.model.pretrained import pretrained_network
 from dense_descriptors_ros.model.runtimes import choose_runtime
-from dense_descriptors_ros.nodes.descriptor_node import DescriptorNode
-from dense_descriptors_ros.nodes.in_process_graph import wait_for
 from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 
 pytestmark = pytest.mark.bench
@@ -104,7 +97,7 @@ def _interleaved_fps(methods: dict, frames: list) -> dict[str, float]:
 
 
 def measure_condition(tum_dir: str, policy: str) -> dict:
-    """One condition's figures (runs in its own process, see test_engine_and_node_speed)."""
+    """One condition's figures (runs in its own process, see test_engine_speed)."""
     figures: dict = {"torch_omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
     default_runtime = choose_runtime("auto", torch.device("cpu"))
     nets = {model: _model(model) for model in MODELS}
@@ -150,7 +143,7 @@ def _run_condition(tum_dir: Path, load: bool, policy: str) -> dict:
 
 
 @pytest.mark.timeout(3600)  # four conditions in fresh processes, minutes each on a loaded 2-core machine
-def test_engine_and_node_speed(ros, tmp_path, node_publisher, shared_dataset):
+def test_engine_speed(shared_dataset):
     figures = {"date": time.strftime("%Y-%m-%d"), "cpu": platform.processor() or platform.machine()}
     figures["threads"] = THREADS
     figures["device"] = "cuda" if torch.cuda.is_available() else "cpu"
@@ -159,46 +152,6 @@ def test_engine_and_node_speed(ros, tmp_path, node_publisher, shared_dataset):
     figures["engine"] = {name: _run_condition(tum_dir, *condition) for name, condition in CONDITIONS.items()}
     figures["loadavg_after_engine"] = Path("/proc/loadavg").read_text().split()[:3]
 
-    # ROS overhead: image published -> descriptors received, minus the engine's own time on the same frame.
-    h, w = SIZES["320x240"]
-    model = save_checkpoint(tmp_path / "m", DescriptorNet(ModelConfig(pretrained=False)))
-    node = ros.add(
-        DescriptorNode(
-            context=ros.context,
-            parameter_overrides=[
-                Parameter("model_dir", value=str(model)),
-                Parameter("image_qos", value="reliable"),
-                Parameter("publish_viz", value=False),
-            ],
-        )
-    )
-    node.trigger_configure()
-    node.trigger_activate()
-    received = ros.collector(Image, "descriptors")
-    pub = ros.node("camera").create_publisher(
-        Image, "image", QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-    )
-    descriptors = node_publisher(node, "descriptors")
-    assert wait_for(lambda: pub.get_subscription_count() > 0 and descriptors.get_subscription_count() > 0)
-    frame = textured_object_video(1, h, w).frames[0]
-    # Interleave the two measurements so load from other processes hits both alike.
-    raw, latencies = [], []
-    for i in range(REPEATS + 1):
-        start = time.perf_counter()
-        node.engine.compute(frame)
-        raw.append(time.perf_counter() - start)
-        msg = numpy_to_image(frame, "rgb8")
-        msg.header.stamp.sec = 1000 + i
-        start = time.perf_counter()
-        pub.publish(msg)
-        assert wait_for(lambda i=i: any(m.header.stamp.sec == 1000 + i for m in received), timeout=60, period=0.001)
-        latencies.append(time.perf_counter() - start)
-    raw, latencies = raw[1:], latencies[1:]
-    latency = statistics.median(latencies)
-    figures["node_latency_ms_320x240"] = round(1000 * latency, 1)
-    figures["node_inference_ms_320x240"] = round(1000 * statistics.median(raw), 1)
-    figures["node_ros_overhead_ms_320x240"] = round(1000 * (latency - statistics.median(raw)), 1)
-    figures["node_runtime"] = node.engine.runtime
     print(json.dumps({"benchmark": "engine", **figures}))
     _write_figures("engine_cpu", figures)
     assert all(fps > 0 for fps in figures["engine"]["quiet_passive"]["320x240"].values())
@@ -240,5 +193,5 @@ def test_engine_speed_on_gpu():
     assert figures["mobilenet_v2_fp16_b8_fps_320x240"] > 0
 
 
-if __name__ == "__main__":  # one condition of test_engine_and_node_speed: python test_bench_engine.py TUM_DIR POLICY
+if __name__ == "__main__":  # one condition of test_engine_speed: python test_bench_engine.py TUM_DIR POLICY
     print(json.dumps(measure_condition(sys.argv[1], sys.argv[2])))
