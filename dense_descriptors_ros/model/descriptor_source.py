@@ -11,11 +11,11 @@ import numpy as np
 import torch
 
 from dense_descriptors_ros.model.backbones import BACKBONES
-from dense_descriptors_ros.model.checkpoint import model_id, read_model_meta
+from dense_descriptors_ros.model.checkpoint import model_id, read_model_config, read_model_meta
 from dense_descriptors_ros.model.engine import DescriptorEngine, resolve_device
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
 from dense_descriptors_ros.model.omp_wait import DEFAULT_OMP_WAIT_POLICY, OMP_WAIT_POLICIES
-from dense_descriptors_ros.model.pretrained import pretrained_fingerprint, pretrained_network
+from dense_descriptors_ros.model.pretrained import PRETRAINED_CONFIG, pretrained_fingerprint, pretrained_network
 from dense_descriptors_ros.model.runtimes import RUNTIMES, choose_runtime
 
 UNTRAINED = "untrained"  # model_dir value for a network with random weights (tests only)
@@ -87,6 +87,16 @@ def model_fingerprint(config: DescriptorSourceConfig) -> str:
     if config.model_dir:
         return model_id(config.model_dir)
     return f"pretrained-{pretrained_fingerprint()}"
+
+
+def model_output_stride(config: DescriptorSourceConfig) -> int:
+    """The output stride of the network ``config`` names, read without loading weights (ValueError naming the file
+    when model_dir's model.yaml is unreadable)."""
+    if config.model_dir == UNTRAINED:
+        return ModelConfig.output_stride
+    if config.model_dir:
+        return read_model_config(config.model_dir).output_stride
+    return PRETRAINED_CONFIG.output_stride
 
 
 def open_engine(config: DescriptorSourceConfig, logger: Any = None) -> DescriptorEngine:

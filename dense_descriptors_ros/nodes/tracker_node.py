@@ -30,11 +30,8 @@ from visualization_msgs.msg import ImageMarker, MarkerArray
 
 from dense_descriptors_ros.config import ConfigError
 from dense_descriptors_ros.io.image_conversion import ImageError, image_to_numpy, numpy_to_image, to_rgb8
-from dense_descriptors_ros.model.checkpoint import read_model_config
 from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
-from dense_descriptors_ros.model.descriptor_source import UNTRAINED, DescriptorSourceConfig
-from dense_descriptors_ros.model.network import ModelConfig
-from dense_descriptors_ros.model.pretrained import PRETRAINED_CONFIG
+from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, model_output_stride
 from dense_descriptors_ros.nodes.descriptor_model_node import DescriptorModelNode
 from dense_descriptors_ros.nodes.frame_worker_node import FrameNodeConfig
 from dense_descriptors_ros.nodes.messages.foxglove_annotations import (
@@ -125,13 +122,7 @@ class TrackerNodeConfig(FrameNodeConfig, DescriptorSourceConfig, TrackerConfig):
     def input_stride(self) -> int:
         """Pixels per cell of the descriptor images of ``input: descriptors`` (``descriptor_stride``; 0 is resolved
         from the network of model_dir without loading its weights, a ValueError naming the file if unreadable)."""
-        if self.descriptor_stride:
-            return self.descriptor_stride
-        if self.model_dir == UNTRAINED:
-            return ModelConfig.output_stride
-        if self.model_dir:
-            return read_model_config(self.model_dir).output_stride
-        return PRETRAINED_CONFIG.output_stride
+        return self.descriptor_stride or model_output_stride(self)
 
 
 # Tracks keep reference descriptors, windows and memories made with patch_size, consistency_radius and memory_size,
