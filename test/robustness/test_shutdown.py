@@ -51,8 +51,13 @@ def test_node_exits_within_two_seconds_mid_inference_and_after_failed_activation
     weights = checkpoint / WEIGHTS_FILE
     weights.write_bytes(weights.read_bytes()[:-100] + bytes(100))  # model.yaml is fine: configure passes
     processes = {
-        # No resizing: one 2400x1800 frame keeps the CPU busy for seconds.
-        "busy": start_node("descriptor_node", {"device": "cpu", "max_side": 0, "image_qos": "reliable"}, "busy"),
+        # No resizing, torch on one thread (OpenVINO can finish a frame within the wait below): one 2400x1800
+        # frame keeps the CPU busy for seconds.
+        "busy": start_node(
+            "descriptor_node",
+            {"device": "cpu", "max_side": 0, "image_qos": "reliable", "runtime": "torch", "num_threads": 1},
+            "busy",
+        ),
         "broken": start_node("tracker_node", {"device": "cpu", "model_dir": str(checkpoint)}, "broken"),
     }
     assert remote.wait_state("busy", "active", processes["busy"]), processes["busy"].log()
