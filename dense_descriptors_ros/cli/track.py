@@ -124,12 +124,12 @@ def run_track(args: argparse.Namespace) -> int:
         rows = csv.writer(handle)
         rows.writerow(CSV_COLUMNS)
         for index, (stamp, rgb) in enumerate(tqdm(source, desc="track", unit="frame")):
-            descriptors = engine.compute(rgb)
+            descriptors, stride = engine.compute_map(rgb)
             if index == 0 and args.points is not None:
-                tracker.add_queries(descriptors, np.array(args.points, np.float32))
+                tracker.add_queries(descriptors, np.array(args.points, np.float32), stride)
                 frame = tracker.frame()
             else:
-                frame = tracker.update(descriptors)
+                frame = tracker.update(descriptors, stride=stride)
             for i, track_id in enumerate(frame.ids):
                 x, y = frame.positions[i]
                 visible, redetected, score = int(frame.visible[i]), int(frame.redetected[i]), frame.scores[i]

@@ -153,6 +153,25 @@ class DescriptorEngine:
             desc = normalize_descriptors(desc, *norm)
         return desc
 
+    def map_stride(self, height: int, width: int) -> int:
+        """Image pixels per cell of the network's own map of a (height, width) image, when every cell covers a whole
+        square of them (the inference size divides the image, and the output stride the inference size); else 1."""
+        run_h, run_w = self.inference_size(height, width)
+        s = self.output_stride
+        if height % run_h or width % run_w or height // run_h != width // run_w or run_h % s or run_w % s:
+            return 1
+        return s * (height // run_h)
+
+    def compute_map(self, image: np.ndarray) -> tuple[np.ndarray, int]:
+        """One uint8 image -> (float32 (h, w, D) unit descriptors, image pixels per map cell): the network's own map
+        when its cells tile the image (``map_stride`` > 1; cell (i, j) centred on image pixel (k i + (k - 1) / 2, ...)
+        for stride k), else :meth:`compute`'s image (stride 1). For readers that sample the map at sub-pixel
+        positions (PointTracker): they get what the upsampled image would give, without building it."""
+        tensor = image_to_tensor(image)[None]  # checks the image
+        stride = self.map_stride(*tensor.shape[-2:])
+        desc = self.compute_tensor(tensor) if stride == 1 else self.compute_coarse_tensor(tensor)
+        return desc[0].permute(1, 2, 0).contiguous().cpu().numpy(), stride
+
     def compute(self, image: np.ndarray, output_size: tuple[int, int] | None = None) -> np.ndarray:
         """One uint8 RGB (H, W, 3) or mono (H, W) image -> float32 (H, W, D) unit-norm descriptors (or
         (h, w, D) at ``output_size``)."""

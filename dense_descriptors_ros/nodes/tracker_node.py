@@ -245,13 +245,14 @@ class TrackerNode(DescriptorModelNode):
         self.get_logger().info("frames " + ", ".join(f"{k} {v}" for k, v in self.diagnostic_values().items()))
 
     # --- work ------------------------------------------------------------------------------------------------
-    def _descriptors_and_image(self, msg: Image) -> tuple[np.ndarray, np.ndarray | None, int] | None:
-        """(descriptors, camera image or None, pixels per descriptor cell) of a message, or None when it is bad."""
+    def _descriptors_and_image(self, msg: Image) -> tuple[np.ndarray, int, np.ndarray | None] | None:
+        """(descriptors, pixels per descriptor cell, camera image or None) of a message, or None when it is bad.
+        Camera frames give the network's own map where its cells tile the frame (DescriptorEngine.compute_map)."""
         try:
             array = image_to_numpy(msg, self.config.max_input_pixels)
             if self.config.input == "image":
                 rgb = to_rgb8(array)
-                return self.engine.compute(rgb), rgb, 1
+                return (*self.engine.compute_map(rgb), rgb)
             if array.ndim != 3 or array.dtype != np.float32:
                 raise ImageError(
                     "not a descriptor image", f"expected a 32FC<D> or 16FC<D> image, got encoding {msg.encoding}"
@@ -260,13 +261,13 @@ class TrackerNode(DescriptorModelNode):
             self.problems.report_error(exc)
             return None
         # No camera image: tracks/image is drawn on the descriptor colouring.
-        return array, None, self._input_stride
+        return array, self._input_stride, None
 
     def process(self, msg: Image) -> None:
         result = self._descriptors_and_image(msg)
         if result is None:
             return
-        descriptors, rgb, stride = result
+        descriptors, stride, rgb = result
         if not np.isfinite(descriptors).all():
             self.problems.report("non-finite descriptors", "descriptor image holds NaN/inf; frame skipped")
             return

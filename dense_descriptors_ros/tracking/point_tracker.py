@@ -232,7 +232,7 @@ class PointTracker:
         self._keep(~torch.isin(self._ids, drop))
 
     def update(
-        self, descriptors: np.ndarray | torch.Tensor, mask: np.ndarray | None = None, stride: int = 1
+        self, descriptors: np.ndarray | torch.Tensor, *, mask: np.ndarray | None = None, stride: int = 1
     ) -> TrackFrame:
         """Track all points into this descriptor map of output ``stride``; ``mask`` limits auto_points selection."""
         image = self._image(descriptors, stride)

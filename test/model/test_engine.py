@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from dense_descriptors_ros.features.sampling import sample_descriptors
 from dense_descriptors_ros.model.engine import DescriptorEngine, resolve_device
 
 
@@ -62,3 +63,35 @@ def test_coarse_map_is_the_networks_own_output_and_upsamples_to_compute(make_net
     # A cell's centre (4 i + 1.5, 4 j + 1.5) lies between full-resolution pixels; their mean is the cell's direction.
     centre = full[..., 4 * 5 + 1 : 4 * 5 + 3, 4 * 7 + 1 : 4 * 7 + 3].mean(dim=(-2, -1))
     assert torch.nn.functional.cosine_similarity(centre, coarse[..., 5, 7]).item() > 0.999
+
+
+@pytest.mark.parametrize(
+    ("size", "max_side", "stride"),
+    [((48, 64), 64, 4), ((96, 128), 64, 8), ((90, 120), 64, 1), ((50, 64), 64, 1)],
+    ids=["camera-size", "camera-twice-the-inference-size", "non-integer-scale", "odd-map"],
+)
+def test_compute_map_gives_the_networks_own_map_where_its_cells_tile_the_image(make_net, size, max_side, stride):
+    engine = DescriptorEngine(make_net(dim=8, output_stride=4), device="cpu", max_side=max_side, warmup=False)
+    image = np.random.default_rng(0).integers(0, 255, (*size, 3), dtype=np.uint8)
+    desc, got = engine.compute_map(image)
+    assert got == stride == engine.map_stride(*size)
+    assert desc.shape == (size[0] // stride, size[1] // stride, 8) and desc.flags.c_contiguous
+    if stride == 1:  # the image's own pixels: what compute gives
+        np.testing.assert_array_equal(desc, engine.compute(image))
+        return
+    # Sampled at image pixels the map gives the upsampled image's descriptors (cell centres at k i + (k - 1) / 2).
+    full = engine.compute(image)
+    pixels = np.array([[10, 7], [33, 20], [stride + 3, stride - 1]], np.float32)
+    sampled = sample_descriptors(desc, pixels, stride)
+    cosine = (sampled * full[pixels[:, 1].astype(int), pixels[:, 0].astype(int)]).sum(-1)
+    assert cosine.min() > (0.9999 if stride == 4 else 0.99)
+
+
+def test_compute_map_of_a_full_resolution_network_is_compute(make_net):
+    engine = DescriptorEngine(make_net(dim=8), device="cpu", warmup=False)
+    image = np.random.default_rng(1).integers(0, 255, (40, 56, 3), dtype=np.uint8)
+    desc, stride = engine.compute_map(image)
+    assert stride == 1
+    np.testing.assert_array_equal(desc, engine.compute(image))
+    with pytest.raises(ValueError, match="empty"):
+        engine.compute_map(np.zeros((0, 10, 3), np.uint8))

@@ -115,10 +115,13 @@ def test_descriptor_input_tracks_ground_truth_with_matching_stamps(ros, encoding
     np.testing.assert_allclose([(c.r, c.g, c.b) for c in marker.outline_colors], expected_colors, atol=1e-6)
 
 
-def test_image_input_runs_network_in_process_like_the_library(ros, tmp_path):
-    """The node is thin: its tracks equal DescriptorEngine + PointTracker run directly on the same frames."""
+@pytest.mark.parametrize("output_stride", [1, 4])
+def test_image_input_runs_network_in_process_like_the_library(ros, tmp_path, output_stride):
+    """The node is thin: its tracks equal DescriptorEngine + PointTracker run directly on the same frames (a
+    stride-4 network's own map, read by the tracker at that stride)."""
     torch.manual_seed(0)
-    model_dir = save_checkpoint(tmp_path / "model", DescriptorNet(ModelConfig(descriptor_dim=8, pretrained=False)))
+    net = DescriptorNet(ModelConfig(descriptor_dim=8, pretrained=False, output_stride=output_stride))
+    model_dir = save_checkpoint(tmp_path / "model", net)
     video = textured_object_video(5, 96, 128, seed=3)
     ys, xs = np.nonzero(video.masks[0])
     pick = np.linspace(0, len(xs) - 1, 6).astype(int)
@@ -132,13 +135,20 @@ def test_image_input_runs_network_in_process_like_the_library(ros, tmp_path):
         model_dir, device="cpu", max_side=node.config.max_side, runtime=node.engine.runtime
     )
     tracker = PointTracker(node.config.tracker_config())
-    tracker.add_queries(engine.compute(video.frames[0]), queries.astype(np.float32))
+    first, stride = engine.compute_map(video.frames[0])
+    assert stride == output_stride
+    tracker.add_queries(first, queries.astype(np.float32), stride)
     for t, frame in enumerate(video.frames):
         cloud = _send_and_wait(pub, _stamped(numpy_to_image(frame, "rgb8"), t), clouds)
         assert cloud.header.stamp.sec == t
         points = pointcloud2_to_array(cloud)
-        expected = tracker.frame() if t == 0 else tracker.update(engine.compute(frame))
-        np.testing.assert_allclose(np.stack([points["x"], points["y"]], axis=1), expected.positions, atol=1e-3)
+        if t:
+            descriptors, stride = engine.compute_map(frame)
+            tracker.update(descriptors, stride=stride)
+        expected = tracker.frame()
+        np.testing.assert_allclose(
+            np.stack([points["x"], points["y"]], axis=1), expected.positions, atol=1e-3, err_msg=f"frame {t}"
+        )
         np.testing.assert_array_equal(points["visible"].astype(bool), expected.visible)
     assert node.worker.counts.failed == 0
 
