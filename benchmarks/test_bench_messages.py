@@ -15,8 +15,9 @@ The floor: a plain rclpy node in the same graph that answers each image with a r
 size as the node's (its subscription callback publishes it: no worker thread, no decoding, no descriptor
 conversion), timed the same way on the same frame right after the node: two DDS hops, the executor and rclpy's
 message conversions, which no node can avoid. ``above_floor_ms`` is the median over frames of (overhead - floor):
-what descriptor_node itself adds. ``stages_ms`` splits the node's latency where its worker picked the frame up,
-around the network and at its publish call (medians over frames; see ``_stages``).
+what descriptor_node itself adds. ``stages_ms`` splits the node's latency where its subscription callback handed
+the frame to the worker thread, where the worker picked it up, around the network and at its publish call (medians
+over frames; see ``_stages``).
 """
 
 import json
@@ -71,11 +72,13 @@ def _time_calls(obj: object, method: str) -> list[list[float]]:
     return calls
 
 
-def _stages(sent: float, received: float, process: float, network: list[float], publish: float) -> dict:
+def _stages(sent: float, received: float, put: float, process: float, network: list[float], publish: float) -> dict:
     """One frame's time (seconds) from the image's publishing to the descriptors' arrival, split where the node's
-    worker picked the image up, around the network and where the node called publish."""
+    subscription callback handed the image to the worker, where the worker picked it up, around the network and
+    where the node called publish."""
     return {
-        "to_worker": process - sent,  # DDS hop, executor, subscription callback, hand-over to the worker thread
+        "to_callback": put - sent,  # rclpy conversion, DDS hop, executor, the node's subscription callback
+        "hand_over": process - put,  # the worker thread wakes up and takes the image
         "before_network": network[0] - process,  # subscriber count, image decoding, float tensor
         "after_network": publish - network[1],  # finiteness check, NHWC copy, filling the message
         "publish_to_arrival": received - publish,  # rclpy conversion, DDS hop, executor, receiving callback
@@ -126,6 +129,7 @@ def test_descriptor_node_ros_overhead(ros, node_publisher, round_trip):
     figures["model_output_stride"] = node.engine.output_stride
     figures["descriptor_dim"] = node.engine.descriptor_dim
     network_calls = _time_calls(node.engine, "compute_coarse_tensor")
+    put_calls = _time_calls(node.worker, "put")
     process_calls = _time_calls(node, "process")
     publish_calls = _time_calls(descriptors, "publish")
     stamp = 0
@@ -144,15 +148,16 @@ def test_descriptor_node_ros_overhead(ros, node_publisher, round_trip):
                 stamp += 1
                 msg = numpy_to_image(frame, "rgb8")
                 msg.header.stamp = Time(sec=stamp)
-                for calls in (network_calls, process_calls, publish_calls):
+                for calls in (network_calls, put_calls, process_calls, publish_calls):
                     calls.clear()
                 sent = time.perf_counter()
                 seconds, out = send(camera, msg)
                 # The node ran the network once for this frame, and published once.
-                ((process, *_),), (network,), ((publish, *_),) = process_calls, network_calls, publish_calls
+                ((put, *_),), ((process, *_),), (network,) = put_calls, process_calls, network_calls
+                ((publish, *_),) = publish_calls
                 latency[kind].append(seconds)
                 inference[kind].append(network[1] - network[0])
-                stages[kind].append(_stages(sent, sent + seconds, process, network, publish))
+                stages[kind].append(_stages(sent, sent + seconds, put, process, network, publish))
                 sizes[kind] = len(out.data)
                 assert out.encoding.startswith(params["descriptor_encoding"])
                 echo.reply = out  # the same bytes back, the same way
