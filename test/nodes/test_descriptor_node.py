@@ -101,6 +101,26 @@ def test_bad_images_are_counted_and_node_keeps_running(ros, model_dir, node_publ
     assert node.worker.counts.failed == 0
 
 
+def test_non_finite_descriptors_are_counted_not_published(ros, model_dir, node_publisher):
+    """A network that turns NaN after it was checked at load (here one weight, set while running): the frame is
+    counted as bad input and nothing is published; the next good network output goes out again."""
+    node = _start(ros, model_dir, runtime="torch")  # its weights are the module's, so the test can change one
+    node.trigger_configure()
+    node.trigger_activate()
+    desc = ros.collector(Image, "descriptors")
+    pub = _connected_camera(ros, node, node_publisher)
+    weight = next(node.engine.net.parameters()).data  # the first convolution's: a NaN reaches every descriptor
+    kept = weight.flatten()[0].item()
+    weight.view(-1)[0] = float("nan")
+    pub.publish(_image(8))
+    assert wait_for(lambda: node.problems.counts["non-finite descriptors"] == 1, timeout=30)
+    node.worker.wait_idle(5)
+    assert desc == []
+    weight.view(-1)[0] = kept
+    assert wait_for(lambda: (pub.publish(_image(9)) or True) and desc, timeout=30, period=0.5)
+    assert np.isfinite(image_to_numpy(desc[-1])).all()
+
+
 def test_lifecycle_transitions_release_model(ros, model_dir, lifecycle_state):
     node = _start(ros, model_dir)
     node.trigger_configure()
