@@ -14,6 +14,7 @@ map of any output stride); positions are image (x, y) with pixel centres at inte
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
@@ -68,14 +69,14 @@ class Match:
     second: torch.Tensor  # (N,) best score outside the exclusion radius
 
 
-# The local search scores its window every COARSE_STEP pixels, then every pixel within FINE_RADIUS of the best of
-# those: patch-mean scores are smooth over a pixel, so the best pixel lies next to the best of the coarse scan, and
-# FINE_RADIUS 2 also holds its neighbours for the sub-pixel fit. A third of the reads of scoring every pixel (the
-# window reads and their scoring are most of a tracker frame). Windows smaller than COARSE_MIN_RADIUS are scanned
-# at every pixel.
+# The local search scores its window every COARSE_STEP pixels, then every pixel within a fine radius of the best of
+# those: patch-mean scores are smooth over a pixel, so the best pixel lies next to the best of the coarse scan. The
+# fine radius reaches one pixel past the ratio test's exclusion radius (4 for the default 3), so the fine window also
+# holds the ring where the second best of a smooth score map usually is, and the ratio test sees nearly the second
+# best of a full scan. 250 of the 625 reads of a radius-12 window (the reads and their scoring are most of a tracker
+# frame); windows less than twice the fine radius are scanned at every pixel.
 COARSE_STEP = 2
-FINE_RADIUS = 4
-COARSE_MIN_RADIUS = 6
+MIN_FINE_RADIUS = 2  # the best and its neighbours for the sub-pixel fit, wherever it is next to the coarse best
 
 
 @lru_cache(maxsize=8)
@@ -127,17 +128,18 @@ def local_search(
     cfg: SearchSettings, image: PatchDescriptors, centres: torch.Tensor, radius: int, appearance: Appearance
 ) -> Match:
     """Best match of each track's appearance in the window of ``radius`` around its integer centre (N, 2): scanned
-    every COARSE_STEP pixels, then every pixel around the best of those (see COARSE_STEP)."""
+    every COARSE_STEP pixels, then every pixel near the best of those (see COARSE_STEP)."""
     device = centres.device
-    step = COARSE_STEP if radius >= COARSE_MIN_RADIUS else 1
+    fine_radius = max(MIN_FINE_RADIUS, math.ceil(cfg.ratio_exclusion_radius) + 1)
+    step = COARSE_STEP if 2 * fine_radius < radius else 1
     offsets = window_offsets(radius, device, step)
     sims = _window_scores(image, centres, radius, step, appearance)
     scans = [(sims, offsets)]  # every score computed, for the ratio test's second best
-    fine_radius, origin = radius, torch.zeros_like(centres)  # of the scan the best and sub-pixel fit come from
+    origin = torch.zeros_like(centres)  # of the scan the best and the sub-pixel fit come from
     if step > 1:
         origin = offsets[sims.argmax(dim=1)]
-        fine_radius, offsets = FINE_RADIUS, window_offsets(FINE_RADIUS, device)
-        sims = _window_scores(image, centres + origin, FINE_RADIUS, 1, appearance)
+        offsets = window_offsets(fine_radius, device)
+        sims = _window_scores(image, centres + origin, fine_radius, 1, appearance)
         sims.masked_fill_((origin[:, None] + offsets).abs().amax(-1) > radius, float("-inf"))  # inside the window
         scans.append((sims, offsets + origin[:, None]))
     best_sim, best = sims.max(dim=1)
@@ -146,7 +148,8 @@ def local_search(
     for scores, at in scans:
         near = ((at - found[:, None]) ** 2).sum(-1) <= cfg.ratio_exclusion_radius**2
         second = torch.maximum(second, scores.masked_fill(near, float("-inf")).amax(dim=1))
-    positions = (centres + found).float() + refine_subpixel(cfg, sims, best, 2 * fine_radius + 1)
+    size = 2 * (fine_radius if step > 1 else radius) + 1
+    positions = (centres + found).float() + refine_subpixel(cfg, sims, best, size)
     return Match(positions, best_sim, second)
 
 
