@@ -162,13 +162,21 @@ def _coarse_scores(
     return appearance.image_scores(cells), stride, (hs, ws)  # one matmul for all tracks
 
 
+@lru_cache(maxsize=16)
+def _disc_offsets(reach: float, device: torch.device) -> torch.Tensor:
+    """(K, 2) integer (dx, dy) offsets within ``reach`` of 0 (cached, do not modify)."""
+    offsets = window_offsets(math.floor(reach), device)
+    return offsets[(offsets**2).sum(1) <= reach**2]
+
+
 def _near_cells(cfg: SearchSettings, cells: torch.Tensor, stride: int, shape: tuple[int, int]) -> torch.Tensor:
-    """(N, hs * ws) mask of the grid cells within the ratio-test exclusion reach of integer cells (N, 2) (x, y)."""
+    """(N, K) flat grid indices of the cells within the ratio-test exclusion reach of integer cells (N, 2) (x, y),
+    the cell itself standing in for those off the grid: a few cells to mask per track, not a mask of the grid."""
     reach = max(cfg.ratio_exclusion_radius, 2.0 * stride) / stride
     hs, ws = shape
-    dy2 = (torch.arange(hs, device=cells.device)[None] - cells[:, 1:]) ** 2
-    dx2 = (torch.arange(ws, device=cells.device)[None] - cells[:, :1]) ** 2
-    return (dy2[:, :, None] + dx2[:, None, :]).reshape(len(cells), -1) <= reach**2
+    near = cells[:, None] + _disc_offsets(reach, cells.device)
+    inside = (near >= 0).all(-1) & (near[..., 0] < ws) & (near[..., 1] < hs)
+    return torch.where(inside, near[..., 1] * ws + near[..., 0], (cells[:, 1] * ws + cells[:, 0])[:, None])
 
 
 def global_search(cfg: SearchSettings, image: PatchDescriptors, appearance: Appearance) -> Match:
@@ -178,7 +186,7 @@ def global_search(cfg: SearchSettings, image: PatchDescriptors, appearance: Appe
     cells = torch.stack([best % shape[1], best // shape[1]], dim=1)
     # Second best outside the exclusion radius (in cells) of the best.
     near = _near_cells(cfg, cells, stride, shape)
-    second = sims.masked_fill_(near, float("-inf")).max(dim=1).values.clamp_min(-1.0)
+    second = sims.scatter_(1, near, float("-inf")).max(dim=1).values.clamp_min(-1.0)
     refined = local_search(cfg, image, cells * stride + (stride - 1) // 2, stride, appearance)
     return Match(refined.positions, refined.best, second)
 
@@ -189,7 +197,7 @@ def best_elsewhere(
     """Each track's best match away from its own position (N, 2): a twin of the point, refined like a match."""
     sims, stride, (hs, ws) = _coarse_scores(cfg, image, appearance)
     own = (positions.round().long() // stride).clamp_max(positions.new_tensor([ws - 1, hs - 1]).long())
-    sims.masked_fill_(_near_cells(cfg, own, stride, (hs, ws)), float("-inf"))
+    sims.scatter_(1, _near_cells(cfg, own, stride, (hs, ws)), float("-inf"))
     best = sims.argmax(dim=1)
     cells = torch.stack([best % ws, best // ws], dim=1)
     return local_search(cfg, image, cells * stride + (stride - 1) // 2, stride, appearance)
