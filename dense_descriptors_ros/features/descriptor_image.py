@@ -6,6 +6,7 @@ Patch means in windows around points, at any output stride, are read by ``PatchD
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -52,8 +53,12 @@ def smooth_descriptors(chw: torch.Tensor, patch_size: int) -> torch.Tensor:
     return F.normalize(pooled, dim=0)
 
 
-def window_offsets(radius: int, device: torch.device) -> torch.Tensor:
-    """(K, 2) integer (dx, dy) offsets of a (2r+1)^2 window, row-major (dy outer, dx inner)."""
-    r = torch.arange(-radius, radius + 1, device=device)
+@lru_cache(maxsize=64)
+def window_offsets(radius: int, device: torch.device, step: int = 1) -> torch.Tensor:
+    """(K, 2) integer (dx, dy) offsets of a window of ``radius`` sampled every ``step`` pixels, row-major (dy outer,
+    dx inner), symmetric about 0: (2r+1)^2 offsets at step 1. Cached (the trackers ask for the same few every frame):
+    do not modify."""
+    reach = radius - radius % step
+    r = torch.arange(-reach, reach + 1, step, device=device)
     dy, dx = torch.meshgrid(r, r, indexing="ij")
     return torch.stack([dx.reshape(-1), dy.reshape(-1)], dim=1)

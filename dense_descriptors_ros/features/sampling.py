@@ -132,11 +132,13 @@ class PatchDescriptors:
         means, _ = self._patch_means(centres.new_tensor([low]), height, width)
         self._block = (low[0], low[1], height, width, means.reshape(-1, self.dim))
 
-    def windows(self, centres: torch.Tensor, radius: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Patch means (N, K, D) at the (2r+1)^2 pixels around integer (x, y) ``centres`` (N, 2), row-major (dy
-        outer, dx inner), and their validity (N, K): False for pixels outside the image."""
-        size = 2 * radius + 1
-        means, valid = self._read(centres - radius, size, size)
+    def windows(self, centres: torch.Tensor, radius: int, step: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """Patch means (N, K, D) at the pixels around integer (x, y) ``centres`` (N, 2) at the offsets
+        ``window_offsets(radius, device, step)`` (every pixel within ``radius`` at step 1, K = (2r+1)^2), row-major
+        (dy outer, dx inner), and their validity (N, K): False for pixels outside the image."""
+        reach = radius - radius % step
+        size = 2 * (radius // step) + 1
+        means, valid = self._read(centres - reach, size, size, step)
         return means.reshape(len(centres), size * size, self.dim), valid.reshape(len(centres), size * size)
 
     def at(self, positions: torch.Tensor) -> torch.Tensor:
@@ -163,16 +165,24 @@ class PatchDescriptors:
             self._pooled[k] = (F.normalize(cells, dim=1), k * self.output_stride, hs, ws)
         return self._pooled[k]
 
-    def _read(self, corners: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Patch means (N, height, width, D) of the blocks with top-left pixels ``corners`` (N, 2), and validity."""
-        if self._block is not None:
+    def _read(self, corners: torch.Tensor, height: int, width: int, step: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """Patch means (N, height, width, D) of the grids of pixels every ``step`` from top-left pixels ``corners``
+        (N, 2), and validity."""
+        if self._block is not None and len(corners):
             x0, y0, block_h, block_w, means = self._block
-            xs, ys, valid = self._grid(corners, height, width)
-            bx, by = xs.clamp(0, self.width - 1) - x0, ys.clamp(0, self.height - 1) - y0
-            if bool((bx >= 0).all() & (bx < block_w).all() & (by >= 0).all() & (by < block_h).all()):
+            low, high = (bound.tolist() for bound in torch.aminmax(corners, dim=0))
+            high = [high[0] + (width - 1) * step, high[1] + (height - 1) * step]  # the last pixels read
+            # The pixels read are clamped to the image: inside the block when their extremes are (clamping is
+            # monotonic).
+            x_low, x_high = (min(max(x, 0), self.width - 1) - x0 for x in (low[0], high[0]))
+            y_low, y_high = (min(max(y, 0), self.height - 1) - y0 for y in (low[1], high[1]))
+            if x_low >= 0 and y_low >= 0 and x_high < block_w and y_high < block_h:
+                xs, ys, valid = self._grid(corners, height, width, step)
+                bx, by = xs.clamp(0, self.width - 1) - x0, ys.clamp(0, self.height - 1) - y0
                 index = by[:, :, None] * block_w + bx[:, None, :]
                 return means.index_select(0, index.reshape(-1)).reshape(*index.shape, self.dim), valid
-        return self._patch_means(corners, height, width)
+        means, valid = self._patch_means(corners, (height - 1) * step + 1, (width - 1) * step + 1)
+        return (means, valid) if step == 1 else (means[:, ::step, ::step], valid[:, ::step, ::step])
 
     def _patch_means(self, corners: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Patch means and validity of blocks (see :meth:`_read`) by box sums over the pixels they reach."""
@@ -184,11 +194,13 @@ class PatchDescriptors:
             valid = valid[:, half:-half, half:-half]
         return means, valid
 
-    def _grid(self, corners: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Pixel columns (N, width) and rows (N, height) of blocks with top-left pixels ``corners`` (N, 2), and
-        which of their pixels lie inside the image (N, height, width)."""
-        xs = corners[:, 0, None] + torch.arange(width, device=corners.device)
-        ys = corners[:, 1, None] + torch.arange(height, device=corners.device)
+    def _grid(
+        self, corners: torch.Tensor, height: int, width: int, step: int = 1
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Pixel columns (N, width) and rows (N, height), every ``step``, of grids with top-left pixels ``corners``
+        (N, 2), and which of their pixels lie inside the image (N, height, width)."""
+        xs = corners[:, 0, None] + torch.arange(0, width * step, step, device=corners.device)
+        ys = corners[:, 1, None] + torch.arange(0, height * step, step, device=corners.device)
         inside = ((ys >= 0) & (ys < self.height))[:, :, None] & ((xs >= 0) & (xs < self.width))[:, None, :]
         return xs, ys, inside
 
@@ -196,9 +208,12 @@ class PatchDescriptors:
         """Pixel descriptors (N, height, width, D) of blocks with top-left pixels ``corners`` (N, 2), zero outside
         the image, and whether each pixel is inside."""
         xs, ys, inside = self._grid(corners, height, width)
-        if len(corners) == 1 and self.output_stride == 1:  # one block (cover): a slice of the map, zero-padded
+        if len(corners) == 1:  # one block (cover): its rectangle inside the image, zero-padded
             x0, y0 = corners[0].tolist()
-            inner = self._hwd[max(y0, 0) : max(y0 + height, 0), max(x0, 0) : max(x0 + width, 0)]
+            xa, ya = max(x0, 0), max(y0, 0)
+            inner = self._rectangle(
+                xa, ya, max(min(x0 + width, self.width), xa), max(min(y0 + height, self.height), ya)
+            )
             left, top = min(max(-x0, 0), width), min(max(-y0, 0), height)
             pad = (0, 0, left, width - left - inner.shape[1], top, height - top - inner.shape[0])
             return F.pad(inner, pad)[None], inside
@@ -208,3 +223,16 @@ class PatchDescriptors:
         values = self.pixels(torch.stack([x.reshape(-1), y.reshape(-1)], dim=1))
         values = values.reshape(len(corners), height, width, self.dim).masked_fill_(~inside[..., None], 0.0)
         return values, inside
+
+    def _rectangle(self, xa: int, ya: int, xb: int, yb: int) -> torch.Tensor:
+        """Pixel descriptors (yb - ya, xb - xa, D) of the image rectangle [xa, xb) x [ya, yb) inside the image."""
+        s = self.output_stride
+        if s == 1 or xb <= xa or yb <= ya:
+            return self._hwd[ya:yb, xa:xb]
+        # Bilinear upsampling of the map cells around the rectangle (the cell of each pixel and its neighbours)
+        # samples every pixel as :meth:`pixels` does (the border clamped the same way), in one pass.
+        u0, v0 = max(xa // s - 1, 0), max(ya // s - 1, 0)
+        cells = self._hwd[v0 : (yb - 1) // s + 2, u0 : (xb - 1) // s + 2].permute(2, 0, 1)[None]
+        cells = cells.contiguous(memory_format=torch.channels_last)  # channels-last in and out: (H, W, D) rows
+        up = F.interpolate(cells, scale_factor=s, mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+        return F.normalize(up[ya - s * v0 : yb - s * v0, xa - s * u0 : xb - s * u0], dim=-1)

@@ -175,6 +175,26 @@ def test_torch_input_gives_the_same_tracks_as_numpy(strategy):
         np.testing.assert_array_equal(fa.visible, fb.visible)
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_descriptors_that_require_grad_track_like_plain_ones(strategy):
+    """A network's output passed on without torch.no_grad: the same tracks, and no autograd graph kept in the state."""
+    seq = SyntheticSequence(np.array([similarity_transform(0.02 * t, 1.0, t, 0.5 * t, CENTRE) for t in range(5)]), H, W)
+    points = np.array([[30.0, 30.0], [60.0, 50.0], [45.0, 70.0]])
+    plain, grad = PointTracker(TrackerConfig(strategy=strategy)), PointTracker(TrackerConfig(strategy=strategy))
+
+    def with_grad(desc: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(desc).permute(2, 0, 1).requires_grad_()
+
+    plain.add_queries(seq.frame(0)[1], points)
+    grad.add_queries(with_grad(seq.frame(0)[1]), points)
+    for t in range(1, 5):
+        desc = seq.frame(t)[1]
+        fa, fb = plain.update(desc), grad.update(with_grad(desc))
+        np.testing.assert_allclose(fa.positions, fb.positions, atol=1e-5)
+        np.testing.assert_array_equal(fa.visible, fb.visible)
+    assert not any(value.requires_grad for value in vars(grad).values() if isinstance(value, torch.Tensor))
+
+
 @pytest.mark.cuda
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_gpu_tracks_match_cpu_tracks(strategy):
