@@ -13,7 +13,7 @@ STRATEGIES = ("reference", "propagate")
 @dataclass
 class TrackerConfig:
     strategy: str = field(
-        default="reference",
+        default="propagate",
         metadata={
             "help": "reference: match against the creation descriptor only; propagate: frame-to-frame matching "
             "anchored by a memory of confident appearances",
