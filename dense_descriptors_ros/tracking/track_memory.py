@@ -11,6 +11,7 @@ template from wandering off the point, and scores the memory alone for re-detect
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -24,25 +25,25 @@ class MemoryAppearance:
     template: torch.Tensor | None = None
     memory_weight: float = 1.0  # weight of the memory score in the blend with the template
 
+    @cached_property
+    def _filled(self) -> torch.Tensor:
+        """The bank with every empty slot holding the creation descriptor (slot 0, always valid): a best score over
+        all slots is then the best over the valid ones, without masking the (much larger) score tensors."""
+        return torch.where(self.valid[:, :, None], self.bank, self.bank[:, :1])
+
     def memory_scores(self, descriptors: torch.Tensor) -> torch.Tensor:
         """(N,) best similarity of one descriptor per track (N, D) to that track's memory."""
-        sims = torch.einsum("nmd,nd->nm", self.bank, descriptors)
-        return sims.masked_fill_(~self.valid, float("-inf")).amax(1)
+        return torch.einsum("nmd,nd->nm", self._filled, descriptors).amax(1)
 
     def window_scores(self, windows: torch.Tensor) -> torch.Tensor:
         if self.template is None:
-            return self._best(torch.bmm(windows, self.bank.transpose(1, 2)))
+            return torch.bmm(windows, self._filled.transpose(1, 2)).amax(2)
         # One product for the memory and the template (its last column): the windows are read once.
-        sims = torch.bmm(windows, torch.cat([self.bank, self.template[:, None]], 1).transpose(1, 2))
-        return (1.0 - self.memory_weight) * sims[..., -1] + self.memory_weight * self._best(sims[..., :-1])
-
-    def _best(self, sims: torch.Tensor) -> torch.Tensor:
-        """(N, K) best of (N, K, M) scores over each track's valid memory slots."""
-        return sims.masked_fill(~self.valid[:, None, :], float("-inf")).amax(2)
+        sims = torch.bmm(windows, torch.cat([self._filled, self.template[:, None]], 1).transpose(1, 2))
+        return (1.0 - self.memory_weight) * sims[..., -1] + self.memory_weight * sims[..., :-1].amax(2)
 
     def image_scores(self, cells: torch.Tensor) -> torch.Tensor:
-        sims = torch.einsum("nmd,cd->nmc", self.bank, cells)
-        memory = sims.masked_fill_(~self.valid[:, :, None], float("-inf")).amax(1)
+        memory = torch.einsum("nmd,cd->nmc", self._filled, cells).amax(1)
         if self.template is None:
             return memory
         return (1.0 - self.memory_weight) * (self.template @ cells.T) + self.memory_weight * memory
