@@ -18,23 +18,41 @@ message conversions, which no node can avoid. ``above_floor_ms`` is the median o
 what descriptor_node itself adds. ``stages_ms`` splits the node's latency where its subscription callback handed
 the frame to the worker thread, where the worker picked it up, around the network and at its publish call (medians
 over frames; see ``_stages``).
+
+``test_descriptor_node_in_its_own_process`` measures what a deployed node sees: descriptor_node started as its own
+process (``python -m dense_descriptors_ros.nodes.descriptor_node``, node_main's single-threaded executor, as ``ros2
+run`` starts it) per runtime (``auto`` = OpenVINO here, and ``torch``), a camera and a receiver in this process on a
+single-threaded executor; median latency from publishing an image to receiving its descriptors (32FC, the default
+message), against the network's median time that the node reports on /diagnostics (``network ms``, over all of
+these frames), a fresh node per runtime and size.
 """
 
 import json
 import platform
 import statistics
+import subprocess
+import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+import rclpy
 import torch
 from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from dense_descriptors_ros.io.image_conversion import numpy_to_image
-from dense_descriptors_ros.nodes.descriptor_node import DescriptorNode
+from dense_descriptors_ros.nodes.descriptor_node import NETWORK_MS_KEY, DescriptorNode
 from dense_descriptors_ros.nodes.in_process_graph import InProcessGraph, wait_for
 from dense_descriptors_ros.nodes.qos_profiles import LARGE_OUT, qos_by_name
 from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
@@ -191,3 +209,96 @@ def test_descriptor_node_ros_overhead(ros, node_publisher, round_trip):
     figures["target_met"] = all(figures[s][k]["overhead_ratio"] <= TARGET for s in SIZES for k in ("32FC", "16FC"))
     print(json.dumps({"benchmark": "messages", **figures}))
     assert all(figures[s]["16FC"]["message_bytes"] * 2 == figures[s]["32FC"]["message_bytes"] for s in SIZES)
+
+
+OWN_PROCESS_FRAMES = {"320x240": 20, "640x480": 10}  # timed frames per size, after two warm-up frames
+OWN_PROCESS_RUNTIMES = ("auto", "torch")
+FRAME_GAP_S = 0.05  # between a frame's descriptors and the next frame: a camera's pace, not back to back
+
+
+@contextmanager
+def _camera_client() -> Iterator[tuple[Any, dict[int, float], list[dict[str, str]]]]:
+    """An ``image`` publisher, the arrival times (by stamp, taken in the callback) of ``descriptors`` and the values
+    of every /diagnostics status received, on a node in a context of its own spun by a single-threaded executor in a
+    thread, as node_main spins a node."""
+    context = Context()
+    rclpy.init(context=context)
+    executor = SingleThreadedExecutor(context=context)
+    node = Node("camera_client", context=context)
+    executor.add_node(node)
+    arrived: dict[int, float] = {}
+    statuses: list[dict[str, str]] = []
+
+    def on_descriptors(msg: Image) -> None:
+        arrived[msg.header.stamp.sec] = time.perf_counter()
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        statuses.extend({kv.key: kv.value for kv in status.values} for status in msg.status)
+
+    reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+    node.create_subscription(Image, "descriptors", on_descriptors, reliable)
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+    camera = node.create_publisher(Image, "image", reliable)
+    spinner = threading.Thread(
+        target=lambda: [executor.spin_once(timeout_sec=0.05) for _ in iter(context.ok, False)], daemon=True
+    )
+    spinner.start()
+    try:
+        yield camera, arrived, statuses
+    finally:
+        executor.shutdown(timeout_sec=2.0)
+        rclpy.shutdown(context=context)
+        spinner.join(timeout=5.0)
+
+
+def _latencies(camera: Any, arrived: dict[int, float], frames: list) -> list[float]:
+    """Seconds from publishing each frame to its descriptors' arrival (a frame lost to start-up is sent again)."""
+    seconds = []
+    for stamp, frame in enumerate(frames, start=1):
+        msg = numpy_to_image(frame, "rgb8")
+        msg.header.stamp = Time(sec=stamp)
+        for _ in range(60):  # the first frames may meet a node still loading its model
+            start = time.perf_counter()
+            camera.publish(msg)
+            if wait_for(lambda stamp=stamp: stamp in arrived, timeout=5, period=0.001):
+                break
+        seconds.append(arrived[stamp] - start)
+        time.sleep(FRAME_GAP_S)
+    return seconds
+
+
+def _in_own_process(runtime: str, frames: list) -> dict[str, float]:
+    """descriptor_node started on its own for ``frames``: median latency and the network's median time, which the
+    node reports on /diagnostics (NETWORK_MS_KEY, over its last frames: all of these)."""
+    params = {"image_qos": "reliable", "publish_viz": "false", "device": "cpu", "runtime": runtime}
+    params |= {"num_threads": THREADS, "diagnostics_period": 0.5}
+    command = [sys.executable, "-m", "dense_descriptors_ros.nodes.descriptor_node", "--ros-args"]
+    command += [arg for k, v in params.items() for arg in ("-p", f"{k}:={v}")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with _camera_client() as (camera, arrived, statuses):
+            assert wait_for(lambda: camera.get_subscription_count() > 0, timeout=120), "descriptor_node did not start"
+            latency = statistics.median(_latencies(camera, arrived, frames)[2:])  # two warm-up frames
+            seen = len(statuses)
+            assert wait_for(lambda: any(NETWORK_MS_KEY in s for s in statuses[seen:]), timeout=10)
+            network_ms = float(next(s for s in reversed(statuses) if NETWORK_MS_KEY in s)[NETWORK_MS_KEY])
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    return {"latency_ms": 1000 * latency, "network_ms": network_ms}
+
+
+def test_descriptor_node_in_its_own_process():
+    figures = {"date": time.strftime("%Y-%m-%d"), "threads": THREADS, "frames": OWN_PROCESS_FRAMES}
+    figures["loadavg_before"] = Path("/proc/loadavg").read_text().split()[:3]
+    for runtime in OWN_PROCESS_RUNTIMES:
+        row = {}
+        for size, (h, w) in SIZES.items():
+            timed = _in_own_process(runtime, textured_object_video(OWN_PROCESS_FRAMES[size] + 2, h, w, seed=1).frames)
+            overhead = timed["latency_ms"] - timed["network_ms"]
+            row[size] = {key: round(value, 1) for key, value in timed.items()}
+            row[size] |= {"overhead_ms": round(overhead, 1), "overhead_ratio": round(overhead / timed["network_ms"], 3)}
+        figures[runtime] = row
+    figures["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
+    figures["target_met"] = all(figures[r][s]["overhead_ratio"] <= TARGET for r in OWN_PROCESS_RUNTIMES for s in SIZES)
+    print(json.dumps({"benchmark": "messages_own_process", **figures}))

@@ -15,6 +15,9 @@ asks for a larger image instead (bilinear upsampling + renormalisation). Service
 
 from __future__ import annotations
 
+import statistics
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +60,10 @@ class DescriptorNodeConfig(FrameNodeConfig, DescriptorSourceConfig):
     )
 
 
+TIMED_FRAMES = 100
+NETWORK_MS_KEY = f"network ms (median of the last {TIMED_FRAMES} frames)"
+
+
 class DescriptorNode(DescriptorModelNode):
     CONFIG = DescriptorNodeConfig
     LIVE_PARAMETERS = DescriptorModelNode.LIVE_PARAMETERS | {"publish_viz", "max_output_side", "descriptor_encoding"}
@@ -64,6 +71,13 @@ class DescriptorNode(DescriptorModelNode):
     def __init__(self, node_name: str = "descriptor_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.colorizer = DescriptorColorizer()
+        self._network_seconds: deque[float] = deque(maxlen=TIMED_FRAMES)
+
+    def diagnostic_values(self) -> dict[str, Any]:
+        values = super().diagnostic_values()
+        if self._network_seconds:  # what the network alone takes, for telling it from the ROS side of a frame
+            values[NETWORK_MS_KEY] = f"{1000 * statistics.median(self._network_seconds):.1f}"
+        return values
 
     def make_publishers(self) -> dict[str, Any]:
         return {
@@ -77,6 +91,7 @@ class DescriptorNode(DescriptorModelNode):
 
     def model_swapped(self, old: str, new: str) -> None:
         self.colorizer = DescriptorColorizer()  # the PCA colouring of the old descriptor space does not fit
+        self._network_seconds.clear()  # another network, another time
 
     def make_subscriptions(self) -> list:
         overrides = QoSOverridingOptions.with_default_policies()
@@ -93,6 +108,7 @@ class DescriptorNode(DescriptorModelNode):
         except ValueError as exc:
             self.problems.report_error(exc)
             return
+        start = time.perf_counter()
         desc = self._network_output(rgb)
         # A NaN or inf anywhere makes the sum non-finite, and unit-norm descriptors cannot overflow it. Right after an
         # OpenVINO inference, torch.isfinite(desc).all() took 0.6-4 ms on the CPU, this 0.3-0.8 (README "Descriptor
@@ -100,6 +116,7 @@ class DescriptorNode(DescriptorModelNode):
         if not torch.isfinite(desc.sum()):
             self.problems.report("non-finite descriptors", "the network produced NaN/inf; check the checkpoint")
             return
+        self._network_seconds.append(time.perf_counter() - start)  # the check above waited for a GPU to finish
         # The message's dtype on the engine's device (a GPU sends half the bytes for 16FC), then (1, D, h, w) ->
         # contiguous (h, w, D) in one numpy copy; its buffer is then copied once, into the message. numpy's copy is
         # single-threaded: torch's woke its thread pool, which competes with OpenVINO's still-spinning workers for the

@@ -14,7 +14,7 @@ from dense_descriptors_ros.io.image_conversion import image_to_numpy, numpy_to_i
 from dense_descriptors_ros.model.checkpoint import save_checkpoint
 from dense_descriptors_ros.model.engine import image_to_tensor
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
-from dense_descriptors_ros.nodes.descriptor_node import DescriptorNode
+from dense_descriptors_ros.nodes.descriptor_node import NETWORK_MS_KEY, DescriptorNode
 from dense_descriptors_ros.nodes.in_process_graph import wait_for
 
 pytestmark = pytest.mark.ros
@@ -77,6 +77,7 @@ def test_descriptors_and_viz_match_input(ros, model_dir, lifecycle_state, node_p
     assert values.shape == (48, 64, 8)
     np.testing.assert_allclose(np.linalg.norm(values, axis=-1), 1.0, atol=1e-4)
     assert viz[-1].encoding == "bgr8" and viz[-1].header.stamp.sec == 7
+    assert float(node.diagnostic_values()[NETWORK_MS_KEY]) > 0  # the network's own time, on /diagnostics
 
 
 def test_bad_images_are_counted_and_node_keeps_running(ros, model_dir, node_publisher):
