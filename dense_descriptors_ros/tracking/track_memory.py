@@ -43,7 +43,11 @@ class MemoryAppearance:
         return (1.0 - self.memory_weight) * sims[..., -1] + self.memory_weight * sims[..., :-1].amax(2)
 
     def image_scores(self, cells: torch.Tensor) -> torch.Tensor:
-        memory = torch.einsum("nmd,cd->nmc", self._filled, cells).amax(1)
+        # Each remembered appearance scored once (lost tracks hold about one of their M slots), best per track.
+        rows, slots = torch.nonzero(self.valid, as_tuple=True)
+        sims = self.bank[rows, slots] @ cells.T
+        memory = sims.new_full((len(self.bank), len(cells)), float("-inf"))
+        memory.scatter_reduce_(0, rows[:, None].expand_as(sims), sims, "amax")
         if self.template is None:
             return memory
         return (1.0 - self.memory_weight) * (self.template @ cells.T) + self.memory_weight * memory
