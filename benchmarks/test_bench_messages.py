@@ -36,7 +36,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -45,18 +45,19 @@ import pytest
 import rclpy
 import torch
 from builtin_interfaces.msg import Time
+from descriptor_echo_node import Echo
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from ros_round_trip import stamped_round_trip
 from sensor_msgs.msg import Image
 
 from dense_descriptors_ros.io.image_conversion import numpy_to_image
 from dense_descriptors_ros.nodes.descriptor_node import NETWORK_MS_KEY, DescriptorNode
-from dense_descriptors_ros.nodes.in_process_graph import InProcessGraph, wait_for
-from dense_descriptors_ros.nodes.qos_profiles import LARGE_OUT, qos_by_name
+from dense_descriptors_ros.nodes.in_process_graph import wait_for
 from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 
 pytestmark = pytest.mark.bench
@@ -105,21 +106,6 @@ def _stages(sent: float, received: float, put: float, process: float, network: l
     }
 
 
-class Echo:
-    """Answers every Image on ``echo/image`` with ``reply`` (stamped like the input) on ``echo/descriptors``, from
-    the subscription callback; the QoS of descriptor_node's own subscription and publisher."""
-
-    def __init__(self, ros: InProcessGraph) -> None:
-        node = ros.node("echo")
-        self.reply = Image()
-        self.publisher = node.create_publisher(Image, "echo/descriptors", LARGE_OUT)
-        node.create_subscription(Image, "echo/image", self._answer, qos_by_name("reliable"))
-
-    def _answer(self, msg: Image) -> None:
-        self.reply.header = msg.header
-        self.publisher.publish(self.reply)
-
-
 def test_descriptor_node_ros_overhead(ros, node_publisher, round_trip):
     torch.set_num_threads(THREADS)
     figures = {"date": time.strftime("%Y-%m-%d"), "cpu": platform.processor() or platform.machine()}
@@ -141,7 +127,7 @@ def test_descriptor_node_ros_overhead(ros, node_publisher, round_trip):
     reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
     camera = ros.node("camera").create_publisher(Image, "image", reliable)
     descriptors = node_publisher(node, "descriptors")
-    echo = Echo(ros)
+    echo = Echo(ros.node("echo"), "echo/image", "echo/descriptors")
     send_echo = round_trip(Image, "echo/descriptors")
     echo_camera = ros.node("echo_camera").create_publisher(Image, "echo/image", reliable)
     assert wait_for(lambda: camera.get_subscription_count() > 0 and descriptors.get_subscription_count() > 0)
@@ -219,52 +205,42 @@ FRAME_GAP_S = 0.05  # between a frame's descriptors and the next frame: a camera
 
 
 @contextmanager
-def _camera_client() -> Iterator[tuple[Any, dict[int, float], list[dict[str, str]]]]:
-    """An ``image`` publisher, the arrival times (by stamp, taken in the callback) of ``descriptors`` and the values
-    of every /diagnostics status received, on a node in a context of its own spun by a single-threaded executor in a
-    thread, as node_main spins a node."""
+def _camera_client() -> Iterator[tuple[Any, Callable[..., tuple[float, Any]], list[dict[str, str]]]]:
+    """An ``image`` publisher, a ``send`` that times a frame's round trip to ``descriptors``
+    (ros_round_trip.stamped_round_trip) and the values of every /diagnostics status received, on a node in a context of
+    its own spun by a single-threaded executor in a thread, as node_main spins a node."""
     context = Context()
     rclpy.init(context=context)
     executor = SingleThreadedExecutor(context=context)
     node = Node("camera_client", context=context)
     executor.add_node(node)
-    arrived: dict[int, float] = {}
     statuses: list[dict[str, str]] = []
-
-    def on_descriptors(msg: Image) -> None:
-        arrived[msg.header.stamp.sec] = time.perf_counter()
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
         statuses.extend({kv.key: kv.value for kv in status.values} for status in msg.status)
 
-    reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-    node.create_subscription(Image, "descriptors", on_descriptors, reliable)
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
-    camera = node.create_publisher(Image, "image", reliable)
+    send = stamped_round_trip(node, Image, "descriptors")
+    camera = node.create_publisher(Image, "image", QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
     spinner = threading.Thread(
         target=lambda: [executor.spin_once(timeout_sec=0.05) for _ in iter(context.ok, False)], daemon=True
     )
     spinner.start()
     try:
-        yield camera, arrived, statuses
+        yield camera, send, statuses
     finally:
         executor.shutdown(timeout_sec=2.0)
         rclpy.shutdown(context=context)
         spinner.join(timeout=5.0)
 
 
-def _latencies(camera: Any, arrived: dict[int, float], frames: list) -> list[float]:
+def _latencies(camera: Any, send: Callable[..., tuple[float, Any]], frames: list) -> list[float]:
     """Seconds from publishing each frame to its descriptors' arrival (a frame lost to start-up is sent again)."""
     seconds = []
     for stamp, frame in enumerate(frames, start=1):
         msg = numpy_to_image(frame, "rgb8")
         msg.header.stamp = Time(sec=stamp)
-        for _ in range(60):  # the first frames may meet a node still loading its model
-            start = time.perf_counter()
-            camera.publish(msg)
-            if wait_for(lambda stamp=stamp: stamp in arrived, timeout=5, period=0.001):
-                break
-        seconds.append(arrived[stamp] - start)
+        seconds.append(send(camera, msg, resend_every=5.0)[0])  # the first frames may meet a node still loading
         time.sleep(FRAME_GAP_S)
     return seconds
 
@@ -274,9 +250,9 @@ def _in_own_process(command: list[str], frames: list, network_time: bool) -> dic
     network's median time that the node reports on /diagnostics (NETWORK_MS_KEY, over its last frames: these)."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_child_env())
     try:
-        with _camera_client() as (camera, arrived, statuses):
+        with _camera_client() as (camera, send, statuses):
             assert wait_for(lambda: camera.get_subscription_count() > 0, timeout=120), f"{command} did not start"
-            timed = {"latency_ms": 1000 * statistics.median(_latencies(camera, arrived, frames)[2:])}  # 2 warm-ups
+            timed = {"latency_ms": 1000 * statistics.median(_latencies(camera, send, frames)[2:])}  # 2 warm-ups
             if network_time:
                 seen = len(statuses)
                 assert wait_for(lambda: any(NETWORK_MS_KEY in s for s in statuses[seen:]), timeout=10)
