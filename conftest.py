@@ -121,9 +121,9 @@ def ros_argument(value: Any) -> str:
 class NodeProcess:
     """One node executable running as a child process; its stdout and stderr go to ``log_path``."""
 
-    def __init__(self, command: list[str], log_path: Path, cwd: Path) -> None:
+    def __init__(self, command: list[str], log_path: Path, cwd: Path, env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
-        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **(env or {})}
         with log_path.open("wb") as log_file:
             self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
 
@@ -145,10 +145,10 @@ class NodeProcess:
 
 @pytest.fixture
 def start_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
-    """``start_node(executable, params, name=None, params_file=None, wrapper=())``: run
+    """``start_node(executable, params, name=None, params_file=None, wrapper=(), env=None)``: run
     ``dense_descriptors_ros.nodes.<executable>`` with a parameter file and ``--ros-args -p`` parameters (``name``
-    renames the node); ``wrapper`` is a command prefix (e.g. unshare). Processes still running at the end are
-    killed."""
+    renames the node); ``wrapper`` is a command prefix (e.g. unshare), ``env`` extra environment variables.
+    Processes still running at the end are killed."""
     started: list[NodeProcess] = []
 
     def start(
@@ -157,6 +157,7 @@ def start_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
         name: str | None = None,
         params_file: Path | None = None,
         wrapper: tuple = (),
+        env: dict[str, str] | None = None,
     ) -> NodeProcess:
         command = [*wrapper, sys.executable, "-m", f"dense_descriptors_ros.nodes.{executable}", "--ros-args"]
         if name:
@@ -165,7 +166,7 @@ def start_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
             command += ["--params-file", str(params_file)]
         for key, value in (params or {}).items():
             command += ["-p", f"{key}:={ros_argument(value)}"]
-        process = NodeProcess(command, tmp_path / f"{name or executable}.log", tmp_path)
+        process = NodeProcess(command, tmp_path / f"{name or executable}.log", tmp_path, env)
         started.append(process)
         return process
 

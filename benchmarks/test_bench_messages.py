@@ -20,12 +20,10 @@ the frame to the worker thread, where the worker picked it up, around the networ
 over frames; see ``_stages``).
 
 ``test_descriptor_node_in_its_own_process`` measures what a deployed node sees: descriptor_node started as its own
-process (``python -m dense_descriptors_ros.nodes.descriptor_node``, node_main's single-threaded executor, as ``ros2
-run`` starts it) per runtime (``auto`` = OpenVINO here, and ``torch``), a camera and a receiver in this process on a
-single-threaded executor; median latency from publishing an image to receiving its descriptors (32FC, the default
-message), against the network's median time that the node reports on /diagnostics (``network ms``, over all of
-these frames), a fresh node per runtime and size. The floor here: ``benchmarks/descriptor_echo_node.py`` in its own
-process, answering each image with a ready-made message of the same size (two DDS hops between processes).
+process as ``ros2 run`` starts it, per runtime, against the network time the node reports, and the floor of a bare
+echo node in its own process (benchmarks/own_process_latency.py), once with Fast DDS's defaults and once with the
+package's profile for large messages (config/fastdds_large_messages.xml) in every process, as the launch files give
+it to the nodes and a camera driver gets it from the exported variable.
 """
 
 import json
@@ -34,29 +32,19 @@ import platform
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-import rclpy
 import torch
 from builtin_interfaces.msg import Time
 from descriptor_echo_node import Echo
-from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from ros_round_trip import stamped_round_trip
 from sensor_msgs.msg import Image
 
 from dense_descriptors_ros.io.image_conversion import numpy_to_image
-from dense_descriptors_ros.nodes.descriptor_node import NETWORK_MS_KEY, DescriptorNode
+from dense_descriptors_ros.nodes.descriptor_node import DescriptorNode
 from dense_descriptors_ros.nodes.in_process_graph import wait_for
 from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 
@@ -65,6 +53,7 @@ SIZES = {"320x240": (240, 320), "640x480": (480, 640)}
 REPEATS = {"320x240": 15, "640x480": 7}  # timed frames per size and kind, after one warm-up frame
 THREADS = 2
 TARGET = 0.2  # overhead / inference
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _kinds(width: int) -> dict[str, dict]:
@@ -199,98 +188,29 @@ def test_descriptor_node_ros_overhead(ros, node_publisher, round_trip):
     assert all(figures[s]["16FC"]["message_bytes"] * 2 == figures[s]["32FC"]["message_bytes"] for s in SIZES)
 
 
-OWN_PROCESS_FRAMES = {"320x240": 20, "640x480": 10}  # timed frames per size, after two warm-up frames
-OWN_PROCESS_RUNTIMES = ("auto", "torch")
-FRAME_GAP_S = 0.05  # between a frame's descriptors and the next frame: a camera's pace, not back to back
-
-
-@contextmanager
-def _camera_client() -> Iterator[tuple[Any, Callable[..., tuple[float, Any]], list[dict[str, str]]]]:
-    """An ``image`` publisher, a ``send`` that times a frame's round trip to ``descriptors``
-    (ros_round_trip.stamped_round_trip) and the values of every /diagnostics status received, on a node in a context of
-    its own spun by a single-threaded executor in a thread, as node_main spins a node."""
-    context = Context()
-    rclpy.init(context=context)
-    executor = SingleThreadedExecutor(context=context)
-    node = Node("camera_client", context=context)
-    executor.add_node(node)
-    statuses: list[dict[str, str]] = []
-
-    def on_diagnostics(msg: DiagnosticArray) -> None:
-        statuses.extend({kv.key: kv.value for kv in status.values} for status in msg.status)
-
-    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
-    send = stamped_round_trip(node, Image, "descriptors")
-    camera = node.create_publisher(Image, "image", QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
-    spinner = threading.Thread(
-        target=lambda: [executor.spin_once(timeout_sec=0.05) for _ in iter(context.ok, False)], daemon=True
-    )
-    spinner.start()
-    try:
-        yield camera, send, statuses
-    finally:
-        executor.shutdown(timeout_sec=2.0)
-        rclpy.shutdown(context=context)
-        spinner.join(timeout=5.0)
-
-
-def _latencies(camera: Any, send: Callable[..., tuple[float, Any]], frames: list) -> list[float]:
-    """Seconds from publishing each frame to its descriptors' arrival (a frame lost to start-up is sent again)."""
-    seconds = []
-    for stamp, frame in enumerate(frames, start=1):
-        msg = numpy_to_image(frame, "rgb8")
-        msg.header.stamp = Time(sec=stamp)
-        seconds.append(send(camera, msg, resend_every=5.0)[0])  # the first frames may meet a node still loading
-        time.sleep(FRAME_GAP_S)
-    return seconds
-
-
-def _in_own_process(command: list[str], frames: list, network_time: bool) -> dict[str, float]:
-    """A node started on its own (``command``) answering ``frames``: median latency, and with ``network_time`` the
-    network's median time that the node reports on /diagnostics (NETWORK_MS_KEY, over its last frames: these)."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_child_env())
-    try:
-        with _camera_client() as (camera, send, statuses):
-            assert wait_for(lambda: camera.get_subscription_count() > 0, timeout=120), f"{command} did not start"
-            timed = {"latency_ms": 1000 * statistics.median(_latencies(camera, send, frames)[2:])}  # 2 warm-ups
-            if network_time:
-                seen = len(statuses)
-                assert wait_for(lambda: any(NETWORK_MS_KEY in s for s in statuses[seen:]), timeout=10)
-                timed["network_ms"] = float(next(s for s in reversed(statuses) if NETWORK_MS_KEY in s)[NETWORK_MS_KEY])
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-    return timed
-
-
-def _child_env() -> dict[str, str]:
-    """This environment with the repository on PYTHONPATH (the echo node imports the package from a checkout)."""
-    root = str(Path(__file__).resolve().parents[1])
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH", "")]))}
+TRANSPORTS = {  # Fast DDS configuration of every process of the measurement: its default, or the package's profile
+    "fastdds_default": None,
+    "package_profile": str(REPO / "config" / "fastdds_large_messages.xml"),
+}
 
 
 def test_descriptor_node_in_its_own_process():
-    figures = {"date": time.strftime("%Y-%m-%d"), "threads": THREADS, "frames": OWN_PROCESS_FRAMES}
+    """Each transport in fresh processes (benchmarks/own_process_latency.py): Fast DDS reads its profile once per
+    process, so the camera's participant gets it only in a process of its own, as a camera driver started with the
+    exported variable does."""
+    figures = {"date": time.strftime("%Y-%m-%d"), "threads": THREADS, "target_overhead_ratio": TARGET}
     figures["loadavg_before"] = Path("/proc/loadavg").read_text().split()[:3]
-    videos = {
-        size: textured_object_video(OWN_PROCESS_FRAMES[size] + 2, h, w, seed=1).frames for size, (h, w) in SIZES.items()
-    }
-    echo = [sys.executable, str(Path(__file__).with_name("descriptor_echo_node.py"))]
-    floor = {size: _in_own_process(echo, frames, False)["latency_ms"] for size, frames in videos.items()}
-    figures["floor_ms"] = {size: round(ms, 1) for size, ms in floor.items()}
-    for runtime in OWN_PROCESS_RUNTIMES:
-        params = {"image_qos": "reliable", "publish_viz": "false", "device": "cpu", "runtime": runtime}
-        params |= {"num_threads": THREADS, "diagnostics_period": 0.5}
-        command = [sys.executable, "-m", "dense_descriptors_ros.nodes.descriptor_node", "--ros-args"]
-        command += [arg for k, v in params.items() for arg in ("-p", f"{k}:={v}")]
-        row = {}
-        for size, frames in videos.items():
-            timed = _in_own_process(command, frames, True)
-            overhead = timed["latency_ms"] - timed["network_ms"]
-            row[size] = {key: round(value, 1) for key, value in timed.items()}
-            row[size] |= {"overhead_ms": round(overhead, 1), "overhead_ratio": round(overhead / timed["network_ms"], 3)}
-            row[size]["above_floor_ratio"] = round((overhead - floor[size]) / timed["network_ms"], 3)
-        figures[runtime] = row
+    for name, profile in TRANSPORTS.items():
+        env = {k: v for k, v in os.environ.items() if k != "FASTRTPS_DEFAULT_PROFILES_FILE"}
+        env |= {"FASTRTPS_DEFAULT_PROFILES_FILE": profile} if profile else {}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
+        script = Path(__file__).with_name("own_process_latency.py")
+        run = subprocess.run(
+            [sys.executable, str(script), "--threads", str(THREADS)], env=env, capture_output=True, text=True
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        figures[name] = json.loads(run.stdout.strip().splitlines()[-1])
     figures["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
-    figures["target_met"] = all(figures[r][s]["overhead_ratio"] <= TARGET for r in OWN_PROCESS_RUNTIMES for s in SIZES)
+    runtimes = [figures["package_profile"][r] for r in ("auto", "torch")]
+    figures["target_met_with_profile"] = all(row[s]["overhead_ratio"] <= TARGET for row in runtimes for s in SIZES)
     print(json.dumps({"benchmark": "messages_own_process", **figures}))

@@ -11,6 +11,10 @@ from launch_ros.actions import Node
 
 def generate_launch_description():
     share = get_package_share_directory("dense_descriptors_ros")
+    # Descriptor messages are MBs: the package's Fast DDS profile sends them through shared memory instead of
+    # fragmented UDP (config/fastdds_large_messages.xml; a profile the user exported wins).
+    profile = os.path.join(share, "config", "fastdds_large_messages.xml")
+    transport = {} if "FASTRTPS_DEFAULT_PROFILES_FILE" in os.environ else {"FASTRTPS_DEFAULT_PROFILES_FILE": profile}
     return LaunchDescription(
         [
             DeclareLaunchArgument("image", default_value="/camera/image_raw", description="input image topic"),
@@ -24,6 +28,7 @@ def generate_launch_description():
             Node(
                 package="dense_descriptors_ros",
                 executable="descriptor_node",
+                additional_env=transport,
                 name="descriptor_node",
                 output="screen",
                 parameters=[

@@ -88,3 +88,39 @@ def test_every_console_script_imports(console_scripts):
 def test_two_node_tracker_pipeline_subscribes_descriptors_reliably():
     """640x480 descriptor images (19.7 MB) never arrive over best effort: the launch file says reliable."""
     assert '"descriptors_qos": "reliable"' in (REPO / "launch" / "tracker.launch.py").read_text()
+
+
+LARGE_MESSAGE_LAUNCH_FILES = ("descriptors.launch.py", "tracker.launch.py")
+
+
+@pytest.mark.parametrize("name", LARGE_MESSAGE_LAUNCH_FILES)
+def test_nodes_with_large_messages_get_the_fastdds_profile(name):
+    """descriptor_node and tracker_node are started with config/fastdds_large_messages.xml unless the user exported
+    a profile of their own."""
+    source = (REPO / "launch" / name).read_text()
+    tree = ast.parse(source)
+    ours = [c for c in _calls(tree, "Node") if getattr(_kw(c, "package"), "value", None) == "dense_descriptors_ros"]
+    assert ours and all(getattr(_kw(c, "additional_env"), "id", None) == "transport" for c in ours), name
+    assert '"config", "fastdds_large_messages.xml"' in source
+    assert 'if "FASTRTPS_DEFAULT_PROFILES_FILE" in os.environ else' in source
+
+
+def test_fastdds_profile_fits_descriptor_messages_and_keeps_udp():
+    """The shared-memory segment holds two of the largest descriptor messages the default parameters make (a square
+    image at max_side 640 -> 160x160 cells x 32 float32 channels of the out-of-the-box model, 3.3 MB), and UDPv4
+    stays for discovery and other hosts."""
+    from xml.etree import ElementTree
+
+    ns = {"f": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
+    root = ElementTree.parse(REPO / "config" / "fastdds_large_messages.xml").getroot()
+    kinds = {d.findtext("f:transport_id", namespaces=ns): d for d in root.iterfind(".//f:transport_descriptor", ns)}
+    participant = root.find("f:participant", ns)
+    assert participant.get("is_default_profile") == "true"
+    used = [e.text for e in participant.iterfind("f:rtps/f:userTransports/f:transport_id", ns)]
+    assert participant.findtext("f:rtps/f:useBuiltinTransports", namespaces=ns) == "false"
+    types = [kinds[t].findtext("f:type", namespaces=ns) for t in used]
+    assert sorted(types) == ["SHM", "UDPv4"]
+    shm = kinds[used[types.index("SHM")]]
+    descriptors = yaml.safe_load((REPO / "config" / "descriptors.yaml").read_text())["/**"]["ros__parameters"]
+    largest = (descriptors["max_side"] // 4) ** 2 * 32 * 4
+    assert int(shm.findtext("f:segment_size", namespaces=ns)) >= 2 * largest

@@ -1,7 +1,8 @@
 """The documented two-node pipeline (tracker.launch.py with start_descriptor_node:=true): descriptor_node and
-tracker_node as separate processes with the package's parameter files. The descriptor images (the out-of-the-box
-model's stride-4 map of a 640x480 frame, 2.5 MB) must reach the tracker: the descriptors topic is reliable, depth 1
-(keep the newest) on both sides; the tracker brings them back to the 640x480 pixel grid."""
+tracker_node as separate processes with the package's parameter files and, as the launch file gives them, its Fast
+DDS profile for large messages. The descriptor images (the out-of-the-box model's stride-4 map of a 640x480 frame,
+2.5 MB) must reach the tracker: the descriptors topic is reliable, depth 1 (keep the newest) on both sides; the
+tracker brings them back to the 640x480 pixel grid."""
 
 from pathlib import Path
 
@@ -18,19 +19,42 @@ from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 
 pytestmark = pytest.mark.ros
 REPO = Path(__file__).resolve().parents[2]
+LARGE_MESSAGES = {"FASTRTPS_DEFAULT_PROFILES_FILE": str(REPO / "config" / "fastdds_large_messages.xml")}
+
+
+def _shared_memory_segment_bytes(pid: int) -> list[int]:
+    """Sizes of the Fast DDS shared-memory segments a process has mapped (/dev/shm/fastrtps_*; not the _el lock
+    files)."""
+    sizes = []
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and fields[5].startswith("/dev/shm/fastrtps_") and not fields[5].endswith("_el"):
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            sizes.append(end - start)
+    return sizes
 
 
 def test_descriptor_node_feeds_tracker_node_at_640x480(ros, start_node, remote):
     # The camera link is made reliable here: this test is about the descriptors link (losses on a best-effort
     # camera link are counted on /diagnostics, see test_diagnostics.py).
     descriptor = start_node(
-        "descriptor_node", {"device": "cpu", "image_qos": "reliable"}, params_file=REPO / "config" / "descriptors.yaml"
+        "descriptor_node",
+        {"device": "cpu", "image_qos": "reliable"},
+        params_file=REPO / "config" / "descriptors.yaml",
+        env=LARGE_MESSAGES,
     )
     tracker = start_node(
-        "tracker_node", {"device": "cpu", "input": "descriptors"}, params_file=REPO / "config" / "tracker.yaml"
+        "tracker_node",
+        {"device": "cpu", "input": "descriptors"},
+        params_file=REPO / "config" / "tracker.yaml",
+        env=LARGE_MESSAGES,
     )
     assert remote.wait_state("descriptor_node", "active", descriptor), descriptor.log()
     assert remote.wait_state("tracker_node", "active", tracker), tracker.log()
+    # The profile was read: each node's participant has its 8 MB segment (Fast DDS's own default is 0.5 MB), so the
+    # 2.5 MB descriptor images go by shared memory.
+    for process in (descriptor, tracker):
+        assert max(_shared_memory_segment_bytes(process.pid), default=0) >= 8 << 20, process.log()
     tracks = ros.collector(PointCloud2, "tracks")
     camera = ros.node("camera").create_publisher(
         Image, "image", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
