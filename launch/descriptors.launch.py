@@ -12,9 +12,11 @@ from launch_ros.actions import Node
 def generate_launch_description():
     share = get_package_share_directory("dense_descriptors_ros")
     # Descriptor messages are MBs: the package's Fast DDS profile sends them through shared memory instead of
-    # fragmented UDP (config/fastdds_large_messages.xml; a profile the user exported wins).
+    # fragmented UDP (config/fastdds_large_messages.xml). A profile the user exported wins (FASTDDS_... is the name
+    # Fast DDS 3 reads, FASTRTPS_... the one of Jazzy's Fast DDS 2).
     profile = os.path.join(share, "config", "fastdds_large_messages.xml")
-    transport = {} if "FASTRTPS_DEFAULT_PROFILES_FILE" in os.environ else {"FASTRTPS_DEFAULT_PROFILES_FILE": profile}
+    exported = {"FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE"} & set(os.environ)
+    transport = {} if exported else {"FASTRTPS_DEFAULT_PROFILES_FILE": profile}
     return LaunchDescription(
         [
             DeclareLaunchArgument("image", default_value="/camera/image_raw", description="input image topic"),

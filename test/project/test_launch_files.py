@@ -102,7 +102,8 @@ def test_nodes_with_large_messages_get_the_fastdds_profile(name):
     ours = [c for c in _calls(tree, "Node") if getattr(_kw(c, "package"), "value", None) == "dense_descriptors_ros"]
     assert ours and all(getattr(_kw(c, "additional_env"), "id", None) == "transport" for c in ours), name
     assert '"config", "fastdds_large_messages.xml"' in source
-    assert 'if "FASTRTPS_DEFAULT_PROFILES_FILE" in os.environ else' in source
+    assert '{"FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE"} & set(os.environ)' in source
+    assert "transport = {} if exported else" in source
 
 
 def test_fastdds_profile_fits_descriptor_messages_and_keeps_udp():
