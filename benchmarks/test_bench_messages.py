@@ -39,6 +39,7 @@ import pytest
 import torch
 from builtin_interfaces.msg import Time
 from descriptor_echo_node import Echo
+from matplotlib.figure import Figure
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -194,14 +195,41 @@ TRANSPORTS = {  # Fast DDS configuration of every process of the measurement: it
 }
 
 
-def test_descriptor_node_in_its_own_process():
+def plot_own_process(path: Path, figures: dict) -> None:
+    """Per size, one bar per transport and runtime: the network's time, the bare echo's floor and what the node adds
+    above it, end to end, with the overhead / network ratio at the end of the bar."""
+    fig = Figure(figsize=(11, 4.2))
+    for panel, size in enumerate(SIZES):
+        ax = fig.add_subplot(1, len(SIZES), panel + 1)
+        labels = []
+        for row, (transport, runtime) in enumerate((t, r) for t in TRANSPORTS for r in ("auto", "torch")):
+            cell = figures[transport][runtime][size]
+            floor = figures[transport]["floor_ms"][size]
+            parts = [cell["network_ms"], min(floor, cell["overhead_ms"]), max(cell["overhead_ms"] - floor, 0.0)]
+            left = 0.0
+            for value, colour in zip(parts, ("0.7", "tab:blue", "tab:orange"), strict=True):
+                ax.barh(row, value, left=left, color=colour)
+                left += value
+            ax.text(left, row, f" {cell['overhead_ratio']:.2f}x", va="center", fontsize=8)
+            labels.append(f"{transport.replace('_', ' ')}\n{'openvino' if runtime == 'auto' else runtime}")
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("ms from image published to descriptors received")
+        ax.set_title(f"{size}: network (grey), two-hop floor (blue), node above it (orange)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def test_descriptor_node_in_its_own_process(tmp_path):
     """Each transport in fresh processes (benchmarks/own_process_latency.py): Fast DDS reads its profile once per
     process, so the camera's participant gets it only in a process of its own, as a camera driver started with the
-    exported variable does."""
+    exported variable does. A plot of the latencies goes next to the JSON line ($DDR_BENCH_OUT, default a pytest
+    temp folder)."""
     figures = {"date": time.strftime("%Y-%m-%d"), "threads": THREADS, "target_overhead_ratio": TARGET}
     figures["loadavg_before"] = Path("/proc/loadavg").read_text().split()[:3]
     for name, profile in TRANSPORTS.items():
-        env = {k: v for k, v in os.environ.items() if k != "FASTRTPS_DEFAULT_PROFILES_FILE"}
+        exported = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+        env = {k: v for k, v in os.environ.items() if k not in exported}
         env |= {"FASTRTPS_DEFAULT_PROFILES_FILE": profile} if profile else {}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
         script = Path(__file__).with_name("own_process_latency.py")
@@ -213,4 +241,6 @@ def test_descriptor_node_in_its_own_process():
     figures["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
     runtimes = [figures["package_profile"][r] for r in ("auto", "torch")]
     figures["target_met_with_profile"] = all(row[s]["overhead_ratio"] <= TARGET for row in runtimes for s in SIZES)
+    figures["plot"] = str(Path(os.environ.get("DDR_BENCH_OUT", tmp_path)) / "messages_own_process.png")
+    plot_own_process(Path(figures["plot"]), figures)
     print(json.dumps({"benchmark": "messages_own_process", **figures}))
