@@ -144,6 +144,30 @@ class NodeProcess:
 
 
 @pytest.fixture
+def large_messages_env() -> dict[str, str]:
+    """The environment the launch files give the package's nodes: config/fastdds_large_messages.xml."""
+    return {"FASTRTPS_DEFAULT_PROFILES_FILE": str(REPO / "config" / "fastdds_large_messages.xml")}
+
+
+@pytest.fixture
+def fastdds_segments() -> Callable[[int], dict[str, int]]:
+    """``fastdds_segments(pid)``: the Fast DDS shared-memory segments process ``pid`` has mapped, path -> bytes
+    (/dev/shm/fastrtps_*, not its port queues or lock files)."""
+
+    def segments(pid: int) -> dict[str, int]:
+        found = {}
+        for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+            fields = line.split()
+            path = fields[5] if len(fields) >= 6 else ""
+            if path.startswith("/dev/shm/fastrtps_") and not path.endswith("_el") and "_port" not in path:
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                found[path] = end - start
+        return found
+
+    return segments
+
+
+@pytest.fixture
 def start_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
     """``start_node(executable, params, name=None, params_file=None, wrapper=(), env=None)``: run
     ``dense_descriptors_ros.nodes.<executable>`` with a parameter file and ``--ros-args -p`` parameters (``name``

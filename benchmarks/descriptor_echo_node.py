@@ -5,9 +5,11 @@ of its own like a node started by ``ros2 run`` (``python benchmarks/descriptor_e
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
@@ -47,9 +49,15 @@ def main() -> None:
     try:
         while rclpy.ok():
             executor.spin_once(timeout_sec=0.1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C, or SIGTERM through rclpy's handler
         pass
     finally:
+        # Nothing may hold the context when it shuts down, or Fast DDS leaves its shared-memory segment in /dev/shm
+        # (see node_main.py).
+        executor.shutdown()
+        node.destroy_node()
+        del executor, node
+        gc.collect()
         rclpy.try_shutdown()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import os
@@ -81,6 +82,11 @@ def run_node(make_node: Callable[[], ConfiguredLifecycleNode], args: list[str] |
         if node is not None:
             node.close()
         executor.shutdown(timeout_sec=0.5)
+        # The DDS participant goes with the context only once nothing holds it: without the node and the executor
+        # collected first, Fast DDS never unlinks its shared-memory segment (8 MB with
+        # config/fastdds_large_messages.xml) and every exit would leave it in /dev/shm (os._exit skips finalisers).
+        node = executor = None
+        gc.collect()
         if rclpy.ok():
             rclpy.shutdown()
     # Everything is released and the logs are flushed: skip the interpreter's teardown of torch and friends (a second

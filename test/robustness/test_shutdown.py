@@ -1,7 +1,9 @@
 """Ctrl-C and `docker stop`: every node process exits within 2 s of SIGINT or SIGTERM, with exit code 0 and no
-traceback, whether idle, in the middle of an inference, or inactive because its activation failed."""
+traceback, whether idle, in the middle of an inference, or inactive because its activation failed, and leaves no
+Fast DDS shared-memory segment behind in /dev/shm."""
 
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,15 +28,22 @@ def _assert_clean_exits(processes, seconds):
         assert "Traceback" not in log, log
 
 
-def test_idle_nodes_exit_within_two_seconds(ros, start_node, remote, exit_all_within, tmp_path):
+def test_idle_nodes_exit_within_two_seconds(
+    ros, start_node, remote, exit_all_within, tmp_path, large_messages_env, fastdds_segments
+):
+    # With the launch files' Fast DDS profile: each node maps an 8 MB segment, which a leaking exit would leave in
+    # /dev/shm (RAM) every time a node stops.
+    env = large_messages_env
     processes = {
-        "descriptor_node": start_node("descriptor_node", {"device": "cpu"}),
-        "tracker_node": start_node("tracker_node", {"device": "cpu"}),
-        "slam_node": start_node("slam_node", {"device": "cpu"}),
-        "recorder_node": start_node("recorder_node", {"output_dir": str(tmp_path / "bags")}),
+        "descriptor_node": start_node("descriptor_node", {"device": "cpu"}, env=env),
+        "tracker_node": start_node("tracker_node", {"device": "cpu"}, env=env),
+        "slam_node": start_node("slam_node", {"device": "cpu"}, env=env),
+        "recorder_node": start_node("recorder_node", {"output_dir": str(tmp_path / "bags")}, env=env),
     }
     for name, process in processes.items():
         assert remote.wait_state(name, "active", process), f"{name} did not become active:\n{process.log()}"
+    segments = {name: fastdds_segments(process.pid) for name, process in processes.items()}
+    assert all(max(found.values(), default=0) >= 8 << 20 for found in segments.values()), segments
     signals = {
         "descriptor_node": signal.SIGINT,
         "tracker_node": signal.SIGTERM,
@@ -42,6 +51,11 @@ def test_idle_nodes_exit_within_two_seconds(ros, start_node, remote, exit_all_wi
         "recorder_node": signal.SIGTERM,
     }
     _assert_clean_exits(processes, exit_all_within(processes, signals))
+    # Each process also maps the segments of the participants it reads from; the 8 MB ones are the nodes' own (this
+    # test's process has Fast DDS's default 0.5 MB one, which stays).
+    ours = {path for found in segments.values() for path, size in found.items() if size >= 8 << 20}
+    left = sorted(path for path in ours if Path(path).exists())
+    assert len(ours) >= len(processes) and not left, f"shared-memory segments left in /dev/shm: {left}"
 
 
 def test_node_exits_within_two_seconds_mid_inference_and_after_failed_activation(

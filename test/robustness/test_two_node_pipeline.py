@@ -19,42 +19,29 @@ from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 
 pytestmark = pytest.mark.ros
 REPO = Path(__file__).resolve().parents[2]
-LARGE_MESSAGES = {"FASTRTPS_DEFAULT_PROFILES_FILE": str(REPO / "config" / "fastdds_large_messages.xml")}
 
 
-def _shared_memory_segment_bytes(pid: int) -> list[int]:
-    """Sizes of the Fast DDS shared-memory segments a process has mapped (/dev/shm/fastrtps_*; not the _el lock
-    files)."""
-    sizes = []
-    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
-        fields = line.split()
-        if len(fields) >= 6 and fields[5].startswith("/dev/shm/fastrtps_") and not fields[5].endswith("_el"):
-            start, end = (int(x, 16) for x in fields[0].split("-"))
-            sizes.append(end - start)
-    return sizes
-
-
-def test_descriptor_node_feeds_tracker_node_at_640x480(ros, start_node, remote):
+def test_descriptor_node_feeds_tracker_node_at_640x480(ros, start_node, remote, large_messages_env, fastdds_segments):
     # The camera link is made reliable here: this test is about the descriptors link (losses on a best-effort
     # camera link are counted on /diagnostics, see test_diagnostics.py).
     descriptor = start_node(
         "descriptor_node",
         {"device": "cpu", "image_qos": "reliable"},
         params_file=REPO / "config" / "descriptors.yaml",
-        env=LARGE_MESSAGES,
+        env=large_messages_env,
     )
     tracker = start_node(
         "tracker_node",
         {"device": "cpu", "input": "descriptors"},
         params_file=REPO / "config" / "tracker.yaml",
-        env=LARGE_MESSAGES,
+        env=large_messages_env,
     )
     assert remote.wait_state("descriptor_node", "active", descriptor), descriptor.log()
     assert remote.wait_state("tracker_node", "active", tracker), tracker.log()
     # The profile was read: each node's participant has its 8 MB segment (Fast DDS's own default is 0.5 MB), so the
     # 2.5 MB descriptor images go by shared memory.
     for process in (descriptor, tracker):
-        assert max(_shared_memory_segment_bytes(process.pid), default=0) >= 8 << 20, process.log()
+        assert max(fastdds_segments(process.pid).values(), default=0) >= 8 << 20, process.log()
     tracks = ros.collector(PointCloud2, "tracks")
     camera = ros.node("camera").create_publisher(
         Image, "image", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
