@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -92,7 +92,7 @@ def _latencies(camera: Any, send: Callable[..., tuple[float, Any]], frames: list
 def _in_own_process(command: list[str], frames: list, network_time: bool) -> dict[str, float]:
     """A node started on its own (``command``) answering ``frames``: median latency, and with ``network_time`` the
     network's median time that the node reports on /diagnostics (NETWORK_MS_KEY, over its last frames: these)."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_child_env())
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env())
     try:
         with _camera_client() as (camera, send, statuses):
             assert wait_for(lambda: camera.get_subscription_count() > 0, timeout=120), f"{command} did not start"
@@ -107,10 +107,12 @@ def _in_own_process(command: list[str], frames: list, network_time: bool) -> dic
     return timed
 
 
-def _child_env() -> dict[str, str]:
-    """This environment with the repository on PYTHONPATH (the echo node imports the package from a checkout)."""
+def child_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this environment) with the repository on PYTHONPATH (the echo node imports the package from
+    a checkout)."""
+    env = dict(os.environ if base is None else base)
     root = str(Path(__file__).resolve().parents[1])
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH", "")]))}
+    return env | {"PYTHONPATH": os.pathsep.join(filter(None, [root, env.get("PYTHONPATH", "")]))}
 
 
 def measure(threads: int) -> dict[str, Any]:

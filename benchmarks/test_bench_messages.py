@@ -40,6 +40,7 @@ import torch
 from builtin_interfaces.msg import Time
 from descriptor_echo_node import Echo
 from matplotlib.figure import Figure
+from own_process_latency import child_env
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -229,9 +230,8 @@ def test_descriptor_node_in_its_own_process(tmp_path):
     figures["loadavg_before"] = Path("/proc/loadavg").read_text().split()[:3]
     for name, profile in TRANSPORTS.items():
         exported = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
-        env = {k: v for k, v in os.environ.items() if k not in exported}
+        env = child_env({k: v for k, v in os.environ.items() if k not in exported})
         env |= {"FASTRTPS_DEFAULT_PROFILES_FILE": profile} if profile else {}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
         script = Path(__file__).with_name("own_process_latency.py")
         run = subprocess.run(
             [sys.executable, str(script), "--threads", str(THREADS)], env=env, capture_output=True, text=True

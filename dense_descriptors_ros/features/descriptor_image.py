@@ -38,11 +38,15 @@ def as_descriptor_tensor(descriptors: np.ndarray | torch.Tensor) -> torch.Tensor
         raise ValueError(f"expected a numpy array (H, W, D) or torch tensor (D, H, W), got {kind}")
     if min(chw.shape) == 0:
         raise ValueError(f"descriptor image is empty: (D, H, W) = {tuple(chw.shape)}")
-    # One sum is far cheaper than isfinite() on a whole image; NaN and inf propagate into it (unit-norm values
-    # cannot overflow float32).
-    if not math.isfinite(float(chw.sum())):
+    if not all_finite(chw):
         raise ValueError("descriptor image contains NaN or infinite values")
     return chw
+
+
+def all_finite(descriptors: np.ndarray | torch.Tensor) -> bool:
+    """Whether a descriptor image (numpy or torch) holds no NaN or inf: one sum, far cheaper than isfinite() on every
+    value (NaN and inf propagate into it, and unit-norm descriptors cannot overflow it)."""
+    return math.isfinite(float(descriptors.sum()))
 
 
 def smooth_descriptors(chw: torch.Tensor, patch_size: int) -> torch.Tensor:

@@ -29,6 +29,7 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import ImageMarker, MarkerArray
 
 from dense_descriptors_ros.config import ConfigError
+from dense_descriptors_ros.features.descriptor_image import all_finite
 from dense_descriptors_ros.io.image_conversion import ImageError, image_to_numpy, numpy_to_image, to_rgb8
 from dense_descriptors_ros.model.descriptor_colors import DescriptorColorizer
 from dense_descriptors_ros.model.descriptor_source import DescriptorSourceConfig, model_output_stride
@@ -268,7 +269,7 @@ class TrackerNode(DescriptorModelNode):
         if result is None:
             return
         descriptors, stride, rgb = result
-        if not np.isfinite(descriptors).all():
+        if not all_finite(descriptors):
             self.problems.report("non-finite descriptors", "descriptor image holds NaN/inf; frame skipped")
             return
         h, w = descriptors.shape[0] * stride, descriptors.shape[1] * stride
