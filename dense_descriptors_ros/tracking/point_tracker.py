@@ -146,7 +146,7 @@ class PointTracker:
     def ids(self) -> np.ndarray:
         return self._ids.cpu().numpy()
 
-    @torch.no_grad()  # never a graph through the tracker (descriptors straight from a network), and fewer op costs
+    @torch.inference_mode()  # never a graph through the tracker, and inference tensors skip autograd bookkeeping
     def add_queries(self, descriptors: np.ndarray | torch.Tensor, points: np.ndarray, stride: int = 1) -> np.ndarray:
         """Start tracks at image (x, y) ``points`` (N, 2) of this descriptor map of output ``stride``; returns ids.
         The tracks are visible at their query positions until the next ``update``."""
@@ -232,7 +232,7 @@ class PointTracker:
         drop = torch.as_tensor(np.atleast_1d(np.asarray(ids, dtype=np.int64)), device=self._ids.device)
         self._keep(~torch.isin(self._ids, drop))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def update(
         self, descriptors: np.ndarray | torch.Tensor, *, mask: np.ndarray | None = None, stride: int = 1
     ) -> TrackFrame:
