@@ -4,8 +4,9 @@
     few strides, each L2-normalised, bilinearly resampled to the output grid, concatenated and projected to
     ``semantic_dim`` channels by a fixed linear map (a PCA basis stored in the weights, see semantic_projection.py).
     It is the generic prior that fine-tuning used to destroy: it is never trained unless asked.
-(b) Fine part: a few convolutions on the image plus the encoder's map at the output stride, trained with the
-    pixelwise contrastive loss on flow labels; it adds what the prior lacks on the user's object.
+(b) Fine part: a few convolutions on the image plus the encoder's map at the output stride (or at ``fine_taps``, which
+    can add deeper maps as context), trained with the pixelwise contrastive loss on flow labels; it adds what the
+    prior lacks on the user's object.
 The two are L2-normalised separately and fused as cat(a, w b) / sqrt(1 + w^2) (papers/004 eq. 7; DescriptorNet's
 normalisation does it), so the result has unit norm and ``fusion_weight`` w says how much the learned part counts.
 With ``fine_dim`` 0 the descriptor is the projected prior alone: the out-of-the-box model.
@@ -42,6 +43,7 @@ class SemanticFineFusion(nn.Module):
         output_stride: int,
         semantic_trainable: bool,
         pretrained: bool,
+        fine_taps: tuple[int, ...] = (),
     ) -> None:
         super().__init__()
         if output_stride not in (1, 2, 4):
@@ -50,11 +52,12 @@ class SemanticFineFusion(nn.Module):
         self.semantic_dim, self.fine_dim = semantic_dim, fine_dim
         self.output_stride = output_stride
         self.semantic_trainable = semantic_trainable
-        fine_tap = max(2, output_stride)  # the encoder has no stride-1 map; a stride-1 fine branch reads stride 2
-        strides = tuple(sorted(set(self.semantic_taps) | ({fine_tap} if fine_dim else set())))
+        # The encoder has no stride-1 map: by default a fine branch reads the tap at its stride (stride 2 for 1).
+        self.fine_taps = tuple(sorted(fine_taps or (max(2, output_stride),))) if fine_dim else ()
+        strides = tuple(sorted(set(self.semantic_taps) | set(self.fine_taps)))
         self.encoder = TappedEncoder(backbone, load_backbone(backbone, pretrained), strides)
         self._semantic_index = [strides.index(s) for s in self.semantic_taps]
-        self._fine_index = strides.index(fine_tap) if fine_dim else None
+        self._fine_index = [strides.index(s) for s in self.fine_taps]
         if not semantic_trainable:
             self.encoder.requires_grad_(False)
         raw_dim = sum(tap_channels(backbone, s) for s in self.semantic_taps)
@@ -71,7 +74,7 @@ class SemanticFineFusion(nn.Module):
             stem.append(_conv(STEM_CHANNELS, fine_width, 2 if halvings >= 2 else 1))
             self.fine_stem = nn.Sequential(*stem)
             self.fine_head = nn.Sequential(
-                _conv(fine_width + tap_channels(backbone, fine_tap), fine_width),
+                _conv(fine_width + sum(tap_channels(backbone, s) for s in self.fine_taps), fine_width),
                 _conv(fine_width, fine_width),
                 nn.Conv2d(fine_width, fine_dim, 1),
             )
@@ -103,8 +106,7 @@ class SemanticFineFusion(nn.Module):
         semantic = F.normalize(torch.einsum("nchw,dc->ndhw", raw, self.projection), dim=1)
         if not self.fine_dim:
             return semantic
-        tap = taps[self._fine_index]
-        if tap.shape[-2:] != size:
-            tap = F.interpolate(tap, size=size, mode="bilinear", align_corners=False)
-        fine = self.fine_head(torch.cat([self.fine_stem(x), tap], dim=1))
+        context = [taps[i] for i in self._fine_index]
+        context = [t if t.shape[-2:] == size else F.interpolate(t, size=size, mode="bilinear") for t in context]
+        fine = self.fine_head(torch.cat([self.fine_stem(x), *context], dim=1))
         return torch.cat([semantic, fine], dim=1)  # DescriptorNet normalises and weights the two parts

@@ -76,6 +76,10 @@ class ModelConfig:
         default=16,
         metadata={"help": "fused: channels of the learned fine part (0: semantic part only)", "range": (0, 256)},
     )
+    fine_taps: tuple[int, ...] = field(
+        default=(),
+        metadata={"help": "fused: encoder strides the fine branch reads (empty: the one at the output stride)"},
+    )
     fine_width: int = field(default=64, metadata={"help": "fused: channels inside the fine branch", "range": (8, 512)})
     fusion_weight: float = field(
         default=1.0,
@@ -98,6 +102,7 @@ class ModelConfig:
         self.std = tuple(float(v) for v in self.std)
         self.channel_groups = tuple(int(g) for g in self.channel_groups)
         self.semantic_taps = tuple(int(t) for t in self.semantic_taps)
+        self.fine_taps = tuple(sorted({int(t) for t in self.fine_taps}))
         if self.channel_groups and sum(self.channel_groups) != self.descriptor_dim:
             raise ValueError(
                 f"channel_groups {list(self.channel_groups)} must sum to descriptor_dim {self.descriptor_dim}"
@@ -110,6 +115,8 @@ class ModelConfig:
                 )
             if not self.semantic_taps or set(self.semantic_taps) - set(TAP_STRIDES):
                 raise ValueError(f"semantic_taps {list(self.semantic_taps)} must be among {list(TAP_STRIDES)}")
+            if set(self.fine_taps) - set(TAP_STRIDES):
+                raise ValueError(f"fine_taps {list(self.fine_taps)} must be among {list(TAP_STRIDES)}")
             parts = (self.semantic_dim, self.fine_dim) if self.fine_dim else ()
             if self.channel_groups not in ((), parts):
                 raise ValueError(
@@ -143,6 +150,7 @@ class DescriptorNet(nn.Module):
                 c.output_stride,
                 c.semantic_trainable,
                 c.pretrained,
+                c.fine_taps,
             )
         else:
             self.body = EncoderDecoder(c.backbone, c.descriptor_dim, c.output_stride, c.pretrained)

@@ -66,6 +66,26 @@ def test_bad_fused_configs_are_named():
         ModelConfig(**{**FUSED, "semantic_taps": (3,)})
     with pytest.raises(ValueError, match="output_stride"):
         ModelConfig(**{**FUSED, "output_stride": 8})
+    with pytest.raises(ValueError, match="fine_taps"):
+        ModelConfig(**{**FUSED, "fine_taps": (4, 6)})
+
+
+def test_fine_branch_reads_deeper_taps_as_context_when_asked(tmp_path):
+    plain, context = fused(output_stride=4), fused(output_stride=4, fine_taps=(16, 4, 8))
+    assert plain.body.fine_taps == (4,) and context.body.fine_taps == (4, 8, 16)
+    in_channels = [net.body.fine_head[0][0].in_channels for net in (plain, context)]
+    assert in_channels[1] - in_channels[0] == backbones.tap_channels("mobilenet_v2", 8) + backbones.tap_channels(
+        "mobilenet_v2", 16
+    )
+    image = torch.rand(1, 3, 40, 56)
+    context.eval()
+    out = context(image)
+    assert out.shape == (1, 16, 10, 14) and torch.allclose(out.norm(dim=1), torch.ones(1), atol=1e-5)
+    # The context changes only the fine part: the semantic part is the same frozen projection.
+    plain.load_state_dict({k: v for k, v in context.state_dict().items() if "fine_" not in k}, strict=False)
+    assert torch.allclose(plain.eval()(image)[:, :8], out[:, :8], atol=1e-6)
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "context", context))
+    assert loaded.config.fine_taps == (4, 8, 16) and torch.equal(loaded(image), out)
 
 
 def test_upsampling_puts_map_cells_on_their_pixel_centres():
@@ -98,7 +118,8 @@ def test_checkpoint_round_trip_and_old_checkpoints_still_load(tmp_path):
     state = {k.removeprefix("body."): v for k, v in old.state_dict().items()}
     torch.save(state, folder / "weights.pt")
     meta = yaml.safe_load((folder / "model.yaml").read_text())
-    for key in ("architecture", "output_stride", "semantic_taps", "semantic_dim", "fine_dim", "fine_width"):
+    new_keys = ("architecture", "output_stride", "semantic_taps", "semantic_dim", "fine_dim", "fine_taps", "fine_width")
+    for key in new_keys:
         meta["model"].pop(key)
     meta["weights_sha256"] = __import__("hashlib").sha256((folder / "weights.pt").read_bytes()).hexdigest()
     (folder / "model.yaml").write_text(yaml.safe_dump(meta))
