@@ -2,6 +2,7 @@
 interfaces (lifecycle state, publishers), node executables started as processes, and the shared data sets."""
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -123,6 +124,7 @@ class NodeProcess:
 
     def __init__(self, command: list[str], log_path: Path, cwd: Path, env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
+        self.interrupted = False
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **(env or {})}
         with log_path.open("wb") as log_file:
             self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
@@ -137,9 +139,21 @@ class NodeProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def kill(self) -> None:
+    def interrupt(self) -> None:
+        """Ctrl-C, as ros2 launch sends, so the node unlinks its Fast DDS shared-memory segment on the way out (a
+        killed process leaves it in /dev/shm)."""
+        if self.alive() and not self.interrupted:
+            self.process.send_signal(signal.SIGINT)
+            self.interrupted = True  # once: a second Ctrl-C would cut the shutdown short
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Interrupt, then kill if the process has not exited within ``timeout`` seconds."""
         if self.alive():
-            self.process.kill()
+            self.interrupt()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
         self.process.wait()
 
 
@@ -172,7 +186,7 @@ def start_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
     """``start_node(executable, params, name=None, params_file=None, wrapper=(), env=None)``: run
     ``dense_descriptors_ros.nodes.<executable>`` with a parameter file and ``--ros-args -p`` parameters (``name``
     renames the node); ``wrapper`` is a command prefix (e.g. unshare), ``env`` extra environment variables.
-    Processes still running at the end are killed."""
+    Processes still running at the end are stopped (NodeProcess.stop)."""
     started: list[NodeProcess] = []
 
     def start(
@@ -195,5 +209,7 @@ def start_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
         return process
 
     yield start
+    for process in started:  # all at once, then wait for each
+        process.interrupt()
     for process in started:
-        process.kill()
+        process.stop()
