@@ -148,19 +148,20 @@ class NodeProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Interrupt, then kill if the process has not exited within ``timeout`` seconds."""
-        if self.alive():
-            self.interrupt()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.process.wait()
+        self.interrupt()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 @pytest.fixture
 def large_messages_env() -> dict[str, str]:
     """The environment the launch files give the package's nodes: config/fastdds_large_messages.xml."""
-    return {"FASTRTPS_DEFAULT_PROFILES_FILE": str(REPO / "config" / "fastdds_large_messages.xml")}
+    from dense_descriptors_ros.io.fastdds_profile import large_messages_env as profile_env
+
+    return profile_env(REPO / "config", environ={})
 
 
 @pytest.fixture

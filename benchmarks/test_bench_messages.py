@@ -45,6 +45,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
+from dense_descriptors_ros.io.fastdds_profile import PROFILE_FILE, PROFILE_VARIABLES
 from dense_descriptors_ros.io.image_conversion import numpy_to_image
 from dense_descriptors_ros.nodes.descriptor_node import DescriptorNode
 from dense_descriptors_ros.nodes.in_process_graph import wait_for
@@ -192,7 +193,7 @@ def test_descriptor_node_ros_overhead(ros, node_publisher, round_trip):
 
 TRANSPORTS = {  # Fast DDS configuration of every process of the measurement: its default, or the package's profile
     "fastdds_default": None,
-    "package_profile": str(REPO / "config" / "fastdds_large_messages.xml"),
+    "package_profile": str(REPO / "config" / PROFILE_FILE),
 }
 
 
@@ -229,9 +230,8 @@ def test_descriptor_node_in_its_own_process(tmp_path):
     figures = {"date": time.strftime("%Y-%m-%d"), "threads": THREADS, "target_overhead_ratio": TARGET}
     figures["loadavg_before"] = Path("/proc/loadavg").read_text().split()[:3]
     for name, profile in TRANSPORTS.items():
-        exported = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
-        env = child_env({k: v for k, v in os.environ.items() if k not in exported})
-        env |= {"FASTRTPS_DEFAULT_PROFILES_FILE": profile} if profile else {}
+        env = child_env({k: v for k, v in os.environ.items() if k not in PROFILE_VARIABLES})
+        env |= {PROFILE_VARIABLES[0]: profile} if profile else {}
         script = Path(__file__).with_name("own_process_latency.py")
         run = subprocess.run(
             [sys.executable, str(script), "--threads", str(THREADS)], env=env, capture_output=True, text=True

@@ -8,15 +8,14 @@ from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from dense_descriptors_ros.io.fastdds_profile import large_messages_env
+
 
 def generate_launch_description():
     share = get_package_share_directory("dense_descriptors_ros")
-    # Descriptor messages are MBs: the package's Fast DDS profile sends them through shared memory instead of
-    # fragmented UDP (config/fastdds_large_messages.xml). A profile the user exported wins (FASTDDS_... is the name
-    # Fast DDS 3 reads, FASTRTPS_... the one of Jazzy's Fast DDS 2).
-    profile = os.path.join(share, "config", "fastdds_large_messages.xml")
-    exported = {"FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE"} & set(os.environ)
-    transport = {} if exported else {"FASTRTPS_DEFAULT_PROFILES_FILE": profile}
+    # Descriptor messages are MBs: the package's Fast DDS profile sends them through shared memory (unless the user
+    # exported a profile of their own).
+    transport = large_messages_env(os.path.join(share, "config"))
     return LaunchDescription(
         [
             DeclareLaunchArgument("image", default_value="/camera/image_raw", description="input image topic"),

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from dense_descriptors_ros.cli.config_options import flatten
+from dense_descriptors_ros.io.fastdds_profile import PROFILE_FILE, large_messages_env
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
@@ -101,9 +102,14 @@ def test_nodes_with_large_messages_get_the_fastdds_profile(name):
     tree = ast.parse(source)
     ours = [c for c in _calls(tree, "Node") if getattr(_kw(c, "package"), "value", None) == "dense_descriptors_ros"]
     assert ours and all(getattr(_kw(c, "additional_env"), "id", None) == "transport" for c in ours), name
-    assert '"config", "fastdds_large_messages.xml"' in source
-    assert '{"FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE"} & set(os.environ)' in source
-    assert "transport = {} if exported else" in source
+    assert 'transport = large_messages_env(os.path.join(share, "config"))' in source
+
+
+def test_the_profile_goes_to_a_node_unless_the_user_exported_one(tmp_path):
+    assert large_messages_env(tmp_path, environ={}) == {"FASTRTPS_DEFAULT_PROFILES_FILE": str(tmp_path / PROFILE_FILE)}
+    assert (REPO / "config" / PROFILE_FILE).is_file()  # the file the launch files name is shipped (setup.py: *.xml)
+    for variable in ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE"):  # Fast DDS 2 and 3
+        assert large_messages_env(tmp_path, environ={variable: "/mine.xml", "HOME": "/root"}) == {}
 
 
 def test_fastdds_profile_fits_descriptor_messages_and_keeps_udp():
