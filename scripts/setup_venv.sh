@@ -4,14 +4,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  echo "== creating .venv with $($PYTHON --version)"
-  "$PYTHON" -m venv .venv
-fi
 stamp=.venv/.installed-$(cat requirements.txt requirements-ros.txt requirements-dev.txt setup.py | sha256sum | cut -c1-16)
 if [ -f "$stamp" ]; then
   echo "== .venv is up to date"
   exit 0
+fi
+# PyTorch's PyPI build brings its CUDA libraries: the venv takes about 6.6 GB, and pip unpacks beside it.
+need_gb=8
+free_gb=$(( $(df -Pk . | awk 'NR == 2 {print $4}') / 1024 / 1024 ))
+if [ "$free_gb" -lt "$need_gb" ]; then
+  echo "error: .venv needs about $need_gb GB of free disk, $(pwd) has $free_gb GB; free some space and re-run" >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
 fi
 echo "== installing pinned requirements into .venv (first time: a few minutes)"
 pip_install() {

@@ -84,7 +84,13 @@ class _SalvagedBag:
         self.files = files
         self.topics: dict[str, str] = {}
         self._tmp = Path(tempfile.mkdtemp(prefix="ddr_bag_salvage_"))
-        self._sources = [_McapSalvage(f) if f.suffix == ".mcap" else _SqliteSalvage(f, self._tmp) for f in files]
+        self._sources: list[_McapSalvage | _SqliteSalvage] = []
+        try:
+            for f in files:
+                self._sources.append(_McapSalvage(f) if f.suffix == ".mcap" else _SqliteSalvage(f, self._tmp))
+        except BaseException:
+            self.close()  # a file beyond salvage must not leave the copies of the others in the temp folder
+            raise
         for source in self._sources:
             self.topics.update(source.topics)
 
@@ -220,6 +226,7 @@ class _SqliteSalvage:
         try:
             rows = self.connection.execute("SELECT id, name, type FROM topics").fetchall()
         except sqlite3.DatabaseError as exc:
+            self.connection.close()
             raise ValueError(f"{path}: the topics table is unreadable ({exc}); nothing can be salvaged") from None
         self._ids = {name: topic_id for topic_id, name, _ in rows}
         self.topics = {name: msgtype for _, name, msgtype in rows}

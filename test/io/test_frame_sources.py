@@ -109,6 +109,20 @@ def test_bag_without_metadata_is_salvaged(tmp_path: Path, caplog: pytest.LogCapt
     assert any("metadata.yaml" in r.getMessage() for r in caplog.records)
 
 
+def test_a_file_beyond_salvage_is_a_clear_error_that_leaves_no_temp_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bag = write_image_bag(tmp_path / "bag", _frames(3), storage="sqlite3")
+    (bag / "metadata.yaml").unlink()
+    (bag / "zz_garbage.db3").write_bytes(b"not a database at all" * 10)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(scratch))
+    with pytest.raises(ValueError, match=r"zz_garbage\.db3: not an SQLite database"):
+        open_frame_source(bag).read_all()
+    assert list(scratch.iterdir()) == []  # the good file's copy went with the failure
+
+
 def test_image_folder_uses_numeric_names_as_stamps(tmp_path: Path) -> None:
     frames = _frames(4)
     for stamp, image in frames:
