@@ -2,7 +2,8 @@
 
 Each clip is split like papers/000 section 4: the first half of its frames trains, the second half is held out.
 A pair is (frame i, frame i + gap) inside one half, for one or several gaps; its flow label (chained over the gap)
-is cached by the ``FlowLabeler``. Sampling is seeded by (seed, epoch, pair index), so a run is reproducible and
+is cached by the ``FlowLabeler``, or, for a clip with depth and poses (``labels: geometry``), computed from them
+(learning/geometry_labels.py). Sampling is seeded by (seed, epoch, pair index), so a run is reproducible and
 every epoch sees fresh samples.
 """
 
@@ -22,6 +23,7 @@ from dense_descriptors_ros.io.frame_sources import open_frame_source
 from dense_descriptors_ros.learning.augment import PairAugmentation
 from dense_descriptors_ros.learning.flow import FlowLabel, FlowLabeler
 from dense_descriptors_ros.learning.frame_store import input_key, load_stored, store_frames
+from dense_descriptors_ros.learning.geometry_labels import LABEL_SOURCES, FrameGeometry, load_frame_geometry
 from dense_descriptors_ros.learning.masks import (
     MASK_KINDS,
     FolderMaskProvider,
@@ -46,6 +48,7 @@ class VideoClip:
     frames: Sequence[np.ndarray]
     masks: MaskProvider
     flow_frames: Sequence[np.ndarray] | None = None  # the same frames at an integer multiple of the size, for flow
+    geometry: FrameGeometry | None = None  # depth and poses of the frames: labels from them instead of flow
 
     @property
     def flow_scale(self) -> int:
@@ -98,6 +101,7 @@ def load_clip(
     stride: int = 1,
     flow_scale: int = 1,
     frame_store: str | Path | None = None,
+    labels: str = "flow",
     **frame_options: object,
 ) -> VideoClip:
     """Read a video / image folder / rosbag2 at ``image_size`` (height, width) with the chosen mask provider.
@@ -107,7 +111,14 @@ def load_clip(
     keeps every frame at that multiple of ``image_size``, where the flow labels are computed; frames too small
     for it use the largest whole factor they allow (``flow_factor``). With a ``frame_store`` folder the frames are
     streamed into it once (learning/frame_store.py) and the clip reads them from there, instead of holding them.
+    With ``labels="geometry"`` the clip also carries the depth and poses of its frames (``load_frame_geometry``,
+    matched by order like folder masks) and its labels come from them.
     """
+    if labels not in LABEL_SOURCES:
+        raise ValueError(f"labels must be one of {list(LABEL_SOURCES)}, got {labels!r}")
+    geometry = load_frame_geometry(path) if labels == "geometry" else None
+    if geometry is not None:
+        flow_scale = 1  # no flow to compute
     frame_options = {"stride": stride, **frame_options}
     read = _read_frames(path, image_size, flow_scale, **frame_options)
     if frame_store is None:
@@ -130,8 +141,10 @@ def load_clip(
         masks = MotionMaskProvider(frames, labeler or FlowLabeler())
     else:
         raise ValueError(f"mask kind must be one of {list(MASK_KINDS)}, got {mask_kind!r}")
-    log.info("%s: %d frames at %dx%d, masks: %s", path, len(frames), width, height, mask_kind)
-    return VideoClip(str(path), frames, masks, flow_frames)
+    if geometry is not None:
+        geometry = geometry.select(range(0, stride * len(frames), stride))
+    log.info("%s: %d frames at %dx%d, masks: %s, labels: %s", path, len(frames), width, height, mask_kind, labels)
+    return VideoClip(str(path), frames, masks, flow_frames, geometry)
 
 
 def split_pairs(num_frames: int, gap: int, split: str) -> list[tuple[int, int]]:
@@ -191,9 +204,12 @@ class PairDataset(Dataset):
         return self._masks[key]
 
     def label(self, index: int) -> FlowLabel:
-        """The flow label of pair ``index`` (chained over the gap when gap > 1), at the training size."""
+        """The label of pair ``index`` at the training size: from the clip's depth and poses when it has them, else
+        flow (chained over the gap when gap > 1)."""
         c, i, j = self.pairs[index]
         clip = self.clips[c]
+        if clip.geometry is not None:
+            return clip.geometry.label(i, j, clip.frames[0].shape[:2])
         frames = clip.flow_frames if clip.flow_frames is not None else clip.frames
         return self.labeler.label_chain(frames[i : j + 1], clip.flow_scale)
 

@@ -134,6 +134,8 @@ def raw_flow_pairs(dataset: PairDataset) -> list[tuple[int, int, int]]:
     direct = dataset.labeler.config.direct_max_px > 0
     wanted: set[tuple[int, int, int]] = set()
     for c, i, j in dataset.pairs:
+        if dataset.clips[c].geometry is not None:  # labelled by depth and poses
+            continue
         wanted.update((c, k, k + 1) for k in range(i, j))
         if direct and j - i > 1:
             wanted.add((c, i, j))

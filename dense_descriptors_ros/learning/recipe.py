@@ -16,6 +16,7 @@ from dense_descriptors_ros.io.frame_sources import is_rosbag
 from dense_descriptors_ros.learning.augment import AugmentConfig, PairAugmentation
 from dense_descriptors_ros.learning.dataset import PairDataset, VideoClip, load_clip
 from dense_descriptors_ros.learning.flow import FlowConfig, FlowLabeler
+from dense_descriptors_ros.learning.geometry_labels import LABEL_SOURCES
 from dense_descriptors_ros.learning.loss import LossConfig
 from dense_descriptors_ros.learning.masks import MASK_KINDS
 from dense_descriptors_ros.learning.sampling import PairSampler, SamplerConfig
@@ -29,11 +30,26 @@ SCHEDULES = ("cosine", "step", "constant")
 @dataclass
 class OptimizerConfig:
     lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate", "range": (1e-7, 1.0)})
+    encoder_lr: float = field(
+        default=0.0,
+        metadata={
+            "help": "learning rate of a fused network's ImageNet encoder when model.semantic_trainable (0: lr); a "
+            "tenth of lr or less keeps the prior",
+            "range": (0.0, 1.0),
+        },
+    )
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay", "range": (0.0, 1.0)})
     schedule: str = field(default="cosine", metadata={"help": "learning-rate schedule", "choices": SCHEDULES})
     step_epochs: int = field(default=4, metadata={"help": "step schedule: epochs between decays", "range": (1, 1000)})
     step_gamma: float = field(default=0.5, metadata={"help": "step schedule: decay factor", "range": (0.0, 1.0)})
     grad_clip: float = field(default=1.0, metadata={"help": "max gradient norm; 0 disables", "range": (0.0, 1e6)})
+
+    def __post_init__(self) -> None:
+        if self.schedule == "cosine" and 0 < self.encoder_lr < 0.01 * self.lr:
+            raise ConfigError(
+                f"optimizer.encoder_lr ({self.encoder_lr:g}) must be at least lr / 100 ({0.01 * self.lr:g}): the "
+                "cosine schedule ends every group at lr / 100"
+            )
 
 
 @dataclass
@@ -44,6 +60,15 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    labels: str = field(
+        default="flow",
+        metadata={
+            "help": "where matches come from: flow (optical flow chained over the pair gap), geometry (depth + poses "
+            "of each input folder, exact over wide gaps: learning/geometry_labels.py); the gaps are flow.chain_min.."
+            "flow.chain either way",
+            "choices": LABEL_SOURCES,
+        },
+    )
     masks: str = field(
         default="none",
         metadata={"help": "object masks: none (whole scene), folder (--masks), motion", "choices": MASK_KINDS},
@@ -150,7 +175,16 @@ def build_datasets(
         folder = mask_folders[k] if config.masks == "folder" and mask_folders else None
         try:
             clips.append(
-                load_clip(path, config.image_size, config.masks, folder, labeler, frame_store=frame_store, **options)
+                load_clip(
+                    path,
+                    config.image_size,
+                    config.masks,
+                    folder,
+                    labeler,
+                    frame_store=frame_store,
+                    labels=config.labels,
+                    **options,
+                )
             )
         except (ValueError, OSError) as exc:
             if not bag:

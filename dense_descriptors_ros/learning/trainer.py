@@ -73,6 +73,17 @@ def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
+def _parameter_groups(net: DescriptorNet, config: TrainConfig) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups: a trainable ImageNet encoder learns at its own rate, the rest at lr."""
+    c = config.optimizer
+    encoder = net.encoder_parameters()
+    rest = [p for p in net.trainable_parameters() if all(p is not q for q in encoder)]
+    groups: list[dict[str, Any]] = [{"params": rest, "lr": c.lr}]
+    if encoder:
+        groups.append({"params": encoder, "lr": c.encoder_lr or c.lr})
+    return groups
+
+
 class Trainer:
     """Trains ``DescriptorNet`` on ``train_set`` and validates on ``val_set``; writes everything under ``out_dir``."""
 
@@ -103,7 +114,7 @@ class Trainer:
         self.encoder_cache = EncoderFeatureCache(config.encoder_cache_mb) if use_cache else None
         self.sampler = train_set.sampler
         self.optimizer = torch.optim.AdamW(
-            self.net.trainable_parameters(), lr=config.optimizer.lr, weight_decay=config.optimizer.weight_decay
+            _parameter_groups(self.net, config), weight_decay=config.optimizer.weight_decay
         )
         self.steps_per_epoch = config.steps_per_epoch or math.ceil(len(train_set) / (config.batch_size * world))
         self.scheduler = _make_scheduler(self.optimizer, config, self.steps_per_epoch)
@@ -393,6 +404,9 @@ class Trainer:
     def _measure_labels(self) -> None:
         """Flow label quality per gap on a fixed sample of the training pairs: files, one log line per gap."""
         if not self.config.label_quality_pairs:
+            return
+        if self.config.labels == "geometry":
+            log.info("labels from depth and poses: exact where those are, no flow labels to measure")
             return
         self.label_quality = measure_label_quality(self.train_set, self.config.label_quality_pairs)
         write_label_quality(self.label_quality, self.out_dir, self.train_set.labeler.config.cycle_max_px)

@@ -80,10 +80,10 @@ class SemanticFineFusion(nn.Module):
             )
 
     def train(self, mode: bool = True) -> SemanticFineFusion:
-        """Train mode for the learned parts only: a frozen encoder keeps its BatchNorm statistics (eval mode)."""
+        """Train mode for the learned parts only: the encoder keeps ImageNet's BatchNorm statistics (eval mode), also
+        when it trains: batches of two frames of one video would overwrite them with their own."""
         super().train(mode)
-        if not self.semantic_trainable:
-            self.encoder.eval()
+        self.encoder.eval()
         return self
 
     def encoder_features(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -86,7 +86,11 @@ class ModelConfig:
         metadata={"help": "fused: weight of the fine part against the semantic part", "range": (0.0, 100.0)},
     )
     semantic_trainable: bool = field(
-        default=False, metadata={"help": "fused: also train the ImageNet encoder (off: it stays the frozen prior)"}
+        default=False,
+        metadata={
+            "help": "fused: also train the ImageNet encoder, at optimizer.encoder_lr, its BatchNorm statistics kept "
+            "(off: it stays the frozen prior)"
+        },
     )
 
     def __post_init__(self) -> None:
@@ -168,6 +172,12 @@ class DescriptorNet(nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         """The parameters training updates (a frozen encoder's are left out)."""
         return [p for p in self.parameters() if p.requires_grad]
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """The trainable parameters of a fused network's ImageNet encoder (empty when it is frozen, or not fused)."""
+        if self.config.architecture != "fused":
+            return []
+        return [p for p in self.body.encoder.parameters() if p.requires_grad]
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """(rows, columns) of the descriptor map for an image of this size."""
