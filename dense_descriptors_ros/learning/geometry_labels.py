@@ -90,6 +90,30 @@ class FrameGeometry:
         return FlowLabel(flow.reshape(height, width, 2).astype(np.float32), seen.reshape(height, width))
 
 
+def save_frame_geometry(
+    folder: str | Path,
+    depth: np.ndarray,
+    K: np.ndarray,
+    T_cam_ref: np.ndarray,
+    usable: np.ndarray | None = None,
+) -> Path:
+    """Write ``folder/geometry.npz`` for ``labels: geometry`` (fields as in the module docstring), checked first, so a
+    wrong shape fails here and not in the middle of a training run. Returns the file."""
+    geometry = FrameGeometry(
+        np.asarray(depth, np.float32),
+        np.asarray(K, np.float64),
+        np.asarray(T_cam_ref, np.float64),
+        None if usable is None else np.asarray(usable, bool),
+        str(folder),
+    )
+    path = Path(folder) / GEOMETRY_FILE
+    arrays = {"depth": geometry.depth, "K": geometry.K, "T_cam_ref": geometry.T_cam_ref}
+    if geometry.usable is not None:
+        arrays["usable"] = geometry.usable
+    np.savez_compressed(path, **arrays)
+    return path
+
+
 def _candidates(path: Path) -> list[Path]:
     folders = [path, path.parent] if path.is_dir() else [path.parent]
     return [folder / name for folder in folders for name in (GEOMETRY_FILE, RENDERED_OBJECT_FILE)]

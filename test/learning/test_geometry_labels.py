@@ -10,7 +10,7 @@ import torch
 
 from dense_descriptors_ros.config import ConfigError, from_mapping
 from dense_descriptors_ros.learning.dataset import load_clip
-from dense_descriptors_ros.learning.geometry_labels import FrameGeometry, load_frame_geometry
+from dense_descriptors_ros.learning.geometry_labels import FrameGeometry, load_frame_geometry, save_frame_geometry
 from dense_descriptors_ros.learning.recipe import TrainConfig, build_datasets
 from dense_descriptors_ros.learning.trainer import Trainer
 from dense_descriptors_ros.model.checkpoint import load_checkpoint
@@ -29,12 +29,15 @@ def test_labels_at_half_size_are_the_depth_pixels_flow_halved(tmp_path: Path) ->
     n = 3
     depth = np.full((n, 48, 64), 2.0, np.float32)
     poses = np.stack([_shifted(0.04 * k) for k in range(n)])  # 2 px per frame at the depth's size
-    np.savez(tmp_path / "geometry.npz", depth=depth, K=K, T_cam_ref=poses)
+    usable = np.ones(depth.shape, bool)
+    usable[:, :, 60:] = False  # the last 4 depth columns: the last 2 training columns
+    save_frame_geometry(tmp_path, depth, K, poses, usable)
     geometry = load_frame_geometry(tmp_path / "rgb")  # beside the frame folder
+    np.testing.assert_array_equal(geometry.usable, usable)
     label = geometry.label(0, 2, (24, 32))
     assert label.flow.shape == (24, 32, 2) and label.valid.dtype == bool
     np.testing.assert_allclose(label.flow[label.valid], [[-2.0, 0.0]] * int(label.valid.sum()), atol=1e-6)
-    assert not label.valid[:, 0].any() and label.valid[:, 2:].all()
+    assert not label.valid[:, 0].any() and label.valid[:, 2:30].all() and not label.valid[:, 30:].any()
     assert len(geometry.select([0, 2])) == 2
     with pytest.raises(ValueError, match="frame 5 is used"):
         geometry.select([0, 5])
@@ -47,6 +50,8 @@ def test_missing_or_incomplete_geometry_is_a_clear_error(tmp_path: Path) -> None
     np.savez(tmp_path / "geometry.npz", depth=np.ones((2, 4, 4)), K=K)
     with pytest.raises(ValueError, match=r"missing \['T_cam_ref'\]"):
         load_frame_geometry(tmp_path / "rgb")
+    with pytest.raises(ValueError, match="does not match depth"):
+        save_frame_geometry(tmp_path, np.ones((2, 4, 4)), K, np.tile(np.eye(4), (2, 1, 1)), np.ones((2, 4, 5)))
     with pytest.raises(ValueError, match="T_cam_ref"):
         FrameGeometry(np.ones((2, 4, 4)), K, np.ones((3, 4, 4)), None, "test")
     with pytest.raises(ConfigError, match="labels"):
