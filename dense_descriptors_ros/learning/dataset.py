@@ -116,6 +116,8 @@ def load_clip(
     """
     if labels not in LABEL_SOURCES:
         raise ValueError(f"labels must be one of {list(LABEL_SOURCES)}, got {labels!r}")
+    if labels == "geometry" and {"start_time", "end_time"} & frame_options.keys():
+        raise ValueError("labels: geometry matches frames to their depth and poses by order: no start_time / end_time")
     geometry = load_frame_geometry(path) if labels == "geometry" else None
     if geometry is not None:
         flow_scale = 1  # no flow to compute

@@ -80,6 +80,8 @@ def test_labels_of_a_rendered_folder_are_the_renderers_correspondences(rendered_
     seq = load_object_dataset(rendered_drill)
     clip = load_clip(rendered_drill / "rgb", (96, 128), labels="geometry", stride=2)
     assert len(clip.frames) == 6 and len(clip.geometry) == 6
+    with pytest.raises(ValueError, match="by order"):
+        load_clip(rendered_drill / "rgb", (96, 128), labels="geometry", start_time=0.5)
     label = clip.geometry.label(0, 4, (96, 128))  # frames 0 and 8 of the video: 24 degrees of turn
     ys, xs = np.nonzero(label.valid)
     assert len(xs) > 500
