@@ -77,7 +77,8 @@ def _parameter_groups(net: DescriptorNet, config: TrainConfig) -> list[dict[str,
     """The optimiser's parameter groups: a trainable ImageNet encoder learns at its own rate, the rest at lr."""
     c = config.optimizer
     encoder = net.encoder_parameters()
-    rest = [p for p in net.trainable_parameters() if all(p is not q for q in encoder)]
+    in_encoder = {id(p) for p in encoder}
+    rest = [p for p in net.trainable_parameters() if id(p) not in in_encoder]
     groups: list[dict[str, Any]] = [{"params": rest, "lr": c.lr}]
     if encoder:
         groups.append({"params": encoder, "lr": c.encoder_lr or c.lr})

@@ -5,8 +5,8 @@
     ``semantic_dim`` channels by a fixed linear map (a PCA basis stored in the weights, see semantic_projection.py).
     It is the generic prior that fine-tuning used to destroy: it is never trained unless asked.
 (b) Fine part: a few convolutions on the image plus the encoder's map at the output stride (or at ``fine_taps``, which
-    can add deeper maps as context), trained with the pixelwise contrastive loss on flow labels; it adds what the
-    prior lacks on the user's object.
+    can add deeper maps as context), trained with the pixelwise contrastive loss on flow labels (or labels from depth
+    and poses, learning/geometry_labels.py); it adds what the prior lacks on the user's object.
 The two are L2-normalised separately and fused as cat(a, w b) / sqrt(1 + w^2) (papers/004 eq. 7; DescriptorNet's
 normalisation does it), so the result has unit norm and ``fusion_weight`` w says how much the learned part counts.
 With ``fine_dim`` 0 the descriptor is the projected prior alone: the out-of-the-box model.

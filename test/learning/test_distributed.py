@@ -31,35 +31,34 @@ from dense_descriptors_ros.model.network import DescriptorNet
 from dense_descriptors_ros.synthetic.sprite_video import textured_object_video
 
 REPO = Path(__file__).resolve().parents[2]
-# The fused network (frozen encoder in eval mode, a fine branch without BatchNorm), so a step's loss does not depend
-# on how the batch is split; plain loss normalisation (not by hard negatives) for the same reason.
-TINY_FUSED = {
-    "model": {
-        "architecture": "fused",
-        "semantic_taps": [8, 16],
-        "semantic_dim": 8,
-        "fine_dim": 8,
-        "descriptor_dim": 16,
-    },
-    "flow": {"chain": 2, "chain_min": 1, "direct_max_px": 1.0},
-    "sampler": {"num_matches": 100, "non_matches_per_match": 10},
-    "loss": {"scale_by_hard_negatives": False},
-    "augment": {"brightness": 0.0, "contrast": 0.0},
-    "optimizer": {"lr": 0.01, "schedule": "constant"},
-    "image_height": 48,
-    "image_width": 64,
-    "epochs": 1,
-    "steps_per_epoch": 4,
-    "val_pairs": 2,
-    "val_points": 100,
-    "label_quality_pairs": 0,
-    "device": "cpu",
-}
 
 
-def test_raw_flow_pairs_are_the_steps_and_direct_flows_of_the_pairs() -> None:
+@pytest.fixture
+def tiny_fused(tiny_fused_model: dict) -> dict:
+    """A tiny fused recipe: the fused network (frozen encoder in eval mode, a fine branch without BatchNorm), so a
+    step's loss does not depend on how the batch is split; plain loss normalisation (not by hard negatives) for the
+    same reason."""
+    return {
+        "model": tiny_fused_model,
+        "flow": {"chain": 2, "chain_min": 1, "direct_max_px": 1.0},
+        "sampler": {"num_matches": 100, "non_matches_per_match": 10},
+        "loss": {"scale_by_hard_negatives": False},
+        "augment": {"brightness": 0.0, "contrast": 0.0},
+        "optimizer": {"lr": 0.01, "schedule": "constant"},
+        "image_height": 48,
+        "image_width": 64,
+        "epochs": 1,
+        "steps_per_epoch": 4,
+        "val_pairs": 2,
+        "val_points": 100,
+        "label_quality_pairs": 0,
+        "device": "cpu",
+    }
+
+
+def test_raw_flow_pairs_are_the_steps_and_direct_flows_of_the_pairs(tiny_fused: dict) -> None:
     frames = textured_object_video(num_frames=8, height=48, width=64, seed=0).frames
-    config = TrainConfig(**{k: v for k, v in TINY_FUSED.items() if not isinstance(v, dict)})
+    config = TrainConfig(**{k: v for k, v in tiny_fused.items() if not isinstance(v, dict)})
     config.flow.chain, config.flow.chain_min, config.flow.direct_max_px = 2, 1, 1.0
     train, _ = datasets_from_clips(config, [VideoClip("v", frames, FullMaskProvider())])
     assert sorted(train.pairs) == [(0, 0, 1), (0, 0, 2), (0, 1, 2), (0, 1, 3), (0, 2, 3)]
@@ -126,9 +125,9 @@ def _losses(run: Path) -> list[float]:
 
 
 @pytest.mark.usefixtures("one_torch_thread")
-def test_two_gloo_processes_train_like_one_process_with_the_doubled_batch(tmp_path: Path) -> None:
+def test_two_gloo_processes_train_like_one_process_with_the_doubled_batch(tmp_path: Path, tiny_fused: dict) -> None:
     bags = _bags(tmp_path / "recordings")
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_FUSED))
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny_fused))
     command = ["train", "--config", str(tmp_path / "tiny.yaml"), "--data", str(bags)]
     assert main([*command, "--out", str(tmp_path / "one"), "--set", "batch_size=2"]) == 0
 
@@ -145,7 +144,7 @@ def test_two_gloo_processes_train_like_one_process_with_the_doubled_batch(tmp_pa
     # The weights: the frozen encoder and rank 0's fitted projection alike exactly; the trained fine branch moved
     # from its initial weights the same way (Adam turns the small differences above into small weight differences).
     seed_everything(0)
-    start = DescriptorNet(from_mapping(TrainConfig, TINY_FUSED).model).state_dict()
+    start = DescriptorNet(from_mapping(TrainConfig, tiny_fused).model).state_dict()
     net_one, net_two = load_checkpoint(tmp_path / "one" / "last"), load_checkpoint(tmp_path / "two" / "last")
     for (name, a), b in zip(net_one.state_dict().items(), net_two.state_dict().values(), strict=True):
         if "fine" in name:
@@ -178,9 +177,9 @@ def _pid_of_rank(rank: int, token: str) -> int | None:
     return None
 
 
-def test_a_run_whose_rank_was_killed_resumes_from_its_last_epoch(tmp_path: Path) -> None:
+def test_a_run_whose_rank_was_killed_resumes_from_its_last_epoch(tmp_path: Path, tiny_fused: dict) -> None:
     bags = _bags(tmp_path / "recordings")
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**TINY_FUSED, "epochs": 2, "steps_per_epoch": 12}))
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**tiny_fused, "epochs": 2, "steps_per_epoch": 12}))
     token = tmp_path.name
     env = _torchrun_env(DDR_TEST_TOKEN=token)
     out = tmp_path / "run"

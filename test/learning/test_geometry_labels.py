@@ -91,17 +91,11 @@ def test_labels_of_a_rendered_folder_are_the_renderers_correspondences(rendered_
     assert np.percentile(error, 99) < 0.01  # exact: both reproject the same depth with the same poses
 
 
-def test_training_on_geometry_labels_with_a_trainable_encoder(rendered_drill: Path, tmp_path: Path) -> None:
+def test_training_on_geometry_labels_with_a_trainable_encoder(
+    rendered_drill: Path, tmp_path: Path, tiny_fused_model: dict
+) -> None:
     recipe = {
-        "model": {
-            "architecture": "fused",
-            "semantic_taps": [8, 16],
-            "semantic_dim": 8,
-            "fine_dim": 8,
-            "descriptor_dim": 16,
-            "output_stride": 4,
-            "semantic_trainable": True,
-        },
+        "model": {**tiny_fused_model, "output_stride": 4, "semantic_trainable": True},
         "labels": "geometry",
         "masks": "folder",
         "sampler": {"num_matches": 300, "non_matches_per_match": 30},

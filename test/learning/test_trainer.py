@@ -104,19 +104,14 @@ def test_recipes_load_and_bad_keys_are_named(tmp_path: Path) -> None:
         from_mapping(TrainConfig, {"model": {"descriptor_dim": 16, "channel_groups": [8, 8]}})
 
 
-def test_fused_training_trains_the_fine_branch_only_and_caches_the_encoder(tmp_path: Path) -> None:
+def test_fused_training_trains_the_fine_branch_only_and_caches_the_encoder(
+    tmp_path: Path, tiny_fused_model: dict
+) -> None:
     video = textured_object_video(num_frames=16, height=96, width=128, seed=1)
     clip = VideoClip("synthetic", video.frames, GroundTruthMasks(video.masks))
     recipe = {
         **TINY,
-        "model": {
-            "architecture": "fused",
-            "semantic_taps": [8, 16],
-            "semantic_dim": 8,
-            "fine_dim": 8,
-            "descriptor_dim": 16,
-            "output_stride": 4,
-        },
+        "model": {**tiny_fused_model, "output_stride": 4},
         "sampler": {**TINY["sampler"], "negatives": "bands", "band_min_px": [0, 0], "band_max_px": [float("inf"), 12]},
         # No flips: every image is then one of 16 cache entries, so later steps hit the cache.
         "augment": {"brightness": 0.0, "contrast": 0.0, "hflip_probability": 0.0, "vflip_probability": 0.0},
