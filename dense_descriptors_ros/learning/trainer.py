@@ -73,18 +73,6 @@ def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
-def _parameter_groups(net: DescriptorNet, config: TrainConfig) -> list[dict[str, Any]]:
-    """The optimiser's parameter groups: a trainable ImageNet encoder learns at its own rate, the rest at lr."""
-    c = config.optimizer
-    encoder = net.encoder_parameters()
-    in_encoder = {id(p) for p in encoder}
-    rest = [p for p in net.trainable_parameters() if id(p) not in in_encoder]
-    groups: list[dict[str, Any]] = [{"params": rest, "lr": c.lr}]
-    if encoder:
-        groups.append({"params": encoder, "lr": c.encoder_lr or c.lr})
-    return groups
-
-
 class Trainer:
     """Trains ``DescriptorNet`` on ``train_set`` and validates on ``val_set``; writes everything under ``out_dir``."""
 
@@ -115,7 +103,8 @@ class Trainer:
         self.encoder_cache = EncoderFeatureCache(config.encoder_cache_mb) if use_cache else None
         self.sampler = train_set.sampler
         self.optimizer = torch.optim.AdamW(
-            _parameter_groups(self.net, config), weight_decay=config.optimizer.weight_decay
+            self.net.parameter_groups(config.optimizer.lr, config.optimizer.encoder_lr or config.optimizer.lr),
+            weight_decay=config.optimizer.weight_decay,
         )
         self.steps_per_epoch = config.steps_per_epoch or math.ceil(len(train_set) / (config.batch_size * world))
         self.scheduler = _make_scheduler(self.optimizer, config, self.steps_per_epoch)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -173,11 +174,14 @@ class DescriptorNet(nn.Module):
         """The parameters training updates (a frozen encoder's are left out)."""
         return [p for p in self.parameters() if p.requires_grad]
 
-    def encoder_parameters(self) -> list[nn.Parameter]:
-        """The trainable parameters of a fused network's ImageNet encoder (empty when it is frozen, or not fused)."""
-        if self.config.architecture != "fused":
-            return []
-        return [p for p in self.body.encoder.parameters() if p.requires_grad]
+    def parameter_groups(self, lr: float, encoder_lr: float) -> list[dict[str, Any]]:
+        """Optimiser parameter groups of the trainable parameters: a fused network's trainable ImageNet encoder at
+        ``encoder_lr``, the rest at ``lr``."""
+        fused = self.config.architecture == "fused"
+        encoder = [p for p in self.body.encoder.parameters() if p.requires_grad] if fused else []
+        in_encoder = {id(p) for p in encoder}
+        rest = [p for p in self.trainable_parameters() if id(p) not in in_encoder]
+        return [{"params": rest, "lr": lr}] + ([{"params": encoder, "lr": encoder_lr}] if encoder else [])
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """(rows, columns) of the descriptor map for an image of this size."""
