@@ -43,6 +43,7 @@ from dense_descriptors_ros.learning.distributed import DistributedRun, RankBatch
 from dense_descriptors_ros.learning.encoder_cache import EncoderFeatureCache
 from dense_descriptors_ros.learning.label_quality import GapQuality, measure_label_quality, write_label_quality
 from dense_descriptors_ros.learning.loss import PixelwiseContrastiveLoss
+from dense_descriptors_ros.learning.lr_schedule import end_schedule_at, make_scheduler
 from dense_descriptors_ros.learning.recipe import TrainConfig
 from dense_descriptors_ros.learning.run_log import RunLog
 from dense_descriptors_ros.learning.training_plots import descriptor_grid, loss_curve, validation_figure
@@ -61,16 +62,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int) -> Any:
-    c = config.optimizer
-    total = max(1, config.epochs * steps_per_epoch)
-    if c.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total, eta_min=c.lr * 0.01)
-    if c.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=c.step_epochs * steps_per_epoch, gamma=c.step_gamma)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
 class Trainer:
@@ -107,7 +98,7 @@ class Trainer:
             weight_decay=config.optimizer.weight_decay,
         )
         self.steps_per_epoch = config.steps_per_epoch or math.ceil(len(train_set) / (config.batch_size * world))
-        self.scheduler = _make_scheduler(self.optimizer, config, self.steps_per_epoch)
+        self.scheduler = make_scheduler(self.optimizer, config, self.steps_per_epoch)
         self.use_amp = bool(config.amp and self.device.type == "cuda")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.epoch = 0  # epochs completed
@@ -302,6 +293,9 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
         self.epoch, self.step = state["epoch"], state["step"]
+        end_schedule_at(
+            self.scheduler, self.step, self.step + max(0, self.config.epochs - self.epoch) * self.steps_per_epoch
+        )
         self.best_error, self.history = state["best_error"], state["history"]
         log.info("resumed from %s after epoch %d (step %d)", last, self.epoch, self.step)
         return True

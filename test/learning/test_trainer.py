@@ -83,6 +83,10 @@ def test_short_training_beats_the_untrained_network_and_resumes(
     assert trainer.resume() and trainer.epoch == 2 and trainer.step == 14
     resumed = trainer.fit()
     assert resumed["epochs"] == 3 and resumed["steps"] == 16
+    # The first run's cosine had ended: the extra epoch trains at its floor instead of climbing back up.
+    floor = TINY["optimizer"]["lr"] * 0.01
+    with (out / "train_log.csv").open() as f:
+        assert [float(r["lr"]) for r in list(csv.DictReader(f))[14:]] == pytest.approx([floor, floor])
     with (out / "val_log.csv").open() as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2, 3]
 
