@@ -1,7 +1,8 @@
 """`dense-descriptors evaluate <suite>`: our model next to the baselines, on the same pixels, written as a report.
 
 Suites (one module each in evaluation/suites/): ``hpatches`` (homography pairs: PCK, MMA, SAND AUC), ``sintel``
-(optical flow pairs: PCK, SAND AUC), ``davis`` (label propagation: J&F) and ``rendered`` (papers/000 tests 1-4 on
+(optical flow pairs: PCK, SAND AUC), ``davis`` (label propagation: J&F), ``lmo`` (real texture-less objects over
+wide baselines, BOP LM-O: PCK, MMA, SAND AUC per viewpoint change) and ``rendered`` (papers/000 tests 1-4 on
 rendered objects). Images are shrunk so their longer side is at most ``--max-side``; pixel errors are reported in
 original-image pixels. The suite settings are SuiteSettings' fields (label propagation as ``--propagation.*``).
 """
@@ -22,6 +23,7 @@ from dense_descriptors_ros.evaluation.baselines import BASELINE_NAMES, build_met
 from dense_descriptors_ros.evaluation.report import Report
 from dense_descriptors_ros.evaluation.suites.davis import evaluate_davis
 from dense_descriptors_ros.evaluation.suites.hpatches import evaluate_hpatches
+from dense_descriptors_ros.evaluation.suites.lmo import evaluate_lmo
 from dense_descriptors_ros.evaluation.suites.rendered import evaluate_rendered
 from dense_descriptors_ros.evaluation.suites.settings import SuiteSettings
 from dense_descriptors_ros.evaluation.suites.sintel import evaluate_sintel
@@ -33,6 +35,7 @@ SUITE_FUNCTIONS = {
     "hpatches": evaluate_hpatches,
     "sintel": evaluate_sintel,
     "davis": evaluate_davis,
+    "lmo": evaluate_lmo,
     "rendered": evaluate_rendered,
 }
 SUITE_OPTIONS = ConfigOptions(SuiteSettings)
@@ -49,7 +52,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated baselines from {','.join(BASELINE_NAMES)} (empty: none)",
     )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    SUITE_OPTIONS.add_to(parser, "suite settings (hpatches, sintel, davis: real data; rendered: generated objects)")
+    SUITE_OPTIONS.add_to(
+        parser, "suite settings (hpatches, sintel, davis, lmo: real data; rendered: generated objects)"
+    )
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

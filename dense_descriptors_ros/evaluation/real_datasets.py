@@ -216,3 +216,77 @@ def load_euroc(root: str | Path | None = None, name: str = "euroc_v101_micro") -
         groundtruth=read_tum_trajectory(cams.parent / gt_file),
         groundtruth_frame=gt_frame,
     )
+
+
+LMO_FOLDER = "bop_lmo_scene2_100"
+
+
+@dataclass
+class BopInstance:
+    """One annotated object in one view: its BOP object id, pose ``T_cam_obj`` (4x4, metres) and the share of it
+    the camera sees (``visib_fract`` of scene_gt_info.json)."""
+
+    obj_id: int
+    T_cam_obj: np.ndarray
+    visible_fraction: float
+
+
+@dataclass
+class BopScene:
+    """A BOP scene folder: frame ids (sorted), intrinsics K (the same for every frame), the annotated instances of
+    each frame, the object meshes (``models_eval`` PLY files, millimetres) by object id and the ids of the objects
+    BOP lists as symmetric (their annotated poses may flip between equivalent ones). ``rgb(frame)`` reads one
+    frame."""
+
+    folder: Path
+    frames: list[int]
+    K: np.ndarray
+    instances: dict[int, list[BopInstance]]
+    model_files: dict[int, Path]
+    symmetric: set[int]
+
+    def rgb(self, frame: int) -> np.ndarray:
+        return read_rgb(self.folder / "rgb" / f"{frame:06d}.png")
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    try:
+        return json.loads(_require(path).read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+
+
+def load_lmo_scene(root: str | Path | None = None, name: str = LMO_FOLDER) -> BopScene:
+    """The staged BOP Linemod-Occluded scene 2 (100 views of 8 texture-less objects; see the data README): only the
+    frames whose RGB image is present."""
+    base = dataset_dir(name, root) / "lmo"
+    folder = base / "test" / "000002"
+    frames = sorted(int(p.stem) for p in _require(folder / "rgb").glob("*.png"))
+    if not frames:
+        raise DatasetMissing(f"no frames in {folder / 'rgb'}")
+    gt, info, cameras = (_read_json(folder / f"scene_{part}.json") for part in ("gt", "gt_info", "camera"))
+    intrinsics = {tuple(cameras[str(f)]["cam_K"]) for f in frames}
+    if len(intrinsics) != 1:
+        raise ValueError(f"{folder}: the frames have {len(intrinsics)} different intrinsics; expected one camera")
+    instances: dict[int, list[BopInstance]] = {}
+    for frame in frames:
+        instances[frame] = []
+        for pose, visibility in zip(gt[str(frame)], info[str(frame)], strict=True):
+            T = np.eye(4)
+            T[:3, :3] = np.asarray(pose["cam_R_m2c"], np.float64).reshape(3, 3)
+            T[:3, 3] = np.asarray(pose["cam_t_m2c"], np.float64) / 1000.0
+            instances[frame].append(BopInstance(int(pose["obj_id"]), T, float(visibility["visib_fract"])))
+    models = base / "models_eval"
+    ids = sorted({i.obj_id for frame in instances.values() for i in frame})
+    info = _read_json(models / "models_info.json")
+    symmetric = {int(obj) for obj, keys in info.items() if any(key.startswith("symmetries") for key in keys)}
+    return BopScene(
+        folder=folder,
+        frames=frames,
+        K=np.asarray(next(iter(intrinsics)), np.float64).reshape(3, 3),
+        instances=instances,
+        model_files={obj: _require(models / f"obj_{obj:06d}.ply") for obj in ids},
+        symmetric=symmetric,
+    )

@@ -90,6 +90,14 @@ def parametric_mesh(
     return Mesh(pos[ci, cj], nrm[ci, cj], uv[ci, cj])
 
 
+def triangle_mesh(vertices: np.ndarray, faces: np.ndarray) -> Mesh:
+    """An indexed triangle mesh (vertices (N, 3) metres, faces (F, 3)) as a flat-shaded triangle soup, uv 0."""
+    corners = np.asarray(vertices, np.float64)[np.asarray(faces)]
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    return Mesh(corners.reshape(-1, 3), np.repeat(normals, 3, axis=0), np.zeros((corners.size // 3, 2)))
+
+
 def quad_mesh(corner: np.ndarray, edge_u: np.ndarray, edge_v: np.ndarray) -> Mesh:
     """A flat parallelogram ``corner + s*edge_u + t*edge_v`` with uv = (s, t) and normal edge_u x edge_v."""
     corner, edge_u, edge_v = (np.asarray(a, np.float64) for a in (corner, edge_u, edge_v))

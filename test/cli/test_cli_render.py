@@ -53,3 +53,9 @@ def test_scene_settings_are_checked_and_listed(tmp_path, capsys):
     text = " ".join(capsys.readouterr().out.split())
     for option in ("--frames", "--seed", "--object", "--background", "--fov-deg", "--lighting-change"):
         assert f"{option} " in text, option
+
+
+def test_render_lmo_without_the_dataset_is_one_line_naming_the_folder(tmp_path, capsys):
+    assert main(["render", "lmo", "--out", str(tmp_path / "lmo"), "--data-dir", str(tmp_path / "nothing")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "dataset 'bop_lmo_scene2_100' not found at" in line and "DDR_DATA_DIR" in line

@@ -33,7 +33,10 @@ class SuiteSettings:
     render_frames: int = field(
         default=100, metadata={"help": "rendered: frames per video (half train, half test)", "range": (4, 10**5)}
     )
-    pairs: int = field(default=20, metadata={"help": "rendered: frame pairs per protocol cell", "range": (1, 10**5)})
+    pairs: int = field(
+        default=20,
+        metadata={"help": "rendered, lmo: frame pairs per protocol cell / viewpoint bin", "range": (1, 10**5)},
+    )
     render_dir: str = field(default="rendered_data", metadata={"help": "rendered: folder of the rendered videos"})
 
     def __post_init__(self) -> None:
