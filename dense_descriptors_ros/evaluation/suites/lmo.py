@@ -131,7 +131,12 @@ def evaluate_lmo(methods: list[DescriptorMethod], settings: SuiteSettings, repor
         items = []
         for pair in pairs:
             pts_a, pts_b = subsample(*object_correspondences(scene, views, pair), settings.points, rng)
-            items.append((f"{pair.a}-{pair.b}/obj{pair.obj_id}", scene.rgb(pair.a), scene.rgb(pair.b), pts_a, pts_b))
+            if len(pts_a):  # a view can see the object yet none of the points the other view sees
+                items.append(
+                    (f"{pair.a}-{pair.b}/obj{pair.obj_id}", scene.rgb(pair.a), scene.rgb(pair.b), pts_a, pts_b)
+                )
+        if not items:
+            continue
         results, errors = {}, {}
         for method in tqdm(methods, desc=f"lmo {label}", unit="method"):
             results[method.name], errors[method.name] = correspondence_figures(method, items, settings)
@@ -141,7 +146,7 @@ def evaluate_lmo(methods: list[DescriptorMethod], settings: SuiteSettings, repor
             f"LM-O {label}",
             results,
             errors,
-            note=f"BOP LM-O scene 2, test frames {test_frames[0]}-{test_frames[-1]}: {len(pairs)} (view, view, object) "
+            note=f"BOP LM-O scene 2, test frames {test_frames[0]}-{test_frames[-1]}: {len(items)} (view, view, object) "
             f"triples whose object turned {label} (objects {objects}), up to {settings.points} points each, "
             "ground truth from the object meshes and poses; whole-image nearest neighbour.",
         )
