@@ -98,6 +98,9 @@ def test_recipes_load_and_bad_keys_are_named(tmp_path: Path) -> None:
     paper = load_train_config(REPO / "training" / "object.yaml")
     assert paper.model.architecture == "fused" and paper.model.output_stride == 4
     assert (paper.sampler.num_matches, paper.sampler.non_matches_per_match, paper.epochs) == (1500, 50, 10)
+    exact = load_train_config(REPO / "training" / "object_geometry.yaml")
+    assert (exact.labels, exact.masks, exact.model.semantic_trainable) == ("geometry", "folder", False)
+    assert exact.augment.hflip_probability == exact.augment.vflip_probability == 0.0
     flows = {name: load_train_config(REPO / "training" / f"{name}.yaml").flow for name in ("object", "scene", "demo")}
     checks = {name: (f.scale, f.cycle_max_px, f.direct_max_px) for name, f in flows.items()}
     assert checks == {"object": (2, 0.5, 1.0), "scene": (2, 0.5, 0.0), "demo": (1, 0.5, 1.0)}
