@@ -72,6 +72,7 @@ class ConfiguredLifecycleNode(LifecycleNode):
         self.diagnostics = NodeDiagnostics(self)
         self.add_pre_set_parameters_callback(self._as_declared_types)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_post_set_parameters_callback(self._after_set_parameters)
         self._guard_change_state()
 
     # --- hooks for subclasses --------------------------------------------------------------------------------
@@ -100,7 +101,8 @@ class ConfiguredLifecycleNode(LifecycleNode):
         """Raise ConfigError to refuse the live change of parameters ``names`` to ``config`` (checked, not applied)."""
 
     def apply_live_parameters(self, names: set[str]) -> None:
-        """Make parameters ``names`` (of LIVE_PARAMETERS), already in ``self.config``, take effect."""
+        """Make parameters ``names`` (of LIVE_PARAMETERS), already in ``self.config`` and stored as the node's
+        parameters, take effect."""
 
     def diagnostic_values(self) -> dict[str, Any]:
         """Counts published on /diagnostics (see NodeDiagnostics for the keys that raise a warning)."""
@@ -207,8 +209,14 @@ class ConfiguredLifecycleNode(LifecycleNode):
             self._unusable.pop(name, None)
         if self.config is not None:
             self.config = config
-            self.apply_live_parameters(set(changes))
         return SetParametersResult(successful=True)
+
+    def _after_set_parameters(self, parameters: list[Parameter]) -> None:
+        # Applied once rclpy has stored the values: what they start (a model load in the background) may set a
+        # parameter back, and that must come after this change is stored, not be overwritten by it.
+        names = {p.name for p in parameters if p.name in self._specs}
+        if names and self.config is not None:
+            self.apply_live_parameters(names)
 
     # --- lifecycle service guard -----------------------------------------------------------------------------
     def _guard_change_state(self) -> None:

@@ -3,6 +3,7 @@ model is loaded and checked in the background and swapped in between two frames;
 same descriptor space, the SLAM refuses another one while it has a map, a broken checkpoint keeps the old model."""
 
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from std_srvs.srv import Trigger
 from dense_descriptors_ros.io.image_conversion import numpy_to_image
 from dense_descriptors_ros.model.checkpoint import model_id, save_checkpoint
 from dense_descriptors_ros.model.network import DescriptorNet, ModelConfig
+from dense_descriptors_ros.nodes import descriptor_model_node
 from dense_descriptors_ros.nodes.descriptor_node import DescriptorNode
 from dense_descriptors_ros.nodes.in_process_graph import wait_for
 from dense_descriptors_ros.nodes.messages.pointcloud import pointcloud2_to_array
@@ -117,6 +119,26 @@ def test_tracks_are_reset_for_a_model_of_another_descriptor_space(tracker, remot
     assert len(pointcloud2_to_array(_send(pub, _image(2), clouds))) == 0
     assert node.tracker.num_tracks == 0
     assert _logged(log_lines, node.get_name(), Log.WARN, "tracks reset", model_id(models["b"]))
+
+
+def test_a_load_starts_once_model_dir_is_stored_so_a_fast_failure_sets_it_back(tracker, tmp_path, monkeypatch):
+    """A checkpoint that fails at once (here: a hash mismatch) used to race the parameter service: the background
+    load set model_dir back before rclpy stored the new value, which then stayed while the old model ran."""
+    node, _, _, models = tracker
+    seen_at_start = []
+
+    class RecordingThread(threading.Thread):
+        def start(self) -> None:
+            seen_at_start.append(node.get_parameter("model_dir").value)
+            super().start()
+
+    monkeypatch.setattr(descriptor_model_node.threading, "Thread", RecordingThread)
+    garbled = _checkpoint(tmp_path / "g", seed=3)
+    (tmp_path / "g" / "weights.pt").write_bytes(b"not a torch file")
+    assert node.set_parameters([Parameter("model_dir", value=garbled)])[0].successful
+    assert seen_at_start == [garbled]
+    assert wait_for(lambda: node._loading is None and node.get_parameter("model_dir").value == models["a"])
+    assert node.config.model_dir == models["a"] and node.fingerprint == model_id(models["a"])
 
 
 def test_a_broken_checkpoint_keeps_the_old_model(tracker, ros, remote, rosout, log_lines, diagnostic_value, tmp_path):
