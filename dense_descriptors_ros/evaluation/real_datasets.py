@@ -7,6 +7,7 @@ suites can skip with a message. Images are returned as uint8 RGB (H, W, 3) (EuRo
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,8 +251,6 @@ class BopScene:
 
 
 def _read_json(path: Path) -> dict:
-    import json
-
     try:
         return json.loads(_require(path).read_text())
     except json.JSONDecodeError as error:

@@ -10,7 +10,7 @@ import numpy as np
 from dense_descriptors_ros.evaluation.baselines import DescriptorMethod
 from dense_descriptors_ros.evaluation.report import Report, plot_cumulative_curves
 from dense_descriptors_ros.evaluation.suites.settings import SuiteSettings
-from dense_descriptors_ros.evaluation.suites.shrunk_images import shrink, to_original, to_resized
+from dense_descriptors_ros.evaluation.suites.shrunk_images import shrunk_descriptors, to_original, to_resized
 from dense_descriptors_ros.metrics.error_percentile import error_percentiles
 from dense_descriptors_ros.metrics.matching import (
     SAND_LOCAL_RADIUS,
@@ -39,13 +39,19 @@ def correspondence_figures(
 ) -> tuple[dict[str, float], np.ndarray]:
     """PCK, MMA (mutual NN) and SAND AUC of one method over (name, image_a, image_b, pts_a, pts_b) pairs.
 
-    Points are in original pixels of their image; pixel errors are reported in original pixels of image b.
+    Points are in original pixels of their image; pixel errors are reported in original pixels of image b. An image
+    that several pairs share (the same array) is described once.
     """
+    described: dict[int, tuple[np.ndarray, tuple[float, float]]] = {}  # id(image): the pairs keep the images alive
+
+    def describe(image: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+        if id(image) not in described:
+            described[id(image)] = shrunk_descriptors(method, image, settings.max_side)
+        return described[id(image)]
+
     errors, percentiles, mma_per_pair, auc_global, auc_local = [], [], [], [], []
     for _, image_a, image_b, pts_a, pts_b in pairs:
-        small_a, scale_a = shrink(image_a, settings.max_side)
-        small_b, scale_b = shrink(image_b, settings.max_side)
-        desc_a, desc_b = method.compute(small_a), method.compute(small_b)
+        (desc_a, scale_a), (desc_b, scale_b) = describe(image_a), describe(image_b)
         query = to_resized(pts_a, scale_a)
         pred_small = match_nearest(desc_a, desc_b, query)
         pair_errors = np.linalg.norm(to_original(pred_small, scale_b) - pts_b, axis=1)

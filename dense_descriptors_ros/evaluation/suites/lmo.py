@@ -123,7 +123,9 @@ def evaluate_lmo(methods: list[DescriptorMethod], settings: SuiteSettings, repor
         in_bin = [p for p in candidates if low <= p.angle_deg < high]
         picks = rng.choice(len(in_bin), min(settings.pairs, len(in_bin)), replace=False) if in_bin else []
         chosen[f"{low:.0f}-{high:.0f} deg"] = [in_bin[i] for i in sorted(picks)]
-    views = render_views(scene, sorted({f for pairs in chosen.values() for p in pairs for f in (p.a, p.b)}))
+    frames = sorted({f for pairs in chosen.values() for p in pairs for f in (p.a, p.b)})
+    views = render_views(scene, frames)
+    images = {frame: scene.rgb(frame) for frame in frames}  # one array per frame: described once per method
     all_results: dict[str, dict] = {}
     for label, pairs in chosen.items():
         if not pairs:
@@ -132,9 +134,7 @@ def evaluate_lmo(methods: list[DescriptorMethod], settings: SuiteSettings, repor
         for pair in pairs:
             pts_a, pts_b = subsample(*object_correspondences(scene, views, pair), settings.points, rng)
             if len(pts_a):  # a view can see the object yet none of the points the other view sees
-                items.append(
-                    (f"{pair.a}-{pair.b}/obj{pair.obj_id}", scene.rgb(pair.a), scene.rgb(pair.b), pts_a, pts_b)
-                )
+                items.append((f"{pair.a}-{pair.b}/obj{pair.obj_id}", images[pair.a], images[pair.b], pts_a, pts_b))
         if not items:
             continue
         results, errors = {}, {}
@@ -162,6 +162,7 @@ def write_lmo_training_folders(out: str | Path, root: str | Path | None = None) 
     scene = real_datasets.load_lmo_scene(root)
     train_frames, _ = split_frames(scene)
     views = render_views(scene, train_frames)
+    images = {frame: scene.rgb(frame) for frame in train_frames}  # each frame goes to several objects' folders
     folders = []
     for obj in sorted(set(scene.model_files) - scene.symmetric):
         frames = [
@@ -176,7 +177,7 @@ def write_lmo_training_folders(out: str | Path, root: str | Path | None = None) 
         for n, frame in enumerate(frames):
             k, inst = _instance(scene, frame, obj)
             on = views[frame].instance_ids == k + 1
-            write_png(folder / "rgb" / f"{n:06d}.png", scene.rgb(frame))
+            write_png(folder / "rgb" / f"{n:06d}.png", images[frame])
             write_png(folder / "mask" / f"{n:06d}.png", on.astype(np.uint8) * 255)
             depth.append(views[frame].depth)
             poses.append(inst.T_cam_obj)
