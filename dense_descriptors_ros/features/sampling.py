@@ -160,9 +160,13 @@ class PatchDescriptors:
         k = max(1, min(round(stride / self.output_stride), *self.chw.shape[1:]))  # map cells per cell side
         if k not in self._pooled:  # a whole-image pass: once per image (re-detection and twins share it)
             hs, ws = self.chw.shape[1] // k, self.chw.shape[2] // k
-            rows = self._hwd[: hs * k, : ws * k].reshape(hs, k, ws * k * self.dim).sum(1)
-            cells = rows.reshape(hs * ws, k, self.dim).sum(1)  # sums: the normalisation makes them means
-            self._pooled[k] = (F.normalize(cells, dim=1), k * self.output_stride, hs, ws)
+            if k == 1:  # the map's own unit descriptors (a coarse map at the default stride): no pass at all
+                cells = self._hwd.reshape(hs * ws, self.dim)
+            else:
+                rows = self._hwd[: hs * k, : ws * k].reshape(hs, k, ws * k * self.dim).sum(1)
+                cells = rows.reshape(hs * ws, k, self.dim).sum(1)  # sums: the normalisation makes them means
+                cells = F.normalize(cells, dim=1)
+            self._pooled[k] = (cells, k * self.output_stride, hs, ws)
         return self._pooled[k]
 
     def _read(self, corners: torch.Tensor, height: int, width: int, step: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
